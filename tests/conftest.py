@@ -1,0 +1,44 @@
+"""Shared pytest set-up: quiet TensorFlow, deterministic seeds, no network."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import socket  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+class NetworkAccessError(RuntimeError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Tests never reach the network: any outbound connection fails loudly."""
+
+    def guarded_connect(self, address, *args, **kwargs):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and (
+            host.startswith("127.") or host in ("localhost", "::1")
+        ):
+            return real_connect(self, address, *args, **kwargs)
+        if self.family == socket.AF_UNIX:
+            return real_connect(self, address, *args, **kwargs)
+        raise NetworkAccessError(f"tests may not reach the network: {address!r}")
+
+    real_connect = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_policy():
+    """Each test starts from the same seed and the float32 dtype policy."""
+    import keras
+
+    keras.utils.set_random_seed(1234)
+    keras.config.set_dtype_policy("float32")
+    yield
+    keras.config.set_dtype_policy("float32")
