@@ -1,0 +1,49 @@
+"""tf_transformer: the Transformer of "Attention Is All You Need" in Keras 3.
+
+A course (numbered notebooks in `lessons/`) and the Keras layer library its
+exercises are answered by. Everything below is importable from the top level.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from tf_transformer.layers import (
+    Decoder,
+    DecoderLayer,
+    Encoder,
+    EncoderLayer,
+    FeedForward,
+    MultiHeadAttention,
+    PositionalEmbedding,
+    causal_mask,
+    combine_masks,
+    padding_mask,
+    positional_encoding,
+    scaled_dot_product_attention,
+)
+from tf_transformer.models import Transformer
+from tf_transformer.training import TransformerSchedule, masked_accuracy, masked_loss
+
+try:
+    __version__ = version("tf-transformer")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "Decoder",
+    "DecoderLayer",
+    "Encoder",
+    "EncoderLayer",
+    "FeedForward",
+    "MultiHeadAttention",
+    "PositionalEmbedding",
+    "Transformer",
+    "TransformerSchedule",
+    "__version__",
+    "causal_mask",
+    "combine_masks",
+    "masked_accuracy",
+    "masked_loss",
+    "padding_mask",
+    "positional_encoding",
+    "scaled_dot_product_attention",
+]

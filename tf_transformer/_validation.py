@@ -1,0 +1,146 @@
+"""Argument checks shared by every layer: fail fast, name the argument and value.
+
+TensorFlow reports a bad size or a bad shape deep inside a graph, with a message
+about an op the user never wrote. These helpers run in constructors and at the
+top of `call`, on Python values and static shapes only, so they cost nothing in
+a compiled graph and never depend on data.
+"""
+
+import numbers
+
+import keras
+
+
+def check_int(name, value, minimum=1):
+    """Return `value` if it is an int >= `minimum`, else raise naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be an integer >= {minimum}. "
+            f"Received: {name}={value!r} (type {type(value).__name__})"
+        )
+    if value < minimum:
+        raise ValueError(
+            f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_optional_int(name, value, minimum=1):
+    return None if value is None else check_int(name, value, minimum)
+
+
+def check_rate(name, value):
+    """Return a dropout-like rate in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"`{name}` must be a number in [0, 1). "
+            f"Received: {name}={value!r} (type {type(value).__name__})"
+        )
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value!r}")
+    return float(value)
+
+
+def check_positive_float(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"`{name}` must be a positive number. "
+            f"Received: {name}={value!r} (type {type(value).__name__})"
+        )
+    if not value > 0:
+        raise ValueError(f"`{name}` must be > 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"`{name}` must be True or False. "
+            f"Received: {name}={value!r} (type {type(value).__name__})"
+        )
+    return value
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {sorted(choices)}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_activation(name, value):
+    """Resolve a Keras activation, raising a ValueError that names `name`."""
+    try:
+        return keras.activations.get(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"`{name}` must be a Keras activation name or a callable. "
+            f"Received: {name}={value!r}"
+        ) from error
+
+
+def check_divisible(name, value, divisor_name, divisor):
+    if value % divisor:
+        raise ValueError(
+            f"`{name}` must be divisible by `{divisor_name}`. "
+            f"Received: {name}={value}, {divisor_name}={divisor}"
+        )
+
+
+def static_shape(x):
+    """The static shape of a tensor or of a shape, as a tuple (None where unknown)."""
+    if isinstance(x, (tuple, list)):
+        return tuple(x)
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        return None
+    return tuple(shape)
+
+
+def check_rank(name, x, ranks):
+    """Raise if the static rank of `x` is known and not in `ranks`."""
+    shape = static_shape(x)
+    if shape is not None and len(shape) not in ranks:
+        expected = " or ".join(str(r) for r in sorted(ranks))
+        raise ValueError(
+            f"`{name}` must have rank {expected}. "
+            f"Received: {name} with shape {shape} (rank {len(shape)})"
+        )
+    return shape
+
+
+def check_last_dim(name, x, expected, expected_name):
+    shape = static_shape(x)
+    if shape and shape[-1] is not None and shape[-1] != expected:
+        raise ValueError(
+            f"The last dimension of `{name}` must equal {expected_name}={expected}. "
+            f"Received: {name} with shape {shape}"
+        )
+
+
+def check_mask_dtype(name, mask):
+    """Masks are boolean (True = may attend); ints are read as 1 = attend."""
+    dtype = getattr(mask, "dtype", None)
+    if dtype is None:
+        return
+    dtype = keras.backend.standardize_dtype(dtype)
+    if dtype == "bool" or "int" in dtype:
+        return
+    raise TypeError(
+        f"`{name}` must be a boolean tensor where True means 'may attend'. "
+        f"Received: {name} with dtype {dtype}. If your mask uses 1 for *blocked* "
+        "positions (the convention of older TensorFlow tutorials), pass "
+        "`mask == 0` instead."
+    )
+
+
+def check_integer_ids(name, ids):
+    dtype = getattr(ids, "dtype", None)
+    if dtype is None:
+        return
+    dtype = keras.backend.standardize_dtype(dtype)
+    if "int" not in dtype:
+        raise TypeError(
+            f"`{name}` must hold integer token ids. Received: {name} with dtype {dtype}"
+        )

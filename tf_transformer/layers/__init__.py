@@ -1,0 +1,26 @@
+"""Keras layers of the Transformer, one concept per module."""
+
+from tf_transformer.layers.attention import (
+    MultiHeadAttention,
+    scaled_dot_product_attention,
+)
+from tf_transformer.layers.decoder import Decoder, DecoderLayer
+from tf_transformer.layers.encoder import Encoder, EncoderLayer
+from tf_transformer.layers.feed_forward import FeedForward
+from tf_transformer.layers.masks import causal_mask, combine_masks, padding_mask
+from tf_transformer.layers.positional import PositionalEmbedding, positional_encoding
+
+__all__ = [
+    "Decoder",
+    "DecoderLayer",
+    "Encoder",
+    "EncoderLayer",
+    "FeedForward",
+    "MultiHeadAttention",
+    "PositionalEmbedding",
+    "causal_mask",
+    "combine_masks",
+    "padding_mask",
+    "positional_encoding",
+    "scaled_dot_product_attention",
+]

@@ -1,0 +1,110 @@
+"""The position-wise feed-forward network."""
+
+import keras
+
+from tf_transformer import _validation
+from tf_transformer.layers._common import clone_initializer
+
+
+@keras.saving.register_keras_serializable(package="tf_transformer")
+class FeedForward(keras.layers.Layer):
+    """FFN(x) = max(0, x W1 + b1) W2 + b2, applied to each position alone.
+
+    Section 3.3 of the paper: two dense layers with a ReLU between them,
+    widening each d_model vector to `dff` and projecting it back. The same
+    weights serve every position, so the layer mixes channels, never
+    positions. Dropout follows the second layer (the paper's residual
+    dropout; the residual connection itself belongs to the encoder and
+    decoder layers).
+
+    Args:
+        d_model: size of the input and output vectors.
+        dff: size of the hidden layer (2048 in the paper's base model).
+        dropout: dropout rate on the output. Defaults to 0.1.
+        activation: activation of the hidden layer, a Keras activation name
+            or callable. Defaults to `"relu"`.
+        kernel_initializer: Defaults to `"glorot_uniform"`.
+        bias_initializer: Defaults to `"zeros"`.
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: (batch, seq_len, d_model).
+        training: whether dropout is active.
+
+    Example:
+
+    >>> ffn = FeedForward(d_model=16, dff=64)
+    >>> ffn(tf.zeros((2, 5, 16))).shape
+    TensorShape([2, 5, 16])
+
+    References:
+        Vaswani et al., "Attention Is All You Need", arXiv:1706.03762.
+    """
+
+    def __init__(
+        self,
+        d_model,
+        dff,
+        dropout=0.1,
+        activation="relu",
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.d_model = _validation.check_int("d_model", d_model)
+        self.dff = _validation.check_int("dff", dff)
+        self.dropout = _validation.check_rate("dropout", dropout)
+        self.activation = _validation.check_activation("activation", activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        _validation.check_last_dim("inputs", input_shape, self.d_model, "d_model")
+        self.intermediate_dense = keras.layers.Dense(
+            self.dff,
+            activation=self.activation,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
+            dtype=self.dtype_policy,
+            name="intermediate_dense",
+        )
+        self.intermediate_dense.build(input_shape)
+        self.output_dense = keras.layers.Dense(
+            self.d_model,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
+            dtype=self.dtype_policy,
+            name="output_dense",
+        )
+        self.output_dense.build(tuple(input_shape[:-1]) + (self.dff,))
+        self.dropout_layer = keras.layers.Dropout(
+            self.dropout, dtype=self.dtype_policy, name="dropout"
+        )
+        self.built = True
+
+    def call(self, inputs, training=None):
+        _validation.check_last_dim("inputs", inputs, self.d_model, "d_model")
+        x = self.intermediate_dense(inputs)  # (batch, seq_len, dff)
+        x = self.output_dense(x)  # (batch, seq_len, d_model)
+        return self.dropout_layer(x, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.d_model,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "d_model": self.d_model,
+                "dff": self.dff,
+                "dropout": self.dropout,
+                "activation": keras.activations.serialize(self.activation),
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        return config

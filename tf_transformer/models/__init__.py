@@ -1,0 +1,5 @@
+"""Complete models built from tf_transformer layers."""
+
+from tf_transformer.models.transformer import Transformer
+
+__all__ = ["Transformer"]

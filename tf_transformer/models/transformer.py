@@ -1,0 +1,237 @@
+"""The encoder-decoder Transformer model."""
+
+import keras
+import tensorflow as tf
+
+from tf_transformer import _validation
+from tf_transformer.layers.decoder import Decoder
+from tf_transformer.layers.encoder import Encoder
+from tf_transformer.layers.positional import PositionalEmbedding
+
+
+@keras.saving.register_keras_serializable(package="tf_transformer")
+class Transformer(keras.Model):
+    """The Transformer of "Attention Is All You Need" for sequence to sequence.
+
+    source ids -> embedding -> Encoder; target ids (shifted right, starting
+    with `[START]`) -> embedding -> Decoder attending to the encoder output
+    -> a dense layer giving one logit per target-vocabulary token.
+
+    Padding (id 0) is read from the ids and passed to every attention layer
+    as an explicit mask; the logits carry no Keras mask, so the losses decide
+    how padding counts (see `masked_loss`).
+
+    Args:
+        num_layers: encoder and decoder layers each (6 in the paper).
+        d_model: model width (512 in the paper).
+        num_heads: attention heads (8 in the paper).
+        dff: feed-forward hidden size (2048 in the paper).
+        input_vocab_size: size of the source vocabulary.
+        target_vocab_size: size of the target vocabulary.
+        max_length: longest accepted source or target sequence.
+            Defaults to 2048.
+        dropout: residual and embedding dropout. Defaults to 0.1.
+        attention_dropout: dropout on attention weights. Defaults to 0.
+        activation: feed-forward activation. Defaults to `"relu"`.
+        norm_first: pre-LN if True, post-LN (the paper) if False.
+            Defaults to False.
+        layer_norm_epsilon: Defaults to 1e-5.
+        position: `"sinusoidal"` or `"learned"`. Defaults to `"sinusoidal"`.
+        shared_embeddings: one embedding table for source and target, as in
+            the paper's shared source-target vocabulary; needs equal
+            vocabulary sizes. Defaults to False.
+        **kwargs: base model arguments such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: a tuple `(source_ids, target_in_ids)` of integer tensors
+            (batch, source_len) and (batch, target_len).
+        training: whether dropout is active.
+        return_attention_scores: if True, return `(logits, weights)` with
+            weights `{"encoder": [...], "decoder_self_attention": [...],
+            "decoder_cross_attention": [...]}`, one tensor per layer.
+
+    Returns:
+        float32 logits (batch, target_len, target_vocab_size), also under a
+        mixed-precision dtype policy.
+
+    Example:
+
+    >>> model = Transformer(num_layers=2, d_model=32, num_heads=4, dff=64,
+    ...                     input_vocab_size=100, target_vocab_size=120)
+    >>> model((tf.constant([[5, 6, 0]]), tf.constant([[2, 9]]))).shape
+    TensorShape([1, 2, 120])
+
+    References:
+        Vaswani et al., "Attention Is All You Need", arXiv:1706.03762.
+    """
+
+    def __init__(
+        self,
+        num_layers,
+        d_model,
+        num_heads,
+        dff,
+        input_vocab_size,
+        target_vocab_size,
+        max_length=2048,
+        dropout=0.1,
+        attention_dropout=0.0,
+        activation="relu",
+        norm_first=False,
+        layer_norm_epsilon=1e-5,
+        position="sinusoidal",
+        shared_embeddings=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.input_vocab_size = _validation.check_int(
+            "input_vocab_size", input_vocab_size
+        )
+        self.target_vocab_size = _validation.check_int(
+            "target_vocab_size", target_vocab_size
+        )
+        self.shared_embeddings = _validation.check_bool(
+            "shared_embeddings", shared_embeddings
+        )
+        if shared_embeddings and input_vocab_size != target_vocab_size:
+            raise ValueError(
+                "`shared_embeddings=True` needs input_vocab_size == target_vocab_size. "
+                f"Received: input_vocab_size={input_vocab_size}, "
+                f"target_vocab_size={target_vocab_size}"
+            )
+        self.stack_kwargs = dict(
+            num_layers=num_layers,
+            d_model=d_model,
+            num_heads=num_heads,
+            dff=dff,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            activation=activation,
+            norm_first=norm_first,
+            layer_norm_epsilon=layer_norm_epsilon,
+        )
+        self.max_length = _validation.check_int("max_length", max_length)
+        self.position = _validation.check_choice(
+            "position", position, ("sinusoidal", "learned")
+        )
+        # The stacks read embedded vectors; the model owns the embeddings so
+        # that they can be shared and so padding masks stay explicit.
+        self.encoder = Encoder(
+            **self.stack_kwargs, dtype=self.dtype_policy, name="encoder"
+        )
+        self.decoder = Decoder(
+            **self.stack_kwargs, dtype=self.dtype_policy, name="decoder"
+        )
+        self.source_embedding = self._embedding(input_vocab_size, "source_embedding")
+        self.target_embedding = (
+            self.source_embedding
+            if shared_embeddings
+            else self._embedding(target_vocab_size, "target_embedding")
+        )
+        # Logits in float32 even under mixed precision: the softmax of the
+        # loss needs the range.
+        self.output_projection = keras.layers.Dense(
+            target_vocab_size, dtype="float32", name="output_projection"
+        )
+
+    def _embedding(self, vocab_size, name):
+        return PositionalEmbedding(
+            vocab_size,
+            self.stack_kwargs["d_model"],
+            max_length=self.max_length,
+            position=self.position,
+            mask_zero=False,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def build(self, input_shape):
+        source_shape, target_shape = _split_pair_shape(input_shape)
+        d_model = self.stack_kwargs["d_model"]
+        self.source_embedding.build(source_shape)
+        if not self.shared_embeddings:
+            self.target_embedding.build(target_shape)
+        self.encoder.build(tuple(source_shape) + (d_model,))
+        self.decoder.build(
+            tuple(target_shape) + (d_model,), tuple(source_shape) + (d_model,)
+        )
+        self.output_projection.build(tuple(target_shape) + (d_model,))
+        self.built = True
+
+    def call(self, inputs, training=None, return_attention_scores=False):
+        source_ids, target_ids = _split_pair("inputs", inputs)
+        source_mask = tf.not_equal(source_ids, 0)  # (batch, source_len)
+        target_mask = tf.not_equal(target_ids, 0)  # (batch, target_len)
+
+        encoded, encoder_weights = self.encoder(
+            self.source_embedding(source_ids),
+            padding_mask=source_mask,
+            training=training,
+            return_attention_scores=True,
+        )
+        decoded, decoder_weights = self.decoder(
+            self.target_embedding(target_ids),
+            encoded,
+            padding_mask=target_mask,
+            encoder_padding_mask=source_mask,
+            training=training,
+            return_attention_scores=True,
+        )
+        logits = self.output_projection(decoded)  # (batch, target_len, vocab)
+        if return_attention_scores:
+            return logits, {
+                "encoder": encoder_weights,
+                "decoder_self_attention": decoder_weights["self_attention"],
+                "decoder_cross_attention": decoder_weights["cross_attention"],
+            }
+        return logits
+
+    def compute_output_shape(self, input_shape):
+        _, target_shape = _split_pair_shape(input_shape)
+        return tuple(target_shape) + (self.target_vocab_size,)
+
+    def get_config(self):
+        config = super().get_config()
+        stack_config = self.encoder.get_config()
+        config.update({key: stack_config[key] for key in self.stack_kwargs})
+        config.update(
+            {
+                "input_vocab_size": self.input_vocab_size,
+                "target_vocab_size": self.target_vocab_size,
+                "max_length": self.max_length,
+                "position": self.position,
+                "shared_embeddings": self.shared_embeddings,
+            }
+        )
+        return config
+
+
+def _split_pair(name, inputs):
+    if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
+        raise ValueError(
+            f"`{name}` must be a pair (source_ids, target_in_ids). "
+            f"Received: {name} of type {type(inputs).__name__}"
+            + (
+                f" with {len(inputs)} items"
+                if isinstance(inputs, (tuple, list))
+                else ""
+            )
+        )
+    source_ids, target_ids = inputs
+    for part, ids in (("source_ids", source_ids), ("target_in_ids", target_ids)):
+        _validation.check_integer_ids(part, ids)
+        _validation.check_rank(part, ids, {2})
+    return source_ids, target_ids
+
+
+def _split_pair_shape(input_shape):
+    if (
+        isinstance(input_shape, (tuple, list))
+        and len(input_shape) == 2
+        and all(isinstance(s, (tuple, list)) for s in input_shape)
+    ):
+        return tuple(input_shape[0]), tuple(input_shape[1])
+    raise ValueError(
+        "The Transformer is called on a pair (source_ids, target_in_ids). "
+        f"Received: input_shape={input_shape}"
+    )
