@@ -27,7 +27,9 @@ def test_positional_embedding_sinusoidal():
 def test_positional_embedding_learned_without_mask():
     layer, _ = run_layer_test(
         tt.PositionalEmbedding,
-        dict(vocab_size=12, d_model=8, max_length=16, position="learned", mask_zero=False),
+        dict(
+            vocab_size=12, d_model=8, max_length=16, position="learned", mask_zero=False
+        ),
         [IDS],
         expected_output_shape=(2, 4, 8),
         run_mixed_precision=False,
@@ -159,5 +161,7 @@ def test_transformer_returns_attention_of_every_layer():
     assert [w.shape for w in weights["decoder_self_attention"]] == [(2, 2, 3, 3)] * 3
     assert [w.shape for w in weights["decoder_cross_attention"]] == [(2, 2, 3, 4)] * 3
     np.testing.assert_allclose(
-        tf.reduce_sum(weights["decoder_cross_attention"][0], -1).numpy()[0], 1, atol=1e-6
+        tf.reduce_sum(weights["decoder_cross_attention"][0], -1).numpy()[0],
+        1,
+        atol=1e-6,
     )

@@ -120,10 +120,12 @@ class PositionalEmbedding(keras.layers.Layer):
                 initializer=keras.initializers.RandomNormal(stddev=0.02),
             )
         else:
-            # A constant, not a weight: it is recomputed, never saved.
-            self.position_embeddings = positional_encoding(
-                self.max_length, self.d_model
-            )
+            # A constant, not a weight: recomputed, never saved. init_scope
+            # makes it eagerly even when Keras builds the layer while tracing.
+            with tf.init_scope():
+                self.position_embeddings = positional_encoding(
+                    self.max_length, self.d_model
+                )
         self.built = True
 
     def call(self, inputs):

@@ -232,6 +232,6 @@ def _split_pair_shape(input_shape):
     ):
         return tuple(input_shape[0]), tuple(input_shape[1])
     raise ValueError(
-        "The Transformer is called on a pair (source_ids, target_in_ids). "
-        f"Received: input_shape={input_shape}"
+        "`inputs` must be a pair (source_ids, target_in_ids). "
+        f"Received: inputs with shape {input_shape}"
     )
