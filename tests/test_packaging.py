@@ -1,0 +1,55 @@
+"""The install instructions agree with each other: pyproject, conda, README, CI."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pyproject():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_environment_yml_lists_exactly_the_pyproject_requirements():
+    project = pyproject()["project"]
+    wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(
+        d["pip"] for d in environment["dependencies"] if isinstance(d, dict)
+    )
+    listed = {line for line in pip_section if not line.startswith("--editable")}
+    assert listed == wanted, (
+        f"only in pyproject: {sorted(wanted - listed)}; "
+        f"only in environment.yml: {sorted(listed - wanted)}"
+    )
+    assert "--editable ." in pip_section
+
+
+def test_environment_yml_python_satisfies_requires_python():
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    python = next(
+        d
+        for d in environment["dependencies"]
+        if isinstance(d, str) and d.startswith("python=")
+    )
+    minimum = pyproject()["project"]["requires-python"].removeprefix(">=")
+    version = tuple(int(p) for p in python.split("=")[1].split("."))
+    assert version >= tuple(int(p) for p in minimum.split("."))
+
+
+def readme_command(title):
+    """The shell command in the README code block right after `title`."""
+    text = (ROOT / "README.md").read_text()
+    match = re.search(re.escape(title) + r".*?```(?:bash|sh)?\n(.*?)```", text, re.S)
+    assert match, f"README has no command block after {title!r}"
+    return match.group(1).strip()
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    command = readme_command("Run the tests")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert command in ci
+    assert "pip install -e" in command and "pytest" in command
