@@ -1,4 +1,4 @@
-"""A trained Transformer saved as .keras reloads, in a new process, to the same logits."""
+"""A trained Transformer saved as .keras reloads in a new process to the same logits."""
 
 import subprocess
 import sys
