@@ -67,6 +67,8 @@ class PositionalEmbedding(keras.layers.Layer):
 
     Call arguments:
         inputs: integer token ids of shape (batch, seq_len).
+        start_index: position of the first token. Defaults to 0; a decoder
+            generating one token at a time passes the token's position.
 
     Returns:
         (batch, seq_len, d_model) in the layer's compute dtype.
@@ -128,13 +130,15 @@ class PositionalEmbedding(keras.layers.Layer):
                 )
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs, start_index=0):
         self._check_ids(inputs)
         length = tf.shape(inputs)[-1]
         tokens = self.token_embedding(inputs)  # (batch, seq_len, d_model)
         tokens = tokens * tf.cast(math.sqrt(self.d_model), self.compute_dtype)
-        positions = tf.cast(self.position_embeddings[:length], self.compute_dtype)
-        return tokens + positions  # positions broadcast over the batch
+        # Rows start_index .. start_index + seq_len - 1 of the position table
+        # (start_index > 0 when decoding one token at a time).
+        positions = tf.gather(self.position_embeddings, tf.range(length) + start_index)
+        return tokens + tf.cast(positions, self.compute_dtype)  # broadcast over batch
 
     def _check_ids(self, inputs):
         _validation.check_integer_ids("inputs", inputs)
@@ -156,7 +160,7 @@ class PositionalEmbedding(keras.layers.Layer):
                     f"Received: inputs with ids from {low} to {high}"
                 )
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs, mask=None, start_index=0):
         if not self.mask_zero:
             return None
         # keras.ops, not tf: Keras also calls this on symbolic inputs.

@@ -1,0 +1,357 @@
+"""Autoregressive decoding: greedy and beam search, with a key/value cache.
+
+At inference the decoder produces one token per step. Re-running the whole
+model on the growing prefix repeats, at every step, the work of all earlier
+steps. The cache keeps it instead:
+
+- the encoder runs once, and each decoder layer projects the encoder output
+  to cross-attention keys and values once;
+- each decoder layer's self-attention keeps the keys and values of the tokens
+  already generated, in a buffer of fixed length `max_length`, and a step
+  only projects the newest token.
+
+Every loop has a fixed trip count bound and fixed tensor shapes
+(`tf.while_loop` over preallocated buffers, no growing `TensorArray`), so the
+functions run eagerly, inside `tf.function` and under `jit_compile=True`.
+`use_cache=False` selects the readable reference path, which re-runs the full
+model on the whole (padded) prefix at every step; tests check that both paths
+give the same tokens.
+"""
+
+import tensorflow as tf
+
+from tf_transformer import _validation
+from tf_transformer.layers.attention import scaled_dot_product_attention
+from tf_transformer.layers.masks import combine_masks
+
+PAD_ID, START_ID, END_ID = 0, 2, 3
+DEFAULT_MARGIN = 10
+
+
+class _DecoderCache:
+    """Encoder output, cross-attention keys/values and self-attention buffers.
+
+    Stored as a flat dict of tensors so it can ride through `tf.while_loop`.
+    Shapes (B = rows being decoded, h = heads, L = max_length + 1 positions,
+    S = source length): `self_key_i`/`self_value_i` (B, h, L, depth),
+    `cross_key_i`/`cross_value_i` (B, h, S, depth), `source_mask` (B, 1, 1, S).
+    """
+
+    @staticmethod
+    def create(model, source_ids, length):
+        source_mask = tf.not_equal(source_ids, PAD_ID)  # (B, S)
+        encoded = model.encoder(
+            model.source_embedding(source_ids), padding_mask=source_mask, training=False
+        )
+        batch = tf.shape(source_ids)[0]
+        cache = {"source_mask": source_mask[:, tf.newaxis, tf.newaxis, :]}
+        for i, layer in enumerate(model.decoder.stack):
+            cross = layer.cross_attention
+            cache[f"cross_key_{i}"] = cross.split_heads(
+                cross.key_dense(encoded), cross._key_dim
+            )
+            cache[f"cross_value_{i}"] = cross.split_heads(
+                cross.value_dense(encoded), cross._value_dim
+            )
+            attention = layer.self_attention
+            for name, depth in (
+                ("key", attention._key_dim),
+                ("value", attention._value_dim),
+            ):
+                cache[f"self_{name}_{i}"] = tf.zeros(
+                    (batch, attention.num_heads, length, depth), attention.compute_dtype
+                )
+        return cache
+
+
+def _decoder_step(model, token_ids, index, cache):
+    """Logits for position `index` given its input token; updates the cache.
+
+    Mirrors `DecoderLayer.call` (post- or pre-LN, inference mode) for a
+    single query position.
+
+    Args:
+        token_ids: (B,) the token at position `index` of the decoder input.
+        index: scalar int32 position.
+
+    Returns:
+        `(logits (B, vocab) float32, new_cache)`.
+    """
+    cache = dict(cache)
+    x = model.target_embedding(token_ids[:, tf.newaxis], start_index=index)  # (B, 1, d)
+    length = cache["self_key_0"].shape[2] or tf.shape(cache["self_key_0"])[2]
+    positions = tf.range(length)
+    is_current = tf.reshape(positions == index, (1, 1, -1, 1))  # (1, 1, L, 1)
+    seen = tf.reshape(positions <= index, (1, 1, 1, -1))  # (1, 1, 1, L) causal
+    for i, layer in enumerate(model.decoder.stack):
+        # Masked self-attention against the cached keys/values.
+        attention = layer.self_attention
+        y = layer.self_attention_layer_norm(x) if layer.norm_first else x
+        query = attention.split_heads(attention.query_dense(y), attention._key_dim)
+        for name, dense, depth in (
+            ("key", attention.key_dense, attention._key_dim),
+            ("value", attention.value_dense, attention._value_dim),
+        ):
+            new = attention.split_heads(dense(y), depth)  # (B, h, 1, depth)
+            cache[f"self_{name}_{i}"] = tf.where(
+                is_current, new, cache[f"self_{name}_{i}"]
+            )
+        attended, _ = scaled_dot_product_attention(
+            query, cache[f"self_key_{i}"], cache[f"self_value_{i}"], seen
+        )
+        x = x + attention.output_dense(attention.merge_heads(attended))
+        if not layer.norm_first:
+            x = layer.self_attention_layer_norm(x)
+
+        # Cross-attention against the precomputed encoder keys/values.
+        cross = layer.cross_attention
+        y = layer.cross_attention_layer_norm(x) if layer.norm_first else x
+        query = cross.split_heads(cross.query_dense(y), cross._key_dim)
+        attended, _ = scaled_dot_product_attention(
+            query,
+            cache[f"cross_key_{i}"],
+            cache[f"cross_value_{i}"],
+            cache["source_mask"],
+        )
+        x = x + cross.output_dense(cross.merge_heads(attended))
+        if not layer.norm_first:
+            x = layer.cross_attention_layer_norm(x)
+
+        y = layer.feed_forward_layer_norm(x) if layer.norm_first else x
+        x = x + layer.feed_forward(y, training=False)
+        if not layer.norm_first:
+            x = layer.feed_forward_layer_norm(x)
+    if model.decoder.norm_first:
+        x = model.decoder.final_layer_norm(x)
+    return model.output_projection(x)[:, 0, :], cache
+
+
+def _full_model_step(model, source_ids, tokens, index):
+    """Reference path: run the whole model on the padded prefix, read `index`."""
+    logits = model((source_ids, tokens[:, :-1]), training=False)  # (B, L - 1, vocab)
+    return tf.gather(logits, index, axis=1)
+
+
+def _forbid_special_tokens(logits):
+    """[PAD] and [START] are never generated: a generated [PAD] would be read
+    as padding by the next step."""
+    vocab = tf.shape(logits)[-1]
+    forbidden = tf.logical_or(tf.range(vocab) == PAD_ID, tf.range(vocab) == START_ID)
+    return tf.where(forbidden, tf.cast(-1e9, logits.dtype), logits)
+
+
+def _decode_length(source_ids, max_length):
+    if max_length is not None:
+        return _validation.check_int("max_length", max_length)
+    static = source_ids.shape[1]
+    source_len = static if static is not None else tf.shape(source_ids)[1]
+    return source_len + DEFAULT_MARGIN
+
+
+def _check_source(model, source_ids):
+    _validation.check_integer_ids("source_ids", source_ids)
+    _validation.check_rank("source_ids", source_ids, {2})
+    if not hasattr(model, "decoder") or not hasattr(model, "source_embedding"):
+        raise TypeError(
+            "`model` must be a tf_transformer.Transformer. "
+            f"Received: model of type {type(model).__name__}"
+        )
+    if not model.built:
+        with tf.init_scope():  # variables are made eagerly, even when tracing
+            model.build(((None, None), (None, None)))
+    return tf.cast(source_ids, tf.int32)
+
+
+def greedy_decode(model, source_ids, max_length=None, use_cache=True):
+    """Translate by taking the most probable token at every step.
+
+    Args:
+        model: a `tf_transformer.Transformer`.
+        source_ids: int (batch, source_len) token ids, 0-padded.
+        max_length: most tokens to generate (the `[END]` token included).
+            Defaults to the source length + 10.
+        use_cache: use the key/value cache (True) or re-run the full model at
+            every step (False, the reference path).
+
+    Returns:
+        int32 (batch, max_length): generated ids, without `[START]`, ending
+        with `[END]` when the model produced it, 0 after it.
+
+    Example:
+
+    >>> ids = greedy_decode(model, source_ids)
+    >>> fast = tf.function(greedy_decode, jit_compile=True)
+    """
+    source_ids = _check_source(model, source_ids)
+    length = _decode_length(source_ids, max_length)
+    batch = tf.shape(source_ids)[0]
+    # tokens[:, 0] is [START]; step i writes the token for position i + 1.
+    tokens = tf.concat(
+        [tf.fill((batch, 1), START_ID), tf.zeros((batch, length), tf.int32)], axis=1
+    )
+    done = tf.zeros((batch,), tf.bool)
+    cache = _DecoderCache.create(model, source_ids, length + 1) if use_cache else {}
+
+    def step(index, tokens, done, cache):
+        if use_cache:
+            logits, cache = _decoder_step(model, tokens[:, index], index, cache)
+        else:
+            logits = _full_model_step(model, source_ids, tokens, index)
+        next_ids = tf.argmax(
+            _forbid_special_tokens(logits), axis=-1, output_type=tf.int32
+        )
+        next_ids = tf.where(done, PAD_ID, next_ids)  # finished rows emit padding
+        tokens = _write_column(tokens, index + 1, next_ids)
+        done = tf.logical_or(done, next_ids == END_ID)
+        return index + 1, tokens, done, cache
+
+    _, tokens, _, _ = tf.while_loop(
+        lambda index, tokens, done, cache: tf.logical_and(
+            index < length, tf.logical_not(tf.reduce_all(done))
+        ),
+        step,
+        (tf.constant(0), tokens, done, cache),
+        maximum_iterations=length,
+    )
+    return tokens[:, 1:]
+
+
+def _keep_shapes(new, old):
+    """Give loop outputs their loop inputs' static shapes (gathers by
+    dynamic beam indices lose them, which tf.while_loop refuses)."""
+
+    def keep(new_tensor, old_tensor):
+        new_tensor.set_shape(old_tensor.shape)
+        return new_tensor
+
+    return tf.nest.map_structure(keep, new, old)
+
+
+def _write_column(tokens, column, values):
+    """tokens[:, column] = values, as a shape-preserving select."""
+    is_column = tf.range(tf.shape(tokens)[1]) == column
+    return tf.where(is_column[tf.newaxis, :], values[:, tf.newaxis], tokens)
+
+
+def sequence_log_probability(model, source_ids, output_ids):
+    """Sum of log p(token) the model gives a decoded sequence (teacher forcing).
+
+    `output_ids` is what `greedy_decode`/`beam_search` return: tokens after
+    `[START]`, 0 after `[END]`. Padding positions do not count.
+    """
+    source_ids = _check_source(model, source_ids)
+    output_ids = tf.cast(output_ids, tf.int32)
+    batch = tf.shape(output_ids)[0]
+    target_in = tf.concat([tf.fill((batch, 1), START_ID), output_ids[:, :-1]], axis=1)
+    logits = tf.cast(model((source_ids, target_in), training=False), tf.float32)
+    log_probs = tf.nn.log_softmax(_forbid_special_tokens(logits), axis=-1)
+    picked = tf.gather(log_probs, output_ids, axis=-1, batch_dims=2)
+    return tf.reduce_sum(tf.where(output_ids != PAD_ID, picked, 0.0), axis=-1)
+
+
+def length_penalty(length, alpha):
+    """The GNMT length penalty ((5 + length) / 6)^alpha used to rank beams."""
+    return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
+
+
+def _add_beam_axis(x, beam_width):
+    """(B, ...) -> (B * W, ...): every row repeated for each beam."""
+    return tf.repeat(x, beam_width, axis=0)
+
+
+def _gather_beams(x, beam_indices, batch, beam_width):
+    """Pick, for each batch row, the beams named by beam_indices (B, W).
+
+    x is (B * W, ...) and so is the result.
+    """
+    shape = tf.shape(x)
+    x = tf.reshape(x, tf.concat([[batch, beam_width], shape[1:]], axis=0))
+    x = tf.gather(x, beam_indices, axis=1, batch_dims=1)
+    return tf.reshape(x, shape)
+
+
+def beam_search(model, source_ids, beam_width=4, alpha=0.6, max_length=None):
+    """Translate by keeping the `beam_width` most probable prefixes per step.
+
+    Beams are ranked by their summed log-probability while searching; the
+    finished beams are compared with the length penalty
+    ((5 + length) / 6)^alpha (alpha 0.6 in the paper; 0 disables it). With
+    `beam_width=1` the result is the greedy translation.
+
+    Args:
+        model: a `tf_transformer.Transformer`.
+        source_ids: int (batch, source_len) token ids, 0-padded.
+        beam_width: number of beams W. Defaults to 4 (the paper's value).
+        alpha: length-penalty exponent. Defaults to 0.6.
+        max_length: most tokens to generate. Defaults to source length + 10.
+
+    Returns:
+        `(ids, scores)`: int32 (batch, max_length) best sequences in the
+        format of `greedy_decode`, and float32 (batch,) their summed
+        log-probabilities (without the length penalty).
+    """
+    beam_width = _validation.check_int("beam_width", beam_width)
+    if not isinstance(alpha, (int, float)) or alpha < 0:
+        raise ValueError(f"`alpha` must be a number >= 0. Received: alpha={alpha!r}")
+    source_ids = _check_source(model, source_ids)
+    length = _decode_length(source_ids, max_length)
+    batch = tf.shape(source_ids)[0]
+    rows = batch * beam_width
+    tokens = tf.concat(
+        [tf.fill((rows, 1), START_ID), tf.zeros((rows, length), tf.int32)], 1
+    )
+    # Only beam 0 is live at first, so the first step does not pick W copies
+    # of the same token.
+    scores = tf.tile(
+        tf.constant([[0.0] + [-1e9] * (beam_width - 1)]), tf.stack([batch, 1])
+    )  # (B, W)
+    finished = tf.zeros((batch, beam_width), tf.bool)
+    cache = _DecoderCache.create(
+        model, _add_beam_axis(source_ids, beam_width), length + 1
+    )
+
+    def step(index, tokens, scores, finished, cache):
+        logits, cache = _decoder_step(model, tokens[:, index], index, cache)
+        log_probs = tf.nn.log_softmax(
+            _forbid_special_tokens(tf.cast(logits, tf.float32))
+        )
+        vocab = tf.shape(log_probs)[-1]
+        log_probs = tf.reshape(log_probs, (batch, beam_width, vocab))
+        # A finished beam can only be continued by [PAD], at no cost.
+        pad_only = tf.where(tf.range(vocab) == PAD_ID, 0.0, -1e9)
+        log_probs = tf.where(finished[..., tf.newaxis], pad_only, log_probs)
+        candidates = tf.reshape(scores[..., tf.newaxis] + log_probs, (batch, -1))
+        scores, flat = tf.math.top_k(candidates, k=beam_width)  # (B, W)
+        beam_indices, next_ids = flat // vocab, flat % vocab
+        tokens = _gather_beams(tokens, beam_indices, batch, beam_width)
+        cache = {
+            key: value
+            if key.startswith("cross") or key == "source_mask"
+            else _gather_beams(value, beam_indices, batch, beam_width)
+            for key, value in cache.items()
+        }
+        finished = tf.gather(finished, beam_indices, batch_dims=1)
+        tokens = _write_column(tokens, index + 1, tf.reshape(next_ids, (-1,)))
+        finished = tf.logical_or(finished, next_ids == END_ID)
+        return index + 1, *_keep_shapes(
+            (tokens, scores, finished, cache), loop_vars[1:]
+        )
+
+    loop_vars = (tf.constant(0), tokens, scores, finished, cache)
+    _, tokens, scores, finished, _ = tf.while_loop(
+        lambda index, tokens, scores, finished, cache: tf.logical_and(
+            index < length, tf.logical_not(tf.reduce_all(finished))
+        ),
+        step,
+        loop_vars,
+        maximum_iterations=length,
+    )
+    tokens = tf.reshape(tokens[:, 1:], (batch, beam_width, length))
+    lengths = tf.reduce_sum(tf.cast(tokens != PAD_ID, tf.float32), axis=-1)
+    # Unfinished beams rank below finished ones.
+    ranked = tf.where(finished, scores / length_penalty(lengths, alpha), scores - 1e6)
+    best = tf.argmax(ranked, axis=-1, output_type=tf.int32)  # (B,)
+    return (
+        tf.gather(tokens, best, axis=1, batch_dims=1),
+        tf.gather(scores, best, axis=1, batch_dims=1),
+    )
