@@ -20,6 +20,7 @@ from tf_transformer.layers import (
     positional_encoding,
     scaled_dot_product_attention,
 )
+from tf_transformer.inference import Translator, beam_search, greedy_decode
 from tf_transformer.models import Transformer
 from tf_transformer.training import TransformerSchedule, masked_accuracy, masked_loss
 
@@ -38,9 +39,12 @@ __all__ = [
     "PositionalEmbedding",
     "Transformer",
     "TransformerSchedule",
+    "Translator",
     "__version__",
+    "beam_search",
     "causal_mask",
     "combine_masks",
+    "greedy_decode",
     "masked_accuracy",
     "masked_loss",
     "padding_mask",

@@ -22,7 +22,6 @@ import tensorflow as tf
 
 from tf_transformer import _validation
 from tf_transformer.layers.attention import scaled_dot_product_attention
-from tf_transformer.layers.masks import combine_masks
 
 PAD_ID, START_ID, END_ID = 0, 2, 3
 DEFAULT_MARGIN = 10
@@ -141,6 +140,8 @@ def _forbid_special_tokens(logits):
 
 
 def _decode_length(source_ids, max_length):
+    if tf.is_tensor(max_length):  # computed in a graph, e.g. from the input
+        return tf.cast(max_length, tf.int32)
     if max_length is not None:
         return _validation.check_int("max_length", max_length)
     static = source_ids.shape[1]
@@ -168,8 +169,9 @@ def greedy_decode(model, source_ids, max_length=None, use_cache=True):
     Args:
         model: a `tf_transformer.Transformer`.
         source_ids: int (batch, source_len) token ids, 0-padded.
-        max_length: most tokens to generate (the `[END]` token included).
-            Defaults to the source length + 10.
+        max_length: most tokens to generate (the `[END]` token included), a
+            Python int or a scalar int tensor. Defaults to the source length
+            + 10.
         use_cache: use the key/value cache (True) or re-run the full model at
             every step (False, the reference path).
 

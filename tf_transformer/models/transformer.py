@@ -83,6 +83,9 @@ class Transformer(keras.Model):
         shared_embeddings=False,
         **kwargs,
     ):
+        # Inputs are token ids: never cast them to the float compute dtype
+        # (a float id is an error, reported by call()).
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.input_vocab_size = _validation.check_int(
             "input_vocab_size", input_vocab_size
@@ -133,6 +136,11 @@ class Transformer(keras.Model):
         self.output_projection = keras.layers.Dense(
             target_vocab_size, dtype="float32", name="output_projection"
         )
+
+    @property
+    def input_dtype(self):
+        """Token ids are int32 (used e.g. for the SavedModel signature)."""
+        return "int32"
 
     def _embedding(self, vocab_size, name):
         return PositionalEmbedding(
