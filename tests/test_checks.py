@@ -1,0 +1,126 @@
+"""The self-checks: references pass, typical mistakes fail with the right hint."""
+
+import collections
+
+import pytest
+
+from tf_transformer.course import checks
+from tf_transformer.course.checks import EXERCISES, CheckFailed, check, run_check
+from tf_transformer.course.checks.bugs import ALTERNATIVES, BUGS
+
+DESIGN_FUNCTIONS = {
+    "scaled_dot_product_attention",
+    "positional_encoding",
+    "padding_mask",
+    "causal_mask",
+    "masked_loss",
+    "masked_accuracy",
+}
+DESIGN_CLASSES = {
+    "multi_head_attention",
+    "feed_forward",
+    "encoder_layer",
+    "decoder_layer",
+    "transformer_schedule",
+}
+
+
+def test_registry_lists_every_exercise_of_the_design():
+    functions = {n for n, ex in EXERCISES.items() if ex.kind == "function"}
+    classes = {n for n, ex in EXERCISES.items() if ex.kind == "class"}
+    assert functions == DESIGN_FUNCTIONS
+    assert classes == DESIGN_CLASSES
+    for ex in EXERCISES.values():
+        assert ex.points > 0 and ex.lesson >= 1
+    assert EXERCISES["multi_head_attention"].object_name == "MultiHeadAttention"
+    lessons = [ex.lesson for ex in EXERCISES.values()]
+    assert lessons == sorted(lessons)
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_reference_passes_its_own_check(name):
+    result = run_check(name, EXERCISES[name].load_reference())
+    assert result.passed, result.report()
+    assert result.points == result.max_points == EXERCISES[name].points
+    assert result.status == "passed"
+
+
+def test_catalogue_has_at_least_five_mistakes_per_exercise():
+    counts = collections.Counter(b.exercise for b in BUGS)
+    assert len(BUGS) >= 60
+    assert set(counts) == set(EXERCISES)
+    assert min(counts.values()) >= 5, counts
+
+
+@pytest.mark.parametrize("bug", BUGS, ids=lambda b: f"{b.exercise}-{b.make.__name__}")
+def test_typical_mistake_fails_with_a_hint_naming_it(bug):
+    result = run_check(bug.exercise, bug.make())
+    assert not result.passed
+    assert result.points == 0
+    assert result.status in ("failed", "error")
+    assert bug.hint in result.hint(), result.report()
+
+
+@pytest.mark.parametrize(
+    "alt", ALTERNATIVES, ids=lambda b: f"{b.exercise}-{b.make.__name__}"
+)
+def test_correct_alternative_implementation_passes(alt):
+    result = run_check(alt.exercise, alt.make())
+    assert result.passed, result.report()
+
+
+def test_not_implemented_reports_not_attempted_without_traceback(capsys):
+    def causal_mask(length):
+        raise NotImplementedError()
+
+    result = check("causal_mask", causal_mask)
+    assert (result.status, result.passed, result.points) == ("not_attempted", False, 0)
+    printed = capsys.readouterr().out
+    assert "not implemented yet" in printed
+    assert "Traceback" not in printed
+
+
+def test_student_exception_names_type_and_student_line(capsys):
+    def padding_mask(token_ids, pad_id=0):
+        scale = 1 / 0
+        return scale
+
+    result = check("padding_mask", padding_mask)
+    assert result.status == "error"
+    assert "ZeroDivisionError" in result.hint()
+    assert "scale = 1 / 0" in result.hint()
+    assert "Traceback" not in capsys.readouterr().out
+
+
+def test_class_exercise_given_a_function_fails_clearly():
+    result = run_check("feed_forward", lambda x: x)
+    assert result.status == "failed"
+    assert "expected the class FeedForward" in result.hint()
+
+
+def test_unknown_exercise_name_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match="name='attention'"):
+        run_check("attention", lambda: None)
+
+
+def test_raise_on_fail_raises_an_assertion_error():
+    wrong = BUGS[0].make()
+    with pytest.raises(AssertionError) as info:
+        check(BUGS[0].exercise, wrong, raise_on_fail=True, verbose=False)
+    assert isinstance(info.value, CheckFailed)
+    assert info.value._render_traceback_()[0].startswith("CheckFailed")
+
+
+def test_grading_environment_variable_turns_on_raising(monkeypatch):
+    monkeypatch.setenv(checks.GRADING_ENV, "1")
+    with pytest.raises(AssertionError):
+        check("causal_mask", lambda n: [[True]], verbose=False)
+    monkeypatch.delenv(checks.GRADING_ENV)
+    assert not check("causal_mask", lambda n: [[True]], verbose=False).passed
+
+
+def test_report_is_compact_and_marks_success(capsys):
+    check("causal_mask", EXERCISES["causal_mask"].load_reference())
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[0].startswith("✅ causal_mask: all checks passed (1/1)")
+    assert len(printed) <= 6

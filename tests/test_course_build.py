@@ -1,0 +1,236 @@
+"""`python -m tf_transformer.course build`: one source of truth, nbgrader lessons."""
+
+import inspect
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import tf_transformer
+from tf_transformer.course import build
+
+FIXTURE = Path(__file__).parent / "fixtures" / "course" / "solutions"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def course(tmp_path):
+    shutil.copytree(FIXTURE, tmp_path / "solutions")
+    return tmp_path
+
+
+def run(course, *extra):
+    return build.main(
+        [
+            "build",
+            "--solutions",
+            str(course / "solutions"),
+            "--lessons",
+            str(course / "lessons"),
+            *extra,
+        ]
+    )
+
+
+def lesson_cells(course, name="99_masks.ipynb"):
+    return json.loads((course / "lessons" / name).read_text())["cells"]
+
+
+def body_lines(obj):
+    """Distinctive lines of an object's body (not its def line or docstring)."""
+    source = textwrap.dedent(inspect.getsource(obj))
+    doc = inspect.getdoc(obj) or ""
+    lines = []
+    for line in source.splitlines()[1:]:
+        text = line.strip()
+        if len(text) > 12 and text not in doc and not text.startswith(('"""', "def ")):
+            lines.append(text)
+    return lines
+
+
+def test_build_refreshes_solution_cells_from_the_library(course):
+    assert run(course) == 0
+    solution = json.loads((course / "solutions" / "99_masks.ipynb").read_text())
+    by_id = {cell["id"]: cell for cell in solution["cells"]}
+    assert by_id["causal"]["source"] == build.library_source(
+        "tf_transformer.layers.masks.causal_mask"
+    )
+    assert "class FeedForward" in by_id["ffn"]["source"]
+    assert by_id["check-causal_mask"]["source"].endswith(
+        'check("causal_mask", causal_mask)'
+    )
+
+
+def test_lesson_has_badge_setup_and_no_outputs(course):
+    run(course)
+    cells = lesson_cells(course)
+    assert "colab.research.google.com/github/" in cells[0]["source"]
+    assert "lessons/99_masks.ipynb" in cells[0]["source"]
+    setup = cells[1]["source"]
+    assert '"google.colab" in sys.modules' in setup
+    assert "tensorflow-text=={tf_major_minor}.*" in setup
+    assert build.REPOSITORY_URL in setup
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+    assert any("A causal mask lets position" in c["source"] for c in cells)
+
+
+def test_lesson_keeps_signatures_and_docstrings_but_not_answers(course):
+    run(course)
+    cells = {c["metadata"]["nbgrader"]["grade_id"]: c for c in lesson_cells(course)}
+    causal = cells["causal_mask"]["source"]
+    assert causal.startswith("def causal_mask(length):")
+    assert "Look-ahead mask" in causal
+    assert causal.endswith("    # YOUR CODE HERE\n    raise NotImplementedError()")
+    for line in body_lines(tf_transformer.causal_mask):
+        assert line not in causal
+    ffn = cells["feed_forward"]["source"]
+    assert "def call(self, inputs, training=None):" in ffn
+    for line in body_lines(tf_transformer.FeedForward.call):
+        assert line not in ffn
+    assert "def get_config(self):" in ffn and "self.intermediate_dense = " in ffn
+    by_hand = cells["score_by_hand"]["source"]
+    assert "np.dot" not in by_hand and "raise NotImplementedError()" in by_hand
+    everything = json.dumps(lesson_cells(course))
+    assert "BEGIN SOLUTION" not in everything
+
+
+def test_lesson_metadata_is_valid_nbgrader_release_metadata(course):
+    run(course)
+    cells = lesson_cells(course)
+    ids = [c["metadata"]["nbgrader"]["grade_id"] for c in cells]
+    assert len(ids) == len(set(ids))
+    for cell in cells:
+        meta = cell["metadata"]["nbgrader"]
+        assert meta["schema_version"] == 3
+        assert meta["checksum"] == build.nbgrader_checksum(cell)
+        assert meta["cell_type"] == cell["cell_type"]
+    by_id = {c["metadata"]["nbgrader"]["grade_id"]: c for c in cells}
+    exercise = by_id["causal_mask"]["metadata"]["nbgrader"]
+    assert (exercise["solution"], exercise["grade"], exercise["locked"]) == (
+        True,
+        False,
+        False,
+    )
+    graded = by_id["check_feed_forward"]["metadata"]
+    assert graded["nbgrader"]["grade"] and graded["nbgrader"]["locked"]
+    assert graded["nbgrader"]["points"] == 1.0 and graded["editable"] is False
+    prose = by_id["cell_002"]["metadata"]["nbgrader"]
+    assert (prose["locked"], prose["grade"], prose["solution"]) == (True, False, False)
+
+
+def test_nbgrader_accepts_the_lessons_and_agrees_on_checksums(course, tmp_path):
+    pytest.importorskip("nbgrader")
+    import nbformat
+    from nbgrader.nbgraderformat import MetadataValidator
+    from nbgrader.preprocessors import (
+        CheckCellMetadata,
+        ClearOutput,
+        ClearSolutions,
+        ComputeChecksums,
+        LockCells,
+    )
+    from nbgrader.utils import compute_checksum
+
+    assert run(course, "--nbgrader-source", str(tmp_path / "source")) == 0
+    lesson = nbformat.read(course / "lessons" / "99_masks.ipynb", as_version=4)
+    MetadataValidator().validate_nb(lesson)
+    for cell in lesson.cells:
+        assert cell.metadata.nbgrader.checksum == compute_checksum(cell)
+    # nbgrader's own generate-assignment steps turn our instructor version
+    # into exactly our lesson.
+    source = nbformat.read(tmp_path / "source" / "99_masks.ipynb", as_version=4)
+    resources = {}
+    for step in (
+        CheckCellMetadata,
+        ClearSolutions,
+        ClearOutput,
+        LockCells,
+        ComputeChecksums,
+    ):
+        source, resources = step().preprocess(source, resources)
+    assert (
+        json.loads(nbformat.writes(source))["cells"]
+        == json.loads(nbformat.writes(lesson))["cells"]
+    )
+
+
+def test_rebuild_is_byte_identical_and_check_passes(course, capsys):
+    run(course)
+    first = {p.name: p.read_bytes() for p in (course / "lessons").iterdir()}
+    solution = (course / "solutions" / "99_masks.ipynb").read_bytes()
+    assert run(course) == 0
+    assert {p.name: p.read_bytes() for p in (course / "lessons").iterdir()} == first
+    assert (course / "solutions" / "99_masks.ipynb").read_bytes() == solution
+    assert solution.endswith(b"}\n")
+    assert run(course, "--check") == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_check_reports_solution_drift_and_changes_nothing(course, capsys):
+    run(course)
+    path = course / "solutions" / "99_masks.ipynb"
+    notebook = json.loads(path.read_text())
+    cell = next(c for c in notebook["cells"] if c["id"] == "causal")
+    cell["source"] = cell["source"].replace("<= query_positions", "< query_positions")
+    path.write_text(json.dumps(notebook, indent=1, sort_keys=True) + "\n")
+    before = path.read_bytes()
+    assert run(course, "--check") == 1
+    out = capsys.readouterr().out
+    assert "99_masks.ipynb: cell 3 (causal_mask) differs from the library" in out
+    assert path.read_bytes() == before
+
+
+def test_check_reports_a_hand_edited_lesson(course, capsys):
+    run(course)
+    path = course / "lessons" / "99_masks.ipynb"
+    notebook = json.loads(path.read_text())
+    notebook["cells"][3]["source"] += "\nprint('edited')"
+    path.write_text(json.dumps(notebook, indent=1, sort_keys=True) + "\n")
+    assert run(course, "--check") == 1
+    assert "lessons/99_masks.ipynb: cell 3 differs from what build writes" in (
+        capsys.readouterr().out
+    )
+
+
+def test_missing_solutions_folder_builds_nothing(tmp_path, capsys):
+    assert build.main(["build", "--root", str(tmp_path)]) == 0
+    assert build.main(["build", "--check", "--root", str(tmp_path)]) == 0
+    assert not (tmp_path / "lessons").exists()
+    assert "nothing to build" in capsys.readouterr().out
+
+
+def test_unregistered_exercise_is_an_error_naming_the_cell(course, capsys):
+    path = course / "solutions" / "99_masks.ipynb"
+    notebook = json.loads(path.read_text())
+    notebook["cells"][3]["metadata"]["tf_transformer"]["exercise"] = "causal_masks"
+    path.write_text(json.dumps(notebook))
+    assert run(course) == 2
+    assert (
+        "cell 3: exercise 'causal_masks' is not registered" in capsys.readouterr().err
+    )
+
+
+def test_source_may_name_a_method_of_a_class():
+    spec = build.ExerciseSpec.from_metadata(
+        {
+            "exercise": "multi_head_attention",
+            "source": "tf_transformer.layers.attention.MultiHeadAttention.call",
+        },
+        "test",
+    )
+    assert spec.source == "tf_transformer.layers.attention.MultiHeadAttention"
+    assert spec.methods == ("call",)
+    marked = build.mark_solution(build.library_source(spec.source), spec)
+    stubbed = build.clear_solution(marked, "code")
+    assert "def split_heads(self, x, depth):" in stubbed
+    assert "self.output_dense(self.merge_heads(attended))" not in stubbed
+    assert "        # YOUR CODE HERE\n        raise NotImplementedError()" in stubbed
+
+
+def test_repository_lessons_match_solutions_and_library():
+    """The drift test of the real course (passes trivially until solutions exist)."""
+    assert build.main(["build", "--check", "--root", str(REPO)]) == 0

@@ -1,0 +1,147 @@
+"""The `tf-transformer` command.
+
+Subcommands register themselves in `build_parser`; each sets `handler` to a
+function taking the parsed arguments and returning an exit code. `grade`
+is here; `train`, `evaluate` and `translate` join the same parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds, got {text!r}"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of seconds, got {text!r}"
+        )
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
+    return value
+
+
+def add_grade_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "grade",
+        help="grade submitted notebooks with the installed checks",
+        description=(
+            "Run each submitted notebook in a fresh kernel, then check the student's "
+            "definitions with the installed checks in a separate process. Writes one "
+            "CSV row per submission and exercise: "
+            "submission,lesson,exercise,points,max_points,status,message."
+        ),
+    )
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="a notebook, or a folder searched for notebooks",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="CSV", help="grades CSV"
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write a full JSON report"
+    )
+    parser.add_argument(
+        "--feedback",
+        type=Path,
+        metavar="DIR",
+        help="write one Markdown feedback file per submission",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=600.0,
+        metavar="SECONDS",
+        help="limit for running one notebook, and for checking it (default 600)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="submissions graded in parallel (default 1)",
+    )
+    parser.add_argument(
+        "--lesson",
+        type=_positive_int,
+        metavar="N",
+        help="grade every submission as lesson N (default: recognise by content)",
+    )
+    parser.add_argument(
+        "--no-execute",
+        dest="execute",
+        action="store_false",
+        help="skip running the notebooks; only check their definitions",
+    )
+    parser.set_defaults(handler=run_grade)
+
+
+def run_grade(args: argparse.Namespace) -> int:
+    from tf_transformer.course import grade
+
+    for path in args.paths:
+        if not path.exists():
+            print(
+                f"error: no such file or folder. Received: PATH={str(path)!r}",
+                file=sys.stderr,
+            )
+            return 2
+    rows = grade.grade(
+        args.paths,
+        timeout=args.timeout,
+        jobs=args.jobs,
+        execute=args.execute,
+        lesson=args.lesson,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    grade.write_csv(rows, args.out)
+    if args.json:
+        grade.write_json(rows, args.json)
+    if args.feedback:
+        grade.write_feedback(rows, args.feedback)
+    print(grade.format_summary(rows))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tf-transformer",
+        description=(
+            "The Transformer course and library: grading, training, translation."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_grade_command(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

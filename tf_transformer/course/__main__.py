@@ -1,0 +1,8 @@
+"""`python -m tf_transformer.course build [--check]`."""
+
+import sys
+
+from tf_transformer.course.build import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""The two child processes of the grader (run as a script by `grade.py`).
+
+``execute PATH``: runs the notebook top to bottom in a fresh Jupyter kernel
+(errors in a cell do not stop the others; outputs are discarded so huge
+outputs cost nothing) and prints one JSON line: ``{"status": "ok"}``, or
+``{"status": "dead", "cell": N}`` if the kernel died.
+
+``check``: reads ``{"nonce", "cells", "exercises"}`` as JSON on stdin, takes
+the student's definitions from the cells, runs the *installed* checks on
+them, and writes one line per exercise, prefixed with the nonce, to a copy of
+the original stdout. The notebook's own code never runs here, except:
+
+- import statements, ``def`` and ``class`` statements, and assignments of
+  constants or names to plain names (so helpers and constants the answer
+  uses exist); nothing else (no calls, no attribute assignments, no check
+  cells);
+- the bodies of the student's functions and classes when the checks call
+  them.
+
+Against tampering from those bodies: the check functions and references are
+captured before any student code runs; the student's imports of
+``tf_transformer`` go through proxies that hide the references of the
+exercises being graded (so an answer cannot just call the library's); the
+student's writes to stdout go to /dev/null; results carry a nonce the
+student's code never sees; and after each check the attributes of the
+grading modules, ``tf_transformer``, ``numpy`` and ``builtins`` are compared
+with a snapshot taken before: any change voids the results.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+import os
+import sys
+import types
+from typing import Any
+
+WATCHED_MODULES = ("builtins", "math", "numpy", "numpy.testing", "tensorflow", "keras")
+
+
+# ------------------------------------------------------------------ execute
+
+
+def execute(path: str, timeout: float) -> dict:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    class QuietClient(NotebookClient):
+        """Keeps no outputs: a notebook printing gigabytes costs nothing."""
+
+        def output(self, outs, msg, display_id, cell_index):
+            return None
+
+    notebook = nbformat.read(path, as_version=4)
+    client = QuietClient(
+        notebook,
+        timeout=max(1, int(timeout)),
+        allow_errors=True,
+        kernel_name="python3",
+        resources={"metadata": {"path": os.getcwd()}},
+        record_timing=False,
+    )
+    current = {"cell": -1}
+    original = client.async_execute_cell
+
+    async def tracked(cell, cell_index, *args, **kwargs):
+        current["cell"] = cell_index
+        return await original(cell, cell_index, *args, **kwargs)
+
+    client.async_execute_cell = tracked
+    try:
+        client.execute()
+    except DeadKernelError:
+        return {"status": "dead", "cell": current["cell"]}
+    except TimeoutError:
+        return {"status": "timeout", "cell": current["cell"]}
+    except Exception as error:  # noqa: BLE001 - report, never crash the grader
+        name = type(error).__name__
+        if "Dead" in name or "dead" in str(error).lower():
+            return {"status": "dead", "cell": current["cell"]}
+        if "Timeout" in name:
+            return {"status": "timeout", "cell": current["cell"]}
+        return {
+            "status": "error",
+            "cell": current["cell"],
+            "message": f"{name}: {error}"[:300],
+        }
+    return {"status": "ok"}
+
+
+# ------------------------------------------------------------------- check
+
+
+def python_source(cell_source: str) -> str:
+    """IPython syntax (magics, `!cmd`) turned into plain Python."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return TransformerManager().transform_cell(cell_source)
+    except Exception:  # noqa: BLE001 - fall back to the raw text
+        return cell_source
+
+
+def _safe_value(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant | ast.Name):
+        return True
+    if isinstance(node, ast.Attribute):
+        return _safe_value(node.value)
+    if isinstance(node, ast.UnaryOp):
+        return _safe_value(node.operand)
+    if isinstance(node, ast.Tuple | ast.List):
+        return all(_safe_value(e) for e in node.elts)
+    return False
+
+
+def kept_statements(tree: ast.Module) -> list[ast.stmt]:
+    """The statements of a cell the grader runs: imports, defs, simple constants."""
+    kept = []
+    for node in tree.body:
+        if isinstance(
+            node,
+            ast.Import
+            | ast.ImportFrom
+            | ast.FunctionDef
+            | ast.AsyncFunctionDef
+            | ast.ClassDef,
+        ):
+            kept.append(node)
+        elif (
+            isinstance(node, ast.Assign)
+            and all(isinstance(t, ast.Name) for t in node.targets)
+            and _safe_value(node.value)
+        ):
+            kept.append(node)
+        elif (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.value is not None
+            and _safe_value(node.value)
+        ):
+            kept.append(node)
+    return kept
+
+
+def defined_names(cells: list[str]) -> tuple[set[str], dict[str, str]]:
+    """Top-level def/class names of the cells, and syntax errors by cell."""
+    names: set[str] = set()
+    errors: dict[str, str] = {}
+    for index, source in enumerate(cells):
+        try:
+            tree = ast.parse(python_source(source))
+        except SyntaxError as error:
+            errors[str(index)] = (
+                f"SyntaxError in cell {index}, line {error.lineno}: {error.msg}"
+            )
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+    return names, errors
+
+
+class _ModuleProxy(types.ModuleType):
+    """A view of a tf_transformer module with some names hidden."""
+
+    def __init__(self, module: types.ModuleType, hidden: dict[str, type]):
+        super().__init__(module.__name__)
+        object.__setattr__(self, "_real", module)
+        object.__setattr__(self, "_hidden", hidden)
+
+    def __getattr__(self, name: str) -> Any:
+        hidden = object.__getattribute__(self, "_hidden")
+        if name in hidden:
+            return hidden[name]
+        value = getattr(object.__getattribute__(self, "_real"), name)
+        if isinstance(value, types.ModuleType) and value.__name__.startswith(
+            "tf_transformer"
+        ):
+            return _ModuleProxy(value, hidden)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("tf_transformer modules are read-only while grading")
+
+
+def _hidden_reference(name: str) -> type:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(
+            f"tf_transformer's {name} is the answer of the exercise being graded; "
+            "your notebook must define its own"
+        )
+
+    return type(
+        name,
+        (),
+        {
+            "__init__": refuse,
+            "__init_subclass__": classmethod(refuse),
+            "__call__": refuse,
+        },
+    )
+
+
+def _guarded_import(hidden: dict[str, type]):
+    real_import = builtins.__import__
+
+    def guarded(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
+        module = real_import(name, globals, locals, fromlist, level)
+        if isinstance(module, types.ModuleType) and module.__name__.startswith(
+            "tf_transformer"
+        ):
+            return _ModuleProxy(module, hidden)
+        return module
+
+    return guarded
+
+
+def _snapshot() -> dict[str, dict[str, int]]:
+    names = [n for n in list(sys.modules) if n.startswith("tf_transformer")]
+    snapshot = {}
+    for name in names + list(WATCHED_MODULES):
+        module = sys.modules.get(name)
+        if module is not None:
+            snapshot[name] = {k: id(v) for k, v in list(vars(module).items())}
+    return snapshot
+
+
+def _changed(before: dict[str, dict[str, int]]) -> str | None:
+    for name, attributes in before.items():
+        module = sys.modules.get(name)
+        if module is None:
+            return name
+        now = vars(module)
+        for key, identity in attributes.items():
+            if key in now and id(now[key]) != identity and not key.startswith("__"):
+                return f"{name}.{key}"
+            if key not in now:
+                return f"{name}.{key}"
+    return None
+
+
+def check(request: dict, out) -> None:
+    from tf_transformer.course import checks
+
+    nonce = request["nonce"]
+    names = request["exercises"]
+    registry = dict(checks.EXERCISES)
+    runner = checks.run_check
+    references = {name: registry[name].load_reference() for name in names}
+    object_names = {registry[name].object_name: name for name in names}
+
+    def emit(payload: dict) -> None:
+        out.write(nonce + json.dumps(payload) + "\n")
+        out.flush()
+
+    hidden = {obj: _hidden_reference(obj) for obj in object_names}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    student_builtins = dict(vars(builtins))
+    student_builtins["__import__"] = _guarded_import(hidden)
+    namespace["__builtins__"] = student_builtins
+    snapshot = _snapshot()
+
+    import linecache
+
+    definitions: dict[str, Any] = {}
+    definition_errors: dict[str, str] = {}
+    for index, cell_source in enumerate(request["cells"]):
+        source = python_source(cell_source)
+        filename = f"<cell {index}>"
+        linecache.cache[filename] = (
+            len(source),
+            None,
+            source.splitlines(True),
+            filename,
+        )
+        try:
+            tree = ast.parse(source, filename)
+        except SyntaxError as error:
+            for line in cell_source.splitlines():
+                for obj in object_names:
+                    if line.startswith(
+                        (f"def {obj}(", f"class {obj}(", f"class {obj}:")
+                    ):
+                        definition_errors[obj] = (
+                            f"SyntaxError in cell {index}, line {error.lineno}: "
+                            f"{error.msg}"
+                        )
+            continue
+        for node in kept_statements(tree):
+            code = compile(ast.Module(body=[node], type_ignores=[]), filename, "exec")
+            defines = getattr(node, "name", None)
+            try:
+                exec(code, namespace)  # noqa: S102 - the grader's purpose
+            except BaseException as error:  # noqa: BLE001 - student code may raise anything
+                if defines in object_names:
+                    definition_errors[defines] = (
+                        f"defining {defines} in cell {index} raised "
+                        f"{type(error).__name__}: {str(error)[:200]}"
+                    )
+                continue
+            if defines in object_names:
+                definitions[defines] = namespace[defines]
+                definition_errors.pop(defines, None)
+
+    for obj, name in object_names.items():
+        emit({"start": name})
+        if obj not in definitions:
+            if obj in definition_errors:
+                emit(
+                    {
+                        "exercise": name,
+                        "status": "error",
+                        "message": definition_errors[obj],
+                    }
+                )
+            else:
+                emit(
+                    {
+                        "exercise": name,
+                        "status": "missing",
+                        "message": f"{obj} is not defined",
+                    }
+                )
+            continue
+        try:
+            result = runner(name, definitions[obj], reference=references[name])
+            status = result.status
+            message = "all checks passed" if result.passed else result.hint()
+            message = message.lstrip("❌💥 ")
+        except BaseException as error:  # noqa: BLE001 - never let student code crash this
+            status, message = "error", f"{type(error).__name__}: {str(error)[:200]}"
+        tampered = _changed(snapshot)
+        if tampered:
+            emit(
+                {
+                    "exercise": name,
+                    "status": "error",
+                    "message": (
+                        f"the submission changed grading code ({tampered}); "
+                        "results void"
+                    ),
+                    "tampered": True,
+                }
+            )
+            return
+        emit({"exercise": name, "status": status, "message": message})
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["execute"]:
+        result = execute(argv[1], float(argv[2]))
+        print(json.dumps(result), flush=True)
+        return 0
+    if argv[:1] == ["check"]:
+        request = json.loads(sys.stdin.read())
+        out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+        sys.stderr = sys.stdout
+        check(request, out)
+        out.flush()
+        os._exit(0)  # skip interpreter teardown that student objects could hook
+    print(
+        "usage: _sandbox.py execute PATH TIMEOUT | check",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    # Run as a script (see grade.py): keep the course folder off the path.
+    sys.path[:] = [
+        p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)
+    ]
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Check of `FeedForward` (lesson 4)."""
+
+import numpy as np
+import tensorflow as tf
+
+from tf_transformer.course.checks._core import Failure, close, exercise, to_numpy
+from tf_transformer.course.checks._layers import (
+    DROPOUT_AT_INFERENCE,
+    compare,
+    dropout_behaviour,
+    inference_is_random,
+    round_trip,
+    twins,
+)
+
+
+def _inputs(seed, shape):
+    return tf.constant(np.random.default_rng(seed).normal(size=shape).astype("float32"))
+
+
+@exercise("feed_forward", lesson=6, points=1, kind="class")
+def check_feed_forward(ctx, student_cls, reference_cls):
+    x = _inputs(0, (2, 5, 8))
+    for kwargs in ({"dropout": 0.1}, {"dropout": 0.0, "activation": "gelu"}):
+        layer, reference, what = twins(
+            ctx, student_cls, reference_cls, lambda layer: layer(x), 8, 16, **kwargs
+        )
+        for seed, shape in ((1, (2, 5, 8)), (2, (1, 3, 8))):
+            inputs = _inputs(seed, shape)
+            call = f"{what}(x of shape {shape}, training=False)"
+            actual = to_numpy(ctx.call(layer, inputs, training=False, what=call), call)
+            expected = np.asarray(reference(inputs, training=False))
+            if actual.shape == expected.shape and not close(
+                actual, expected, atol=1e-4
+            ):
+                hint = (
+                    "FFN(x) = Dense(d_model)(activation(Dense(dff)(x))), then dropout"
+                )
+                if inference_is_random(
+                    lambda layer=layer, inputs=inputs: layer(inputs, training=False)
+                ):
+                    hint = DROPOUT_AT_INFERENCE
+                elif close(actual, expected + np.asarray(inputs), atol=1e-4):
+                    hint = (
+                        "the input is added to the output — the residual belongs to "
+                        "the encoder layer"
+                    )
+                elif actual.min() >= 0 > expected.min():
+                    hint = (
+                        "the output is never negative — no activation after the "
+                        "second Dense"
+                    )
+                compare(actual, expected, call, hint)
+            compare(actual, expected, call, "")
+    ctx.ok("matches the reference (relu and gelu, two input shapes)")
+
+    layer, reference, what = twins(
+        ctx, student_cls, reference_cls, lambda layer: layer(x), 8, 32, dropout=0.5
+    )
+    inference = [
+        to_numpy(ctx.call(layer, x, training=False, what=what), what) for _ in range(2)
+    ]
+    training = [
+        to_numpy(ctx.call(layer, x, training=True, what=what), what) for _ in range(2)
+    ]
+    dropout_behaviour(ctx, inference, training, what)
+    dropped = float(np.mean(training[0] == 0))
+    if dropped < 0.2:
+        raise Failure(
+            f"{what} with training=True: only {dropped:.0%} of the outputs are zero — "
+            "apply the dropout to the output of the second Dense"
+        )
+
+    graph = tf.function(
+        lambda inputs: layer(inputs, training=False),
+        input_signature=[tf.TensorSpec((None, None, 8), tf.float32)],
+    )
+    call = f"{what} inside tf.function with unknown batch and length"
+    compare(
+        ctx.call(graph, x, what=call),
+        reference(x, training=False),
+        call,
+        "use tf.shape",
+    )
+    ctx.ok("works inside tf.function with unknown batch and length")
+    round_trip(ctx, student_cls, layer, lambda layer: layer(x, training=False))

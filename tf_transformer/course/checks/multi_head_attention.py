@@ -1,0 +1,210 @@
+"""Check of `MultiHeadAttention` (lesson 3)."""
+
+import numpy as np
+import tensorflow as tf
+
+from tf_transformer.course.checks._core import Failure, close, exercise, to_numpy
+from tf_transformer.course.checks._layers import (
+    compare,
+    dropout_behaviour,
+    round_trip,
+    safe_hint,
+    twins,
+)
+
+
+def _x(seed, shape):
+    return tf.constant(np.random.default_rng(seed).normal(size=shape).astype("float32"))
+
+
+def _output(result, what, scores=False):
+    if scores:
+        if not isinstance(result, tuple | list) or len(result) != 2:
+            raise Failure(
+                f"{what}: with return_attention_scores=True return (output, scores), "
+                f"got a {type(result).__name__}"
+            )
+        return to_numpy(result[0], what), to_numpy(result[1], what)
+    if isinstance(result, tuple | list):
+        raise Failure(
+            f"{what}: returned a {type(result).__name__}; return just the output"
+        )
+    return to_numpy(result, what)
+
+
+def _diagnose(ctx, student_cls, reference_cls, layer, call_kwargs, query, value, key):
+    """Why the outputs differ: W_O, heads, masks, key/value roles."""
+    kwargs = dict(call_kwargs, training=False)
+    actual = _output(layer(query, value, key=key, **kwargs), "MultiHeadAttention")
+    # W_O: changing the output projection must change the output.
+    original = [w.numpy() for w in layer.output_dense.weights]
+    layer.output_dense.kernel.assign(original[0] * 2.0 + 0.5)
+    changed = _output(layer(query, value, key=key, **kwargs), "MultiHeadAttention")
+    for weight, value_before in zip(layer.output_dense.weights, original, strict=True):
+        weight.assign(value_before)
+    if close(actual, changed, atol=1e-6):
+        return (
+            "changing W_O (output_dense) does not change the output — apply the "
+            "output projection"
+        )
+    mask = call_kwargs.get("attention_mask")
+    if mask is not None:
+        inverted = layer_of(reference_cls, layer)(
+            query, value, key=key, attention_mask=tf.logical_not(mask), training=False
+        )
+        if close(actual, inverted, atol=1e-4):
+            return "the mask is inverted: True means 'may attend'"
+        unmasked = layer_of(reference_cls, layer)(query, value, key=key, training=False)
+        if close(actual, unmasked, atol=1e-4):
+            return "the output ignores attention_mask — pass it on to the attention"
+    if call_kwargs.get("use_causal_mask"):
+        later = tf.concat([value[:, :-1], value[:, -1:] + 5.0], axis=1)
+        moved = _output(layer(later, later, **kwargs), "MultiHeadAttention")
+        if not close(actual[:, :-1], moved[:, :-1], atol=1e-5):
+            return (
+                "outputs at earlier positions change when the last position changes — "
+                "honour use_causal_mask (query t attends keys 0..t only)"
+            )
+    if key is not None:
+        swapped = layer_of(reference_cls, layer)(query, key, key=value, training=False)
+        if close(actual, swapped, atol=1e-4):
+            return (
+                "keys and values are swapped: keys come from `key`, values from `value`"
+            )
+        no_key = layer_of(reference_cls, layer)(query, value, training=False)
+        if close(actual, no_key, atol=1e-4):
+            return (
+                "`key` is ignored: when given, the keys come from `key` (else from "
+                "`value`)"
+            )
+    # With a single head, splitting and merging heads is the identity.
+    single, reference, _ = twins(
+        ctx, student_cls, reference_cls, lambda lay: lay(query, value), 1, key_dim=8
+    )
+    one = _output(
+        single(query, value, training=False), "MultiHeadAttention(1, key_dim=8)"
+    )
+    if close(one, reference(query, value, training=False), atol=1e-4):
+        return (
+            "correct with one head, wrong with several: split the heads with reshape "
+            "to "
+            "(batch, length, heads, depth) then transpose to (batch, heads, length, "
+            "depth), "
+            "and undo both when merging"
+        )
+    return "check the projections W_Q, W_K, W_V, the attention of each head and W_O"
+
+
+def layer_of(reference_cls, layer):
+    """A reference layer with the student layer's weights, built lazily."""
+    clone = reference_cls.from_config(
+        {k: v for k, v in layer.get_config().items() if k in _CONFIG_KEYS}
+    )
+
+    def call(query, value, **kwargs):
+        if not clone.built:
+            clone(query, value, key=kwargs.get("key"))
+            clone.set_weights(layer.get_weights())
+        return np.asarray(clone(query, value, **kwargs))
+
+    return call
+
+
+_CONFIG_KEYS = (
+    "num_heads",
+    "key_dim",
+    "value_dim",
+    "dropout",
+    "use_bias",
+    "output_dim",
+)
+
+
+@exercise("multi_head_attention", lesson=4, points=3, kind="class")
+def check_multi_head_attention(ctx, student_cls, reference_cls):
+    x = _x(0, (2, 5, 8))
+    source = _x(1, (2, 6, 8))
+    keys = _x(2, (2, 6, 8))
+    lengths = np.array([4, 6])
+    pad = tf.constant(np.arange(6)[None, None, :] < lengths[:, None, None])  # (2, 1, 6)
+    layer, reference, what = twins(
+        ctx,
+        student_cls,
+        reference_cls,
+        lambda lay: lay(x, source, key=keys),
+        2,
+        key_dim=4,
+    )
+    cases = [
+        ("self-attention, x (2, 5, 8)", x, x, None, {}),
+        ("cross-attention, query (2, 5, 8), value (2, 6, 8)", x, source, None, {}),
+        ("query, value and a distinct key", x, source, keys, {}),
+        ("attention_mask (2, 1, 6)", x, source, None, {"attention_mask": pad}),
+        ("use_causal_mask=True", x, x, None, {"use_causal_mask": True}),
+        ("batch 1, length 3", x[:1, :3], x[:1, :3], None, {}),
+    ]
+    for description, query, value, key, kwargs in cases:
+        call = f"{what} with {description}"
+        result = ctx.call(
+            layer, query, value, key=key, training=False, what=call, **kwargs
+        )
+        actual = _output(result, call)
+        expected = np.asarray(
+            reference(query, value, key=key, training=False, **kwargs)
+        )
+        if actual.shape == expected.shape and not close(actual, expected, atol=1e-4):
+            hint = safe_hint(
+                lambda args=(layer, kwargs, query, value, key): _diagnose(
+                    ctx, student_cls, reference_cls, *args
+                )
+            )
+            compare(actual, expected, call, hint)
+        compare(actual, expected, call, "")
+    ctx.ok("matches the reference: self, cross, key ≠ value, masks, causal, batch 1")
+
+    call = f"{what} with return_attention_scores=True"
+    result = ctx.call(
+        layer, x, source, attention_mask=pad, return_attention_scores=True, what=call
+    )
+    output, scores = _output(result, call, scores=True)
+    want_output, want_scores = reference(
+        x, source, attention_mask=pad, return_attention_scores=True
+    )
+    compare(
+        output, want_output, call, "the output changes with return_attention_scores"
+    )
+    compare(
+        scores,
+        want_scores,
+        call + " (scores)",
+        "scores are (batch, heads, target, source)",
+    )
+    ctx.ok(
+        "return_attention_scores gives (output, (batch, heads, target, source) weights)"
+    )
+
+    layer, reference, what = twins(
+        ctx, student_cls, reference_cls, lambda lay: lay(x, x), 2, dropout=0.5
+    )
+    inference = [
+        to_numpy(ctx.call(layer, x, x, training=False, what=what), what) for _ in "ab"
+    ]
+    training = [
+        to_numpy(ctx.call(layer, x, x, training=True, what=what), what) for _ in "ab"
+    ]
+    dropout_behaviour(ctx, inference, training, what + " (attention dropout)")
+
+    spec = tf.TensorSpec((None, None, 8), tf.float32)
+    graph = tf.function(
+        lambda q, v: layer(q, v, use_causal_mask=True, training=False),
+        input_signature=[spec, spec],
+    )
+    call = f"{what} inside tf.function with unknown batch and length"
+    compare(
+        ctx.call(graph, x, x, what=call),
+        reference(x, x, use_causal_mask=True, training=False),
+        call,
+        "use tf.shape(x) for sizes unknown until run time",
+    )
+    ctx.ok("works inside tf.function with unknown batch and length")
+    round_trip(ctx, student_cls, layer, lambda lay: lay(x, source, training=False))

@@ -1,0 +1,106 @@
+"""Check of `TransformerSchedule` (lesson 6)."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_transformer.course.checks._core import Failure, close, exercise, to_numpy
+
+STEPS = [0, 1, 9, 99, 399, 400, 401, 1599, 99999]
+
+
+def _paper(step, d_model, warmup, plus_one=True, use_min=True, warm=True, scale=True):
+    s = step + 1.0 if plus_one else float(step)
+    with np.errstate(divide="ignore"):
+        decay = s**-0.5 if s > 0 else np.inf
+    rate = decay
+    if warm:
+        grow = s * warmup**-1.5
+        rate = min(grow, decay) if use_min else max(grow, decay)
+    return (d_model**-0.5 if scale else 1.0) * rate
+
+
+def _schedule_hint(values, d_model, warmup):
+    if not np.all(np.isfinite(values)):
+        return (
+            "lr(0) is not finite — the optimizer counts steps from 0; use step + 1 "
+            "(the paper counts from 1)"
+        )
+    steps = np.array(STEPS, dtype="float64")
+    variants = [
+        (
+            dict(plus_one=False),
+            "use step + 1: the optimizer counts from 0, the paper from 1",
+        ),
+        (
+            dict(warm=False),
+            "no warm-up: the rate should grow linearly for warmup_steps steps",
+        ),
+        (dict(use_min=False), "take the minimum of the two terms, not the maximum"),
+        (dict(scale=False), "the whole rate is multiplied by d_model^-0.5"),
+    ]
+    for flags, hint in variants:
+        expected = [_paper(s, d_model, warmup, **flags) for s in steps]
+        if close(values, np.array(expected), rtol=1e-3, atol=0):
+            return hint
+    return "lr(step) = d_model^-0.5 · min((step+1)^-0.5, (step+1) · warmup_steps^-1.5)"
+
+
+@exercise("transformer_schedule", lesson=8, points=1, kind="class")
+def check_transformer_schedule(ctx, student, reference):
+    for d_model, warmup in [(128, 400), (512, 4000), (8, 10)]:
+        what = f"TransformerSchedule({d_model}, warmup_steps={warmup})"
+        schedule = ctx.call(student, d_model, warmup_steps=warmup, what=what)
+        expected_schedule = reference(d_model, warmup_steps=warmup)
+        values = []
+        for step in STEPS:
+            call = f"{what}({step})"
+            value = to_numpy(
+                ctx.call(schedule, tf.constant(step, tf.float32), what=call), call
+            )
+            if value.shape != ():
+                raise Failure(f"{call} returned shape {value.shape}; expected a scalar")
+            values.append(float(value))
+        expected = np.array(
+            [float(expected_schedule(tf.constant(float(s)))) for s in STEPS]
+        )
+        values = np.array(values)
+        if not close(values, expected, rtol=1e-4, atol=0):
+            worst = int(np.argmax(np.abs(values - expected) / expected))
+            hint = _schedule_hint(values, d_model, warmup)
+            raise Failure(
+                f"{what}: lr({STEPS[worst]}) = {values[worst]:.4g}, "
+                f"expected {expected[worst]:.4g} — {hint}"
+            )
+    ctx.ok("matches the paper's warm-up then 1/√step decay for 3 settings")
+
+    schedule = ctx.call(
+        student, 64, warmup_steps=100, what="TransformerSchedule(64, 100)"
+    )
+    expected = float(reference(64, warmup_steps=100)(tf.constant(10.0)))
+    what = "calling the schedule with an int64 step (what optimizers pass)"
+    value = to_numpy(ctx.call(schedule, tf.constant(10, tf.int64), what=what), what)
+    if not close(value, expected, rtol=1e-4, atol=0):
+        raise Failure(f"{what}: got {float(value):.4g}, expected {expected:.4g}")
+    graph = tf.function(schedule, input_signature=[tf.TensorSpec((), tf.int64)])
+    what = "the schedule inside tf.function (a symbolic step)"
+    value = to_numpy(ctx.call(graph, tf.constant(10, tf.int64), what=what), what)
+    if not close(value, expected, rtol=1e-4, atol=0):
+        raise Failure(f"{what}: got {float(value):.4g}, expected {expected:.4g}")
+    what = "keras.optimizers.Adam(learning_rate=schedule)"
+    optimizer = ctx.call(keras.optimizers.Adam, learning_rate=schedule, what=what)
+    value = to_numpy(ctx.call(lambda: optimizer.learning_rate, what=what), what)
+    if not close(
+        value, float(reference(64, warmup_steps=100)(tf.constant(0.0))), rtol=1e-4
+    ):
+        raise Failure(f"{what}: the learning rate at step 0 is {float(value):.4g}")
+    ctx.ok("takes int64 and symbolic steps and drives a Keras optimizer")
+
+    what = "TransformerSchedule.from_config(schedule.get_config())"
+    config = ctx.call(schedule.get_config, what="schedule.get_config()")
+    clone = ctx.call(student.from_config, config, what=what)
+    if not close(ctx.call(clone, tf.constant(10.0), what=what), expected, rtol=1e-4):
+        raise Failure(
+            f"{what} gives a different schedule — return every constructor argument"
+        )
+    ctx.ok("get_config / from_config round trip")
