@@ -2,7 +2,8 @@
 
 Subcommands register themselves in `build_parser`; each sets `handler` to a
 function taking the parsed arguments and returning an exit code. `grade`
-is here; `train`, `evaluate` and `translate` join the same parser.
+and the main job's `train`, `evaluate` and `translate` (tf_transformer.jobs)
+share the same parser.
 """
 
 from __future__ import annotations
@@ -129,10 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tf-transformer",
         description=(
-            "The Transformer course and library: grading, training, translation."
+            "The Transformer course and library: training, evaluation, translation "
+            "and grading. Without a command: train the default translator on the "
+            "offline corpus, evaluate it and show translations (same as `train`)."
         ),
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from tf_transformer import jobs
+
+    jobs.add_commands(commands)
     add_grade_command(commands)
     return parser
 
@@ -140,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # the main job: `train` with its defaults
+        args = parser.parse_args(["train", *(argv or sys.argv[1:])])
     return args.handler(args)
 
 

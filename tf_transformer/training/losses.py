@@ -81,3 +81,32 @@ def _check_labels_and_logits(y_true, y_pred):
             "`y_pred` (batch, target_len, vocab_size). "
             f"Received: y_true with shape {true_shape}, y_pred with shape {pred_shape}"
         )
+
+
+@keras.saving.register_keras_serializable(package="tf_transformer")
+class MaskedLoss(keras.losses.Loss):
+    """`masked_loss` as a Keras `Loss` object, so its options are saved.
+
+    `model.compile(loss=MaskedLoss(label_smoothing=0.1))` stores the
+    smoothing in the model's compile config; a `.keras` file reloads with it.
+
+    Args:
+        label_smoothing: ε in [0, 1). Defaults to 0.
+        pad_id: the padding id to ignore. Defaults to 0.
+        name: Defaults to "masked_loss".
+    """
+
+    def __init__(self, label_smoothing=0.0, pad_id=0, name="masked_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = _validation.check_rate(
+            "label_smoothing", label_smoothing
+        )
+        self.pad_id = pad_id
+
+    def call(self, y_true, y_pred):
+        return masked_loss(y_true, y_pred, self.label_smoothing, self.pad_id)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"label_smoothing": self.label_smoothing, "pad_id": self.pad_id})
+        return config
