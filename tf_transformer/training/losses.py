@@ -89,6 +89,8 @@ class MaskedLoss(keras.losses.Loss):
 
     `model.compile(loss=MaskedLoss(label_smoothing=0.1))` stores the
     smoothing in the model's compile config; a `.keras` file reloads with it.
+    Use it rather than the bare function under a `tf.distribute` strategy:
+    Keras only divides per-example losses by the number of replicas.
 
     Args:
         label_smoothing: ε in [0, 1). Defaults to 0.
@@ -104,7 +106,12 @@ class MaskedLoss(keras.losses.Loss):
         self.pad_id = pad_id
 
     def call(self, y_true, y_pred):
-        return masked_loss(y_true, y_pred, self.label_smoothing, self.pad_id)
+        loss = masked_loss(y_true, y_pred, self.label_smoothing, self.pad_id)
+        # One value per sequence, all equal: Keras averages them back to the
+        # scalar and, under a tf.distribute strategy, divides by the number of
+        # replicas so that the summed replica gradients are a mean. (A bare
+        # scalar loss skips that division.)
+        return tf.broadcast_to(loss, tf.shape(y_pred)[:1])
 
     def get_config(self):
         config = super().get_config()

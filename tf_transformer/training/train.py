@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_transformer import _validation
@@ -76,6 +77,7 @@ class TrainConfig:
         train_size: use only the first N training pairs (None: all).
         seed: seed of weights, shuffling and dropout.
         data_dir: TFDS data directory of the corpora.
+        dropout: override the model size's dropout rate (None: keep it).
     """
 
     config: str = "tiny"
@@ -101,6 +103,7 @@ class TrainConfig:
     train_size: int | None = None
     seed: int = 0
     data_dir: str | None = None
+    dropout: float | None = None
 
     def __post_init__(self):
         _validation.check_choice("config", self.config, MODEL_CONFIGS)
@@ -116,6 +119,8 @@ class TrainConfig:
         _validation.check_positive_float(
             "learning_rate_scale", self.learning_rate_scale
         )
+        if self.dropout is not None:
+            _validation.check_rate("dropout", self.dropout)
         if self.time_budget is not None:
             _validation.check_positive_float("time_budget", self.time_budget)
         if not 0 < self.target_exact_match <= 1:
@@ -126,7 +131,10 @@ class TrainConfig:
 
     @property
     def model_kwargs(self):
-        return MODEL_CONFIGS[self.config]
+        kwargs = dict(MODEL_CONFIGS[self.config])
+        if self.dropout is not None:
+            kwargs["dropout"] = self.dropout
+        return kwargs
 
     def save(self, path):
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
@@ -178,6 +186,13 @@ def build_model(config, source_vocabulary_size, target_vocabulary_size):
         jit_compile=config.jit_compile,
     )
     model.build(((None, None), (None, None)))
+    if tf.distribute.has_strategy():
+        # Under a distribution strategy Keras builds the loss and metrics on
+        # the cross-replica *mean* of the first batch, which turns token ids
+        # into floats. Building them on a real int batch first avoids that.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        ids = np.ones((replicas, 2), "int32")
+        model.test_on_batch((ids, ids), ids)
     return model
 
 
@@ -247,6 +262,10 @@ class TimeBudgetCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def _count(dataset):
+    return int(dataset.reduce(0, lambda count, _: count + 1))
+
+
 def _read_pairs(dataset, limit=None):
     if limit is not None:
         dataset = dataset.take(limit)
@@ -264,8 +283,13 @@ def load_tokenizers(directory):
     return load_tokenizer(directory / "source"), load_tokenizer(directory / "target")
 
 
-def train(config: TrainConfig) -> dict:
-    """Run a training job; returns a summary dict (paths, seconds, history)."""
+def train(config: TrainConfig, callbacks=()) -> dict:
+    """Run a training job; returns a summary dict (paths, seconds, history).
+
+    Args:
+        config: the `TrainConfig`.
+        callbacks: extra Keras callbacks, run after the built-in ones.
+    """
     from tf_transformer.data import load_translation, make_batches, train_tokenizers
     from tf_transformer.inference.translator import Translator
 
@@ -323,8 +347,12 @@ def train(config: TrainConfig) -> dict:
     )
     steps = config.steps
     if steps is None:
-        count = int(train_pairs.reduce(0, lambda n, _: n + 1))
-        steps = max(1, count // config.batch_size)
+        steps = max(1, _count(train_pairs) // config.batch_size)
+    validation_count = _count(validation_pairs)
+    if config.jit_compile:  # static shapes: the last partial batch is dropped
+        validation_steps = max(1, validation_count // config.batch_size)
+    else:
+        validation_steps = -(-validation_count // config.batch_size)
 
     strategy = make_strategy(config.strategy)
     with strategy.scope():
@@ -337,7 +365,7 @@ def train(config: TrainConfig) -> dict:
     def make_translator(m):
         return Translator(m, source_tokenizer, target_tokenizer)
 
-    callbacks = [
+    all_callbacks = [
         keras.callbacks.BackupAndRestore(str(backup)),
         ExactMatchCallback(
             make_translator, sources, references, config.target_exact_match
@@ -351,7 +379,8 @@ def train(config: TrainConfig) -> dict:
         keras.callbacks.TensorBoard(str(out / "logs")),
     ]
     if config.time_budget is not None:
-        callbacks.append(TimeBudgetCallback(config.time_budget))
+        all_callbacks.append(TimeBudgetCallback(config.time_budget))
+    all_callbacks.extend(callbacks)
 
     start = time.perf_counter()
     history = model.fit(
@@ -359,7 +388,8 @@ def train(config: TrainConfig) -> dict:
         epochs=config.epochs,
         steps_per_epoch=steps,
         validation_data=validation_batches,
-        callbacks=callbacks,
+        validation_steps=validation_steps,
+        callbacks=all_callbacks,
         verbose=2,
     )
     train_seconds = time.perf_counter() - start

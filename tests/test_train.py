@@ -1,0 +1,164 @@
+"""Training runs: artefacts, resume, multi-device training, evaluation."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from tf_transformer.training.train import TrainConfig, evaluate, exact_match, train
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("run") / "short"
+    config = TrainConfig(
+        out=str(out),
+        epochs=2,
+        steps=3,
+        train_size=3000,
+        validation_size=20,
+        data_dir=data_dir,
+        vocabulary_size=400,
+    )
+    return out, train(config)
+
+
+def test_a_run_writes_its_artefacts(short_run):
+    out, summary = short_run
+    for name in (
+        "config.json",
+        "model.keras",
+        "history.json",
+        "tokenizers/source",
+        "tokenizers/target",
+        "logs",
+    ):
+        assert (out / name).exists(), name
+    assert not (out / "backup").exists()  # a finished run leaves nothing to resume
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 2 == summary["epochs_run"]
+    assert set(history) >= {"loss", "masked_accuracy", "val_loss", "val_exact_match"}
+    assert TrainConfig.load(out / "config.json").steps == 3
+
+
+def test_evaluate_reports_fractions_and_bleu(short_run, data_dir):
+    out, _ = short_run
+    metrics = evaluate(out, split="validation", examples=2, data_dir=data_dir)
+    assert 0 <= metrics["exact_match"] <= 1 and 0 <= metrics["token_accuracy"] <= 1
+    assert 0 <= metrics["bleu"] <= 100
+    assert metrics["pairs"] > 0 and len(metrics["examples"]) == 2
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stops a run abruptly after `epoch` epochs, as a crash or Ctrl-C would."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_resume_continues_an_interrupted_run(tmp_path, data_dir):
+    out = tmp_path / "interrupted"
+    config = dict(
+        out=str(out),
+        epochs=3,
+        steps=2,
+        train_size=2000,
+        validation_size=10,
+        data_dir=data_dir,
+        vocabulary_size=300,
+        jit_compile=False,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**config), callbacks=[Interrupt(epoch=1)])
+    assert (out / "backup").exists()
+    summary = train(TrainConfig(resume=True, **config))
+    history = json.loads((out / "history.json").read_text())
+    assert summary["epochs_run"] == len(history["loss"]) == 2  # epochs 2 and 3 only
+    assert not (out / "backup").exists()
+
+
+def test_resume_without_a_backup_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="resume"):
+        train(TrainConfig(out=str(tmp_path / "nothing"), resume=True))
+
+
+@pytest.mark.parametrize(
+    "field, value, error",
+    [
+        ("config", "huge", ValueError),
+        ("strategy", "cluster", ValueError),
+        ("batch_size", 0, ValueError),
+        ("epochs", -1, ValueError),
+        ("steps", 2.5, TypeError),
+        ("label_smoothing", 1.0, ValueError),
+        ("target_exact_match", 1.5, ValueError),
+        ("dropout", -0.1, ValueError),
+    ],
+)
+def test_bad_config_names_the_field(field, value, error):
+    with pytest.raises(error, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_exact_match_compares_normalized_text():
+    assert exact_match(["vingt et un", "sept"], ["Vingt  et un", "huit"]) == 0.5
+    with pytest.raises(ValueError, match="same length"):
+        exact_match(["a"], [])
+
+
+MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    from tf_transformer.training.train import TrainConfig, build_model, make_strategy
+    from tf_transformer.training.train import set_logical_cpus
+    set_logical_cpus(2)
+    import keras
+
+    rng = np.random.default_rng(0)
+    source = rng.integers(4, 50, (8 * 16, 7)).astype("int32")
+    target = rng.integers(4, 50, (8 * 16, 9)).astype("int32")
+    data = ((source, target[:, :-1]), target[:, 1:])
+    config = TrainConfig(dropout=0.0, warmup_steps=20, jit_compile=False)
+    losses = {}
+    for name in ("default", "mirrored"):
+        keras.utils.set_random_seed(0)
+        strategy = make_strategy(name)
+        with strategy.scope():
+            model = build_model(config, 50, 50)
+        batches = tf.data.Dataset.from_tensor_slices(data).batch(16)
+        history = model.fit(batches, epochs=3, verbose=0)
+        losses[name] = history.history["loss"]
+        losses[name + "_replicas"] = strategy.num_replicas_in_sync
+    print(json.dumps(losses))
+    """
+)
+
+
+def test_mirrored_strategy_on_two_cpus_follows_the_single_device_run():
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = json.loads(result.stdout.strip().splitlines()[-1])
+    assert losses["mirrored_replicas"] == 2 and losses["default_replicas"] == 1
+    np.testing.assert_allclose(losses["mirrored"], losses["default"], rtol=1e-3)
+    assert losses["default"][-1] < losses["default"][0]
