@@ -1,0 +1,137 @@
+"""The `tf-transformer` command: train, evaluate, translate, and its errors."""
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tf_transformer.cli import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run made by the CLI itself: 1 epoch of 2 steps on the default corpus."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    data_dir = tmp_path_factory.mktemp("cli_tfds")
+    code = main(
+        [
+            "train",
+            "--epochs",
+            "1",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            "--data-dir",
+            str(data_dir),
+            "--no-jit-compile",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def test_train_writes_metrics_attention_and_translator(run_dir, capsys):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("exact_match", "token_accuracy"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert 0.0 <= metrics["bleu"] <= 100.0 and metrics["train_seconds"] > 0
+    assert (run_dir / "attention.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run_dir / "translator" / "saved_model.pb").exists()
+    assert (run_dir / "model.keras").exists()
+
+
+def test_translate_arguments_and_stdin(run_dir, capsys, monkeypatch):
+    assert main(["translate", "--model", str(run_dir), "twenty-one", "seven"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    monkeypatch.setattr(sys, "stdin", io.StringIO("twenty-one\nseven\n"))
+    assert main(["translate", "--model", str(run_dir)]) == 0
+    assert capsys.readouterr().out.splitlines() == lines
+
+
+def test_evaluate_prints_the_scores(run_dir, capsys):
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(run_dir),
+                "--split",
+                "validation",
+                "--examples",
+                "1",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "exact match" in out and "BLEU" in out
+
+
+def test_overlong_input_is_truncated(run_dir, capsys):
+    sentence = " ".join(["nine hundred and ninety-nine"] * 60)
+    assert main(["translate", "--model", str(run_dir), sentence]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["translate", "--model", "{missing}", "seven"], "no run directory"),
+        (["translate", "--model", "{corrupt}", "seven"], "cannot load"),
+        (["translate", "--model", "{run}", "seven", "  "], "input 2 is empty"),
+        (["evaluate", "--model", "{empty}"], "no model.keras"),
+        (["train", "--resume", "--out", "{missing}"], "resume"),
+    ],
+)
+def test_errors_are_one_line_with_exit_status_2(
+    argv, message, run_dir, tmp_path, capsys
+):
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "model.keras").write_text("not a zip")
+    (tmp_path / "empty").mkdir()
+    paths = {
+        "missing": tmp_path / "nope",
+        "corrupt": corrupt,
+        "run": run_dir,
+        "empty": tmp_path / "empty",
+    }
+    argv = [arg.format(**paths) for arg in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
+    assert message in err.lower(), err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--config", "enormous"],
+        ["train", "--corpus", "wikipedia"],
+        ["train", "--strategy", "cluster"],
+        ["train", "--batch-size", "0"],
+        ["train", "--epochs", "-3"],
+        ["train", "--steps", "two"],
+        ["translate", "--model", "x", "--beam-width", "0"],
+    ],
+)
+def test_bad_options_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    option, value = argv[-2], argv[-1]
+    assert option in err and repr(value) in err, err  # names the option and value
+
+
+def test_the_installed_command_runs():
+    result = subprocess.run(
+        ["tf-transformer", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    for command in ("train", "evaluate", "translate", "grade"):
+        assert command in result.stdout
