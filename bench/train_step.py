@@ -23,6 +23,7 @@ import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from peers import keras_nlp_transformer  # noqa: E402
 
 import tf_transformer as tt  # noqa: E402
 
@@ -42,29 +43,14 @@ def our_model():
 
 
 def peer_model():
-    """The same architecture from KerasNLP layers (functional API)."""
-    source = keras.Input((SOURCE_LEN,), dtype="int32")
-    target = keras.Input((TARGET_LEN,), dtype="int32")
-    source_mask = keras.ops.not_equal(source, 0)
-    target_mask = keras.ops.not_equal(target, 0)
-
-    def embedding(length):
-        return keras_hub.layers.TokenAndPositionEmbedding(
-            VOCAB, length, CONFIG["d_model"]
-        )
-
-    x = keras.layers.Dropout(CONFIG["dropout"])(embedding(SOURCE_LEN)(source))
-    for _ in range(CONFIG["num_layers"]):
-        x = keras_hub.layers.TransformerEncoder(
-            CONFIG["dff"], CONFIG["num_heads"], dropout=CONFIG["dropout"]
-        )(x, padding_mask=source_mask)
-    y = keras.layers.Dropout(CONFIG["dropout"])(embedding(TARGET_LEN)(target))
-    for _ in range(CONFIG["num_layers"]):
-        y = keras_hub.layers.TransformerDecoder(
-            CONFIG["dff"], CONFIG["num_heads"], dropout=CONFIG["dropout"]
-        )(y, x, decoder_padding_mask=target_mask, encoder_padding_mask=source_mask)
-    logits = keras.layers.Dense(VOCAB)(y)
-    return keras.Model((source, target), logits)
+    """The same architecture from KerasNLP layers (see bench/peers.py)."""
+    return keras_nlp_transformer(
+        **CONFIG,
+        source_vocab=VOCAB,
+        target_vocab=VOCAB,
+        source_length=SOURCE_LEN,
+        target_length=TARGET_LEN,
+    )
 
 
 def batches(count, seed=0):

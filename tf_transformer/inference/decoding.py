@@ -149,12 +149,14 @@ def _decode_length(source_ids, max_length):
     return source_len + DEFAULT_MARGIN
 
 
-def _check_source(model, source_ids):
+def _check_source(model, source_ids, use_cache=True):
     _validation.check_integer_ids("source_ids", source_ids)
     _validation.check_rank("source_ids", source_ids, {2})
-    if not hasattr(model, "decoder") or not hasattr(model, "source_embedding"):
+    is_transformer = hasattr(model, "decoder") and hasattr(model, "source_embedding")
+    if not callable(model) or (use_cache and not is_transformer):
         raise TypeError(
-            "`model` must be a tf_transformer.Transformer. "
+            "`model` must be a tf_transformer.Transformer (with use_cache=False: "
+            "any model mapping (source_ids, target_in_ids) to logits). "
             f"Received: model of type {type(model).__name__}"
         )
     if not model.built:
@@ -173,7 +175,8 @@ def greedy_decode(model, source_ids, max_length=None, use_cache=True):
             Python int or a scalar int tensor. Defaults to the source length
             + 10.
         use_cache: use the key/value cache (True) or re-run the full model at
-            every step (False, the reference path).
+            every step (False, the reference path; it works with any Keras
+            model that maps `(source_ids, target_in_ids)` to logits).
 
     Returns:
         int32 (batch, max_length): generated ids, without `[START]`, ending
@@ -184,7 +187,7 @@ def greedy_decode(model, source_ids, max_length=None, use_cache=True):
     >>> ids = greedy_decode(model, source_ids)
     >>> fast = tf.function(greedy_decode, jit_compile=True)
     """
-    source_ids = _check_source(model, source_ids)
+    source_ids = _check_source(model, source_ids, use_cache)
     length = _decode_length(source_ids, max_length)
     batch = tf.shape(source_ids)[0]
     # tokens[:, 0] is [START]; step i writes the token for position i + 1.
