@@ -9,6 +9,7 @@ their references; the report gives the training seconds (evaluation excluded)
 at which each model first reached each target, and the ratio ours / peer.
 
     python bench/time_to_accuracy.py [--max-seconds 600] [--eval-every 200]
+                                     [--eval-pairs 1000]
 """
 
 import argparse
@@ -91,6 +92,12 @@ def main():
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument(
+        "--eval-pairs",
+        type=int,
+        default=1000,
+        help="validation pairs translated at each evaluation",
+    )
+    parser.add_argument(
         "--jit-compile", action=argparse.BooleanOptionalAction, default=True
     )
     args = parser.parse_args()
@@ -110,7 +117,7 @@ def main():
     for _ in batches.take(1200):  # tokenize and cache the corpus before any clock
         pass
     sources, references = [], []
-    for source, target in validation.as_numpy_iterator():
+    for source, target in validation.take(args.eval_pairs).as_numpy_iterator():
         sources.append(source.decode())
         references.append(target.decode())
     source_ids = source_tokenizer.tokenize(sources).to_tensor(

@@ -53,3 +53,15 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert command in ci
     assert "pip install -e" in command and "pytest" in command
+
+
+def test_readme_main_job_is_the_bare_command():
+    command = readme_command("Run the main job")
+    assert command.endswith("&& tf-transformer")
+    assert "pip install -e ." in command
+
+
+def test_readme_has_no_unfilled_placeholders():
+    text = (ROOT / "README.md").read_text()
+    for placeholder in ("COURSE_MAP", "BENCHMARKS", "DATA_SECTION", "TODO"):
+        assert placeholder not in text, placeholder
