@@ -63,3 +63,17 @@ def library_exercises(path):
         if "exercise" in meta and "source" in meta:
             names.append(meta["exercise"])
     return names
+
+
+def assert_runs_unanswered(path, tmp_path):
+    """The lesson runs to the end and each library self-check says "not
+    implemented yet" (no traceback)."""
+    errors, reports = run_unanswered(path, tmp_path)
+    assert not errors, errors
+    exercises = library_exercises(path)
+    for exercise in exercises:
+        assert any(name == exercise for name, _ in reports), exercise
+    for name, text in reports:
+        if name in exercises:
+            assert "not implemented yet" in text, (name, text)
+            assert "Traceback" not in text
