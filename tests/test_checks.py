@@ -2,10 +2,13 @@
 
 import collections
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
-from tf_transformer.course import checks
+from tf_transformer.course import _sandbox, checks
 from tf_transformer.course.checks import EXERCISES, CheckFailed, check, run_check
+from tf_transformer.course.checks import decoding as decoding_check
 from tf_transformer.course.checks.bugs import ALTERNATIVES, BUGS
 
 DESIGN_FUNCTIONS = {
@@ -15,6 +18,7 @@ DESIGN_FUNCTIONS = {
     "causal_mask",
     "masked_loss",
     "masked_accuracy",
+    "greedy_decode",
 }
 DESIGN_CLASSES = {
     "multi_head_attention",
@@ -22,6 +26,23 @@ DESIGN_CLASSES = {
     "encoder_layer",
     "decoder_layer",
     "transformer_schedule",
+}
+
+
+# The course's lesson numbers (the grader recognises a lesson by its answers).
+LESSONS = {
+    "positional_encoding": 2,
+    "scaled_dot_product_attention": 3,
+    "multi_head_attention": 4,
+    "padding_mask": 5,
+    "causal_mask": 5,
+    "feed_forward": 6,
+    "encoder_layer": 6,
+    "decoder_layer": 7,
+    "transformer_schedule": 8,
+    "masked_loss": 8,
+    "masked_accuracy": 8,
+    "greedy_decode": 9,
 }
 
 
@@ -35,14 +56,24 @@ def test_registry_lists_every_exercise_of_the_design():
     assert EXERCISES["multi_head_attention"].object_name == "MultiHeadAttention"
     lessons = [ex.lesson for ex in EXERCISES.values()]
     assert lessons == sorted(lessons)
+    assert {name: ex.lesson for name, ex in EXERCISES.items()} == LESSONS
+    decode = EXERCISES["greedy_decode"]
+    assert (decode.kind, decode.object_name, decode.points) == (
+        "function",
+        "greedy_decode",
+        2,
+    )
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))
 def test_reference_passes_its_own_check(name):
+    before = _sandbox._snapshot()
     result = run_check(name, EXERCISES[name].load_reference())
     assert result.passed, result.report()
     assert result.points == result.max_points == EXERCISES[name].points
     assert result.status == "passed"
+    # A check changes nothing the grader's tampering detection watches.
+    assert _sandbox._changed(before) is None
 
 
 def test_catalogue_has_at_least_five_mistakes_per_exercise():
@@ -124,3 +155,44 @@ def test_report_is_compact_and_marks_success(capsys):
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[0].startswith("✅ causal_mask: all checks passed (1/1)")
     assert len(printed) <= 6
+
+
+def test_greedy_decode_check_model_decides_by_clear_margins():
+    """The check's tiny model still makes the decisions its bugs rely on.
+
+    Rows end at different steps (one never), unmasked [PAD]/[START] would win
+    a step, and every greedy choice wins by far more than rounding.
+    """
+    model = decoding_check.tiny_model()
+    reference = EXERCISES["greedy_decode"].load_reference()
+    cases = [
+        (
+            decoding_check.BATCH,
+            6,
+            [[4, 3, 0, 0, 0, 0], [4, 4, 4, 4, 3, 0], [4, 4, 4, 4, 4, 7]],
+        ),
+        (decoding_check.SINGLE, None, [[4, 4, 4, 4, 3] + [0] * 8]),
+    ]
+    for source, max_length, expected in cases:
+        ids = reference(model, tf.constant(source), max_length=max_length).numpy()
+        np.testing.assert_array_equal(ids, expected)
+        target_in = np.concatenate([np.full((len(ids), 1), 2), ids[:, :-1]], 1)
+        logits = model((tf.constant(source), tf.constant(target_in)), training=False)
+        logits = logits.numpy()
+        allowed = np.delete(logits, [0, 2], axis=-1)
+        top2 = np.sort(allowed, axis=-1)[..., -2:]
+        produced = np.cumsum(ids == 3, axis=1) - (ids == 3) == 0  # up to [END]
+        assert (top2[..., 1] - top2[..., 0])[produced].min() > 0.1
+    unmasked = decoding_check.decode_variant(
+        model, decoding_check.BATCH, 6, forbid=False
+    )
+    assert np.isin(unmasked, [0, 2]).any()
+
+
+def test_greedy_decode_may_ignore_use_cache():
+    reference = EXERCISES["greedy_decode"].load_reference()
+
+    def always_uncached(model, source_ids, max_length=None, use_cache=True):
+        return reference(model, source_ids, max_length, use_cache=False)
+
+    assert run_check("greedy_decode", always_uncached).passed

@@ -1,10 +1,13 @@
 """`tf-transformer grade`: statuses, robustness and tampering, on tiny notebooks.
 
 Kernels and TensorFlow imports cost seconds, so the crafted submissions are
-graded in three batches with two jobs each.
+graded in a few batches with two jobs each. Lessons: 2 positional encoding,
+5 masks, 8 training (the only lesson with three exercises, so one notebook
+can show three outcomes), 9 greedy decoding.
 """
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -23,7 +26,8 @@ COLUMNS = [
     "status",
     "message",
 ]
-LESSON_2 = ["scaled_dot_product_attention", "padding_mask", "causal_mask"]
+MASKS = ["padding_mask", "causal_mask"]  # lesson 5
+TRAINING = ["masked_loss", "masked_accuracy", "transformer_schedule"]  # lesson 8
 
 
 def grades(paths, **kwargs):
@@ -59,80 +63,147 @@ def expect(rows, submission, lesson, statuses, message_parts=None):
 def executed():
     """Notebooks that break the notebook run itself (no TensorFlow in them)."""
     names = ["erin", "frank", "gina", "hank", "ivan", "judy", "kim"]
-    return grades([FIXTURES / n for n in names], timeout=10)
+    # 20 s: a kernel starting on a busy machine can take 10.
+    return grades([FIXTURES / n for n in names], timeout=20)
 
 
 @pytest.fixture(scope="module")
 def checked():
     """Answers graded without running the notebook (the kernel adds nothing here)."""
-    names = ["alice", "bob", "carol", "dave", "leo"]
+    names = ["alice", "bob", "carol", "dave", "leo", "nina"]
     return grades([FIXTURES / n for n in names], timeout=10, execute=False)
 
 
-def test_correct_answers_get_full_marks(checked):
-    statuses = dict.fromkeys(LESSON_2, "passed")
-    expect(checked, "alice/02_attention.ipynb", 2, statuses)
+@pytest.fixture(scope="module")
+def decoded():
+    """The heaviest check (it builds and runs a Transformer), with time to spare."""
+    return grades([FIXTURES / "mia"], timeout=120, execute=False)
+
+
+def test_lessons_of_the_fixtures_are_the_course_numbering():
+    from tf_transformer.course.checks import exercises_of_lesson
+
+    assert [ex.name for ex in exercises_of_lesson(5)] == MASKS
+    assert [ex.name for ex in exercises_of_lesson(8)] == TRAINING
+    assert [ex.name for ex in exercises_of_lesson(9)] == ["greedy_decode"]
+    assert [ex.name for ex in exercises_of_lesson(2)] == ["positional_encoding"]
+
+
+def test_correct_answers_get_full_marks(checked, decoded):
+    expect(checked, "alice/05_masks.ipynb", 5, dict.fromkeys(MASKS, "passed"))
+    # A greedy decoder that re-runs the model (no cache) and uses the
+    # notebook's constants, checked in the sandbox.
+    expect(decoded, "09_decoding.ipynb", 9, {"greedy_decode": "passed"})
 
 
 def test_renamed_reordered_notebook_grades_each_status(checked):
     expect(
         checked,
         "bob/my work (final).ipynb",
-        2,
+        8,
         {
-            "scaled_dot_product_attention": "missing",
-            "padding_mask": "not_attempted",
-            "causal_mask": "failed",
+            "masked_loss": "not_attempted",
+            "masked_accuracy": "failed",
+            "transformer_schedule": "missing",
         },
         {
-            "causal_mask": "include the diagonal",
-            "scaled_dot_product_attention": "not defined",
+            "masked_accuracy": "padding positions are counted",
+            "transformer_schedule": "TransformerSchedule is not defined",
         },
     )
 
 
 def test_top_level_tampering_gains_nothing(checked):
-    # Redefined `check`, patched checks module, fake nbgrader points, printed
-    # "passed", and an answer that calls the library's reference.
+    # Redefined `check`, patched checks module (run_check, and `close`, which
+    # the masked_accuracy check uses), the library's answer replaced by the
+    # wrong one, fake nbgrader points, printed "passed", and an answer that
+    # calls the library's reference.
     expect(
         checked,
-        "carol/02_attention.ipynb",
-        2,
+        "carol/08_training.ipynb",
+        8,
         {
-            "scaled_dot_product_attention": "error",
-            "padding_mask": "passed",
-            "causal_mask": "failed",
+            "masked_loss": "error",
+            "masked_accuracy": "failed",
+            "transformer_schedule": "passed",
         },
-        {"scaled_dot_product_attention": "your notebook must define its own"},
+        {
+            "masked_loss": "your notebook must define its own",
+            "masked_accuracy": "padding positions are counted",
+        },
     )
 
 
 def test_tampering_from_inside_an_answer_voids_the_results(checked):
-    row = checked[("dave/02_attention.ipynb", "padding_mask")]
-    assert (row.status, row.points) == ("error", 0)
-    assert "changed grading code" in row.message
-    assert checked[
-        ("dave/02_attention.ipynb", "scaled_dot_product_attention")
-    ].status in (
-        "missing",
-        "error",
+    # padding_mask (checked first) patches the checks; causal_mask is right,
+    # but nothing checked after the tampering counts.
+    message = "changed grading code"
+    expect(
+        checked,
+        "dave/05_masks.ipynb",
+        5,
+        dict.fromkeys(MASKS, "error"),
+        dict.fromkeys(MASKS, message),
     )
 
 
-def test_answers_that_crash_or_hang_the_checker(checked):
+def test_tampering_when_defined_voids_the_results(checked):
+    # Default arguments run when a def runs: nina's swap the code of the
+    # padding_mask check and the registry's causal_mask entry for no-ops, so
+    # that her wrong answers would pass.
     expect(
         checked,
-        "leo/02_attention.ipynb",
-        2,
+        "nina/05_masks.ipynb",
+        5,
+        dict.fromkeys(MASKS, "error"),
+        dict.fromkeys(MASKS, "changed grading code"),
+    )
+
+
+def test_snapshot_sees_grading_code_changed_in_place(monkeypatch):
+    import tf_transformer
+    from tf_transformer.course import _sandbox
+    from tf_transformer.course.checks import EXERCISES, _core, masks
+
+    def no_check(ctx, student, reference):
+        return None
+
+    entry = dataclasses.replace(EXERCISES["causal_mask"], checker=no_check)
+    changes = [
+        (masks.check_causal_mask, "__code__", no_check.__code__, "masks.check_causal"),
+        (_core.close, "__defaults__", (1.0, 1.0), "_core.close"),
+        (tf_transformer.Transformer, "call", no_check, "Transformer"),
+        (_core, "REUSE_BETWEEN_CHECKS", False, "REUSE_BETWEEN_CHECKS"),
+        (EXERCISES, "causal_mask", entry, "EXERCISES['causal_mask']"),
+    ]
+    before = _sandbox._snapshot()
+    assert _sandbox._changed(before) is None
+    for target, name, value, reported in changes:
+        if isinstance(target, dict):
+            monkeypatch.setitem(target, name, value)
+        else:
+            monkeypatch.setattr(target, name, value)
+        assert reported in (_sandbox._changed(before) or ""), name
+        monkeypatch.undo()
+        assert _sandbox._changed(before) is None
+
+
+def test_answers_that_crash_or_hang_the_checker(checked):
+    # Each failure restarts the checking process; the next answer still gets
+    # its own result.
+    expect(
+        checked,
+        "leo/08_training.ipynb",
+        8,
         {
-            "scaled_dot_product_attention": "error",
-            "padding_mask": "timeout",
-            "causal_mask": "error",
+            "masked_loss": "error",
+            "masked_accuracy": "timeout",
+            "transformer_schedule": "error",
         },
         {
-            "scaled_dot_product_attention": "checking process died",
-            "padding_mask": "took longer than 10 s",
-            "causal_mask": "TypeError",
+            "masked_loss": "checking process died",
+            "masked_accuracy": "took longer than 10 s",
+            "transformer_schedule": "TypeError",
         },
     )
 
@@ -140,40 +211,36 @@ def test_answers_that_crash_or_hang_the_checker(checked):
 def test_wrong_lesson_is_graded_as_the_lesson_it_contains(executed):
     expect(
         executed,
-        "erin/03_multi_head_attention.ipynb",
-        1,
+        "erin/04_multi_head_attention.ipynb",
+        2,
         {"positional_encoding": "passed"},
     )
 
 
 def test_invalid_json_is_one_error_row(executed):
-    row = executed[("frank/02_attention.ipynb", "")]
+    row = executed[("frank/05_masks.ipynb", "")]
     assert (row.status, row.lesson, row.points) == ("error", "", 0)
     assert "not a readable notebook" in row.message
 
 
 def test_never_ending_notebook_times_out(executed):
-    statuses = dict.fromkeys(LESSON_2, "timeout")
-    expect(executed, "gina/02_attention.ipynb", 2, statuses)
+    statuses = dict.fromkeys(MASKS, "timeout")
+    expect(executed, "gina/05_masks.ipynb", 5, statuses)
 
 
 def test_sys_exit_and_huge_output_do_not_stop_grading(executed):
-    statuses = {
-        "scaled_dot_product_attention": "missing",
-        "padding_mask": "missing",
-        "causal_mask": "passed",
-    }
-    expect(executed, "hank/02_attention.ipynb", 2, statuses)
-    expect(executed, "kim/02_attention.ipynb", 2, statuses)
+    statuses = {"padding_mask": "missing", "causal_mask": "passed"}
+    expect(executed, "hank/05_masks.ipynb", 5, statuses)
+    expect(executed, "kim/05_masks.ipynb", 5, statuses)
 
 
 @pytest.mark.parametrize("name", ["ivan", "judy"])
 def test_kernel_crash_is_an_error(executed, name):
-    statuses = dict.fromkeys(LESSON_2, "error")
+    statuses = dict.fromkeys(MASKS, "error")
     expect(
         executed,
-        f"{name}/02_attention.ipynb",
-        2,
+        f"{name}/05_masks.ipynb",
+        5,
         statuses,
         {"causal_mask": "kernel died"},
     )
@@ -193,7 +260,7 @@ def test_command_writes_csv_json_feedback_and_summary(tmp_path, capsys):
             "--feedback",
             str(tmp_path / "feedback"),
             "--lesson",
-            "2",
+            "5",
             "--no-execute",
             "--jobs",
             "2",
@@ -206,42 +273,20 @@ def test_command_writes_csv_json_feedback_and_summary(tmp_path, capsys):
         reader = csv.reader(handle)
         assert next(reader) == COLUMNS
         rows = [tuple(r[:6]) for r in reader]
+    erin = "erin/04_multi_head_attention.ipynb"
     assert rows == [
-        (
-            "alice/02_attention.ipynb",
-            "2",
-            "scaled_dot_product_attention",
-            "2",
-            "2",
-            "passed",
-        ),
-        ("alice/02_attention.ipynb", "2", "padding_mask", "1", "1", "passed"),
-        ("alice/02_attention.ipynb", "2", "causal_mask", "1", "1", "passed"),
-        (
-            "erin/03_multi_head_attention.ipynb",
-            "2",
-            "scaled_dot_product_attention",
-            "0",
-            "2",
-            "missing",
-        ),
-        (
-            "erin/03_multi_head_attention.ipynb",
-            "2",
-            "padding_mask",
-            "0",
-            "1",
-            "missing",
-        ),
-        ("erin/03_multi_head_attention.ipynb", "2", "causal_mask", "0", "1", "missing"),
+        ("alice/05_masks.ipynb", "5", "padding_mask", "1", "1", "passed"),
+        ("alice/05_masks.ipynb", "5", "causal_mask", "1", "1", "passed"),
+        (erin, "5", "padding_mask", "0", "1", "missing"),
+        (erin, "5", "causal_mask", "0", "1", "missing"),
     ]
     report = json.loads((tmp_path / "report.json").read_text())
-    assert [s["points"] for s in report["submissions"]] == [4, 0]
+    assert [s["points"] for s in report["submissions"]] == [2, 0]
     assert {
         item["exercise"]: item["pass_rate"] for item in report["summary"]
-    } == dict.fromkeys(LESSON_2, 0.5)
+    } == dict.fromkeys(MASKS, 0.5)
     feedback = sorted(p.name for p in (tmp_path / "feedback").iterdir())
-    assert feedback == ["alice__02_attention.md", "erin__03_multi_head_attention.md"]
+    assert feedback == ["alice__05_masks.md", "erin__04_multi_head_attention.md"]
     assert (
         "| causal_mask | 1/1 | ✅ passed |"
         in (tmp_path / "feedback" / feedback[0]).read_text()
@@ -261,9 +306,9 @@ def test_find_submissions_identities_are_relative_to_the_root():
     found = grade.find_submissions([FIXTURES / "bob"])
     assert [identity for identity, _ in found] == ["my work (final).ipynb"]
     found = grade.find_submissions(
-        [FIXTURES / "bob", FIXTURES / "alice" / "02_attention.ipynb"]
+        [FIXTURES / "bob", FIXTURES / "alice" / "05_masks.ipynb"]
     )
     assert [identity for identity, _ in found] == [
         "bob/my work (final).ipynb",
-        "02_attention.ipynb",
+        "05_masks.ipynb",
     ]

@@ -22,9 +22,14 @@ captured before any student code runs; the student's imports of
 ``tf_transformer`` go through proxies that hide the references of the
 exercises being graded (so an answer cannot just call the library's); the
 student's writes to stdout go to /dev/null; results carry a nonce the
-student's code never sees; and after each check the attributes of the
+student's code never sees; checks do not reuse models or results between
+calls (`REUSE_BETWEEN_CHECKS`); and after each check the attributes of the
 grading modules, ``tf_transformer``, ``numpy`` and ``builtins`` are compared
-with a snapshot taken before: any change voids the results.
+with a snapshot taken before the student's definitions run (default
+arguments and decorators run then): any change voids the results. The
+snapshot covers each attribute's identity, a function's code and defaults
+(swappable in place), the attributes of the library's classes, and the
+entries of the exercise registry.
 """
 
 from __future__ import annotations
@@ -218,27 +223,72 @@ def _guarded_import(hidden: dict[str, type]):
     return guarded
 
 
-def _snapshot() -> dict[str, dict[str, int]]:
+REGISTRY = "tf_transformer.course.checks.EXERCISES"
+
+
+def _fingerprint(value: Any, depth: int = 0) -> Any:
+    """What must stay the same about a watched attribute.
+
+    Its identity; for a function also its code and defaults, and for a class
+    of the library its own attributes (methods included): these change in
+    place, keeping the object's id.
+    """
+    if isinstance(value, types.FunctionType):
+        return (
+            id(value),
+            id(value.__code__),
+            id(value.__defaults__),
+            id(value.__kwdefaults__),
+        )
+    if (
+        depth == 0
+        and isinstance(value, type)
+        and getattr(value, "__module__", "").startswith("tf_transformer")
+    ):
+        own = sorted(
+            (key, _fingerprint(item, 1))
+            for key, item in list(vars(value).items())
+            if key not in ("__dict__", "__weakref__", "__doc__")
+        )
+        return (id(value), tuple(own))
+    return id(value)
+
+
+def _watched() -> dict[str, dict[str, Any]]:
+    """Attributes by module name, and the registry's entries under REGISTRY."""
     names = [n for n in list(sys.modules) if n.startswith("tf_transformer")]
-    snapshot = {}
+    watched = {}
     for name in names + list(WATCHED_MODULES):
         module = sys.modules.get(name)
         if module is not None:
-            snapshot[name] = {k: id(v) for k, v in list(vars(module).items())}
-    return snapshot
+            watched[name] = dict(vars(module))
+    core = sys.modules.get("tf_transformer.course.checks._core")
+    if core is not None:
+        watched[REGISTRY] = dict(core.EXERCISES)
+    return watched
 
 
-def _changed(before: dict[str, dict[str, int]]) -> str | None:
+def _snapshot() -> dict[str, dict[str, Any]]:
+    return {
+        name: {key: _fingerprint(value) for key, value in attributes.items()}
+        for name, attributes in _watched().items()
+    }
+
+
+def _changed(before: dict[str, dict[str, Any]]) -> str | None:
+    now_all = _watched()
     for name, attributes in before.items():
-        module = sys.modules.get(name)
-        if module is None:
+        if name not in now_all:
             return name
-        now = vars(module)
-        for key, identity in attributes.items():
-            if key in now and id(now[key]) != identity and not key.startswith("__"):
-                return f"{name}.{key}"
+        now = now_all[name]
+        for key, fingerprint in attributes.items():
+            where = f"{name}[{key!r}]" if name == REGISTRY else f"{name}.{key}"
             if key not in now:
-                return f"{name}.{key}"
+                return where
+            if key.startswith("__") and name != REGISTRY:
+                continue
+            if _fingerprint(now[key]) != fingerprint:
+                return where
     return None
 
 
@@ -261,6 +311,7 @@ def check(request: dict, out) -> None:
     student_builtins = dict(vars(builtins))
     student_builtins["__import__"] = _guarded_import(hidden)
     namespace["__builtins__"] = student_builtins
+    sys.modules["tf_transformer.course.checks._core"].REUSE_BETWEEN_CHECKS = False
     snapshot = _snapshot()
 
     import linecache

@@ -18,6 +18,7 @@ reference's weights, so the outputs are comparable.
 from tf_transformer.course.checks import (  # noqa: F401 - each module registers checks
     attention,
     decoder_layer,
+    decoding,
     encoder_layer,
     feed_forward,
     losses,

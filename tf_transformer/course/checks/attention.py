@@ -1,4 +1,4 @@
-"""Check of `scaled_dot_product_attention` (lesson 2)."""
+"""Check of `scaled_dot_product_attention` (lesson 3)."""
 
 import numpy as np
 import tensorflow as tf

@@ -1,4 +1,4 @@
-"""Check of `DecoderLayer` (lesson 5)."""
+"""Check of `DecoderLayer` (lesson 7)."""
 
 import numpy as np
 import tensorflow as tf

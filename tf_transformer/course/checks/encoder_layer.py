@@ -1,4 +1,4 @@
-"""Check of `EncoderLayer` (lesson 4)."""
+"""Check of `EncoderLayer` (lesson 6)."""
 
 import numpy as np
 import tensorflow as tf

@@ -1,4 +1,4 @@
-"""Check of `FeedForward` (lesson 4)."""
+"""Check of `FeedForward` (lesson 6)."""
 
 import numpy as np
 import tensorflow as tf

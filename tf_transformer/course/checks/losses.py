@@ -1,4 +1,4 @@
-"""Checks of `masked_loss` and `masked_accuracy` (lesson 6)."""
+"""Checks of `masked_loss` and `masked_accuracy` (lesson 8)."""
 
 import keras
 import numpy as np

@@ -1,4 +1,4 @@
-"""Checks of `padding_mask` and `causal_mask` (lesson 2)."""
+"""Checks of `padding_mask` and `causal_mask` (lesson 5)."""
 
 import numpy as np
 import tensorflow as tf

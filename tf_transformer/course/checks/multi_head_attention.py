@@ -1,4 +1,4 @@
-"""Check of `MultiHeadAttention` (lesson 3)."""
+"""Check of `MultiHeadAttention` (lesson 4)."""
 
 import numpy as np
 import tensorflow as tf

@@ -1,4 +1,4 @@
-"""Check of `positional_encoding` (lesson 1)."""
+"""Check of `positional_encoding` (lesson 2)."""
 
 import numpy as np
 

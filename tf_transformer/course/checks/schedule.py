@@ -1,4 +1,4 @@
-"""Check of `TransformerSchedule` (lesson 6)."""
+"""Check of `TransformerSchedule` (lesson 8)."""
 
 import keras
 import numpy as np
