@@ -28,6 +28,7 @@ def short_run(tmp_path_factory, data_dir):
         validation_size=20,
         data_dir=data_dir,
         vocabulary_size=400,
+        jit_compile=True,  # the XLA path; other tests use the graph path
     )
     return out, train(config)
 

@@ -71,7 +71,7 @@ def add_commands(commands) -> None:
         type=_positive_int,
         default=None,
         metavar="N",
-        help="training steps per epoch (default: the whole corpus)",
+        help="training steps per epoch (default 250)",
     )
     train.add_argument("--batch-size", type=_positive_int, default=None, metavar="N")
     train.add_argument(
@@ -95,8 +95,8 @@ def add_commands(commands) -> None:
     train.add_argument(
         "--jit-compile",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="compile the train step with XLA (default on)",
+        default=False,
+        help="compile the train step with XLA (default off: slower on 2 CPU cores)",
     )
     train.add_argument(
         "--resume", action="store_true", help="continue the interrupted run in --out"

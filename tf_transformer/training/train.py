@@ -57,7 +57,9 @@ class TrainConfig:
         config: model size, one of `MODEL_CONFIGS`. Defaults to "tiny".
         corpus: corpus name for `tf_transformer.data.load_translation`.
         source_lang, target_lang: the language pair. Default en -> fr.
-        epochs: most epochs. `steps`: steps per epoch (None = whole corpus).
+        epochs: most epochs. `steps`: steps per epoch (None = the whole
+            corpus); short epochs check validation exact match often, so the
+            run stops soon after reaching the target.
         batch_size: sentences per batch (global, across replicas).
         max_length: longest sequence in tokens; longer ones are truncated.
         vocabulary_size: WordPiece vocabulary size per side (upper bound).
@@ -69,7 +71,9 @@ class TrainConfig:
         mixed_precision: use the mixed_float16 (GPU) or mixed_bfloat16
             (CPU/TPU) dtype policy.
         jit_compile: compile the train step with XLA (needs static shapes:
-            batches are padded to `max_length`).
+            batches are padded to `max_length`). Off by default: on 2 CPU
+            cores the tiny model's XLA step measured slower than the graph
+            step (bench/train_step.py compares both).
         resume: continue an interrupted run from `out/backup`.
         target_exact_match: stop once validation exact match reaches it.
         validation_size: validation pairs decoded for exact match each epoch.
@@ -84,8 +88,8 @@ class TrainConfig:
     corpus: str = "mixed"
     source_lang: str = "en"
     target_lang: str = "fr"
-    epochs: int = 12
-    steps: int | None = None
+    epochs: int = 40
+    steps: int | None = 250
     batch_size: int = 64
     max_length: int = 32
     vocabulary_size: int = 1000
@@ -95,7 +99,7 @@ class TrainConfig:
     out: str = "runs/latest"
     strategy: str = "default"
     mixed_precision: bool = False
-    jit_compile: bool = True
+    jit_compile: bool = False
     resume: bool = False
     target_exact_match: float = 0.995
     validation_size: int = 500
