@@ -106,7 +106,8 @@ def run_layer_test(
     twin = layer_cls.from_config(layer.get_config())
     call(twin, inputs, training=False)
     twin.set_weights(layer.get_weights())
-    for got, want in zip(_flat(call(twin, inputs, training=False)), _flat(eager)):
+    twin_outputs = _flat(call(twin, inputs, training=False))
+    for got, want in zip(twin_outputs, _flat(eager), strict=True):
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)
 
     # 6. One compiled (XLA) fit step changes the trainable weights.

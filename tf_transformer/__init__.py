@@ -6,6 +6,7 @@ exercises are answered by. Everything below is importable from the top level.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from tf_transformer.inference import Translator, beam_search, greedy_decode
 from tf_transformer.layers import (
     Decoder,
     DecoderLayer,
@@ -20,7 +21,6 @@ from tf_transformer.layers import (
     positional_encoding,
     scaled_dot_product_attention,
 )
-from tf_transformer.inference import Translator, beam_search, greedy_decode
 from tf_transformer.models import Transformer
 from tf_transformer.training import TransformerSchedule, masked_accuracy, masked_loss
 
