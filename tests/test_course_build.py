@@ -58,9 +58,9 @@ def test_build_refreshes_solution_cells_from_the_library(course):
         "tf_transformer.layers.masks.causal_mask"
     )
     assert "class FeedForward" in by_id["ffn"]["source"]
-    assert by_id["check-causal_mask"]["source"].endswith(
-        'check("causal_mask", causal_mask)'
-    )
+    check_source = by_id["check-causal_mask"]["source"]
+    assert check_source.endswith('result = check("causal_mask", causal_mask)')
+    assert check_source.startswith("# NBVAL_CHECK_OUTPUT")  # solutions prove it passes
 
 
 def test_lesson_has_badge_setup_and_no_outputs(course):

@@ -65,3 +65,16 @@ def test_readme_has_no_unfilled_placeholders():
     text = (ROOT / "README.md").read_text()
     for placeholder in ("COURSE_MAP", "BENCHMARKS", "DATA_SECTION", "TODO"):
         assert placeholder not in text, placeholder
+
+
+def test_code_is_ruff_clean():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "tf_transformer", "tests", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]

@@ -300,9 +300,14 @@ def _checks():
 
 def check_cell_source(name: str) -> str:
     exercise = _checks().EXERCISES[name]
+    # Checked by nbval in solutions/. The CheckResult is assigned, not left as
+    # the cell's value: the printed report is the output. (A trailing ";"
+    # would not do: nbval runs cells without history, and IPython then
+    # decides whether to hide the value by looking at the previous cell.)
     return (
+        "# NBVAL_CHECK_OUTPUT\n"
         "from tf_transformer.course.checks import check\n\n"
-        f'check("{name}", {exercise.object_name})'
+        f'result = check("{name}", {exercise.object_name})'
     )
 
 
