@@ -312,3 +312,42 @@ def test_find_submissions_identities_are_relative_to_the_root():
         "bob/my work (final).ipynb",
         "05_masks.ipynb",
     ]
+
+
+# ------------------------------------------------------------ the real course
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_solutions_get_full_marks_and_lessons_none():
+    """The repository's notebooks, graded from their definitions (not run).
+
+    With `execute=False` the notebooks are not run: the checking process
+    takes their imports, defs, classes and constants and checks those.
+    """
+    from tf_transformer.course.checks import EXERCISES, exercises_of_lesson
+
+    rows = grades([REPO / "solutions", REPO / "lessons"], timeout=120, execute=False)
+    for folder, status in (("solutions", "passed"), ("lessons", "not_attempted")):
+        notebooks = sorted(p.name for p in (REPO / folder).glob("*.ipynb"))
+        assert len(notebooks) == 10, folder
+        seen = []
+        for name in notebooks:
+            identity, lesson = f"{folder}/{name}", int(name[:2])
+            exercises = [ex.name for ex in exercises_of_lesson(lesson)]
+            if exercises:
+                expect(rows, identity, lesson, dict.fromkeys(exercises, status))
+                seen.extend(exercises)
+            else:  # lessons 00 and 01 have nothing to grade: no rows
+                assert not [key for key in rows if key[0] == identity], identity
+        assert sorted(seen) == sorted(EXERCISES), folder
+    assert {submission for submission, _ in rows} <= {
+        f"{folder}/{p.name}"
+        for folder in ("solutions", "lessons")
+        for p in (REPO / folder).glob("*.ipynb")
+    }
+
+
+def test_a_solution_run_end_to_end_gets_full_marks():
+    rows = grades([REPO / "solutions" / "05_masking.ipynb"], timeout=300)
+    expect(rows, "05_masking.ipynb", 5, dict.fromkeys(MASKS, "passed"))

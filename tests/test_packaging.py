@@ -63,7 +63,8 @@ def test_readme_main_job_is_the_bare_command():
 
 def test_readme_has_no_unfilled_placeholders():
     text = (ROOT / "README.md").read_text()
-    for placeholder in ("COURSE_MAP", "BENCHMARKS", "DATA_SECTION", "TODO"):
+    placeholders = ("COURSE_MAP", "BENCHMARKS", "DATA_SECTION", "TODO", "RT0", "DATE_")
+    for placeholder in placeholders:
         assert placeholder not in text, placeholder
 
 
@@ -78,3 +79,17 @@ def test_code_is_ruff_clean():
         text=True,
     )
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_readme_course_map_links_every_lesson_to_colab():
+    from tf_transformer.course import build
+
+    text = (ROOT / "README.md").read_text()
+    lessons = sorted(p.name for p in (ROOT / "lessons").glob("[0-9]*.ipynb"))
+    assert len(lessons) == 10
+    for name in lessons:
+        url = build.COLAB_URL.format(
+            repository=build.REPOSITORY, branch=build.BRANCH, path=f"lessons/{name}"
+        )
+        assert f"(lessons/{name})" in text, name
+        assert f"[Colab]({url})" in text, name

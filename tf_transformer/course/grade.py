@@ -121,7 +121,9 @@ def _code_cells(notebook: dict) -> list[str]:
 def identify_lesson(cells: list[str], filename: str = "") -> int | None:
     """The lesson whose exercise answers the cells define most (ties: earliest).
 
-    Falls back to the number the file name starts with (`03_...`).
+    Falls back to the number the file name starts with (`03_...`), also for
+    the course's lessons without exercises (00 and 01), which then grade as
+    no rows at all.
     """
     from tf_transformer.course import checks
     from tf_transformer.course._sandbox import defined_names
@@ -134,7 +136,8 @@ def identify_lesson(cells: list[str], filename: str = "") -> int | None:
     if votes:
         return min(votes, key=lambda lesson: (-votes[lesson], lesson))
     match = re.match(r"(\d+)", Path(filename).name)
-    if match and checks.exercises_of_lesson(int(match.group(1))):
+    last_lesson = max(ex.lesson for ex in checks.EXERCISES.values())
+    if match and int(match.group(1)) <= last_lesson:
         return int(match.group(1))
     return None
 
@@ -276,6 +279,8 @@ def grade_notebook(
             identity, None, "error", "no exercise of any lesson is defined"
         )
     exercises = checks.exercises_of_lesson(found)
+    if not exercises:
+        return []  # a lesson without exercises: nothing to grade
     with tempfile.TemporaryDirectory(prefix="tf-transformer-grade-") as workdir:
         if execute:
             outcome = _execute(path, timeout, workdir)
