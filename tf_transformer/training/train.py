@@ -394,6 +394,7 @@ def train(config: TrainConfig, callbacks=()) -> dict:
         validation_data=validation_batches,
         validation_steps=validation_steps,
         callbacks=all_callbacks,
+        shuffle=False,  # make_batches already shuffles
         verbose=2,
     )
     train_seconds = time.perf_counter() - start
