@@ -73,7 +73,7 @@ def test_code_is_ruff_clean():
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "tf_transformer", "tests", "bench"],
+        [sys.executable, "-m", "ruff", "check", "."],
         cwd=ROOT,
         capture_output=True,
         text=True,
