@@ -311,9 +311,13 @@ def check_cell_source(name: str) -> str:
     )
 
 
+def colab_url(lesson_path: str) -> str:
+    """Where Colab opens `lesson_path` (relative to the repository root)."""
+    return COLAB_URL.format(repository=REPOSITORY, branch=BRANCH, path=lesson_path)
+
+
 def badge_source(lesson_path: str) -> str:
-    url = COLAB_URL.format(repository=REPOSITORY, branch=BRANCH, path=lesson_path)
-    return f"[![Open In Colab]({BADGE_IMAGE})]({url})"
+    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(lesson_path)})"
 
 
 def setup_source() -> str:
