@@ -1,5 +1,6 @@
 """Training runs: artefacts, resume, multi-device training, evaluation."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -8,8 +9,17 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from tf_transformer.training.train import TrainConfig, evaluate, exact_match, train
+from tf_transformer.training.train import (
+    MODEL_CONFIGS,
+    SCHEDULES,
+    TrainConfig,
+    build_model,
+    evaluate,
+    exact_match,
+    train,
+)
 
 
 @pytest.fixture(scope="session")
@@ -108,11 +118,45 @@ def test_resume_without_a_backup_is_a_clear_error(tmp_path):
         ("label_smoothing", 1.0, ValueError),
         ("target_exact_match", 1.5, ValueError),
         ("dropout", -0.1, ValueError),
+        ("bucket_by_length", "yes", TypeError),
+        ("warmup_steps", 0, ValueError),
     ],
 )
 def test_bad_config_names_the_field(field, value, error):
     with pytest.raises(error, match=field):
         TrainConfig(**{field: value})
+
+
+def test_each_model_size_has_its_schedule():
+    assert set(SCHEDULES) == set(MODEL_CONFIGS)
+    tiny = TrainConfig()
+    assert (tiny.warmup_steps, tiny.learning_rate_scale) == SCHEDULES["tiny"]
+    base = TrainConfig(config="base")
+    assert (base.warmup_steps, base.learning_rate_scale) == (4000, 1.0)
+    chosen = TrainConfig(config="base", warmup_steps=50, learning_rate_scale=3.0)
+    assert (chosen.warmup_steps, chosen.learning_rate_scale) == (50, 3.0)
+    # The resolved values are what config.json keeps.
+    assert TrainConfig(**dataclasses.asdict(tiny)) == tiny
+
+
+def test_the_train_step_is_traced_once():
+    # Keras would otherwise create the compiled metrics' variables inside the
+    # first traced step, and TensorFlow would trace the whole step again.
+    model = build_model(TrainConfig(), 30, 30)
+    traced = []
+    train_step = model.train_step
+
+    def counting_train_step(data):
+        traced.append(1)
+        return train_step(data)
+
+    model.train_step = counting_train_step
+    rng = np.random.default_rng(0)
+    source = rng.integers(1, 30, (16, 7)).astype("int32")
+    target = rng.integers(1, 30, (16, 6)).astype("int32")
+    dataset = tf.data.Dataset.from_tensor_slices(((source, target), target))
+    model.fit(dataset.batch(4), epochs=2, shuffle=False, verbose=0)
+    assert len(traced) == 1
 
 
 def test_exact_match_compares_normalized_text():

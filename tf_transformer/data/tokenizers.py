@@ -240,16 +240,22 @@ def _check_vocabulary(vocabulary, where: str) -> list[str]:
 # The parts of tokenize/detokenize that do not depend on the vocabulary are
 # traced once per process and shared by every tokenizer: tracing ragged and
 # regex ops costs about a second, which each new tokenizer would pay again.
+# None of these functions branches on tensor values, so they skip AutoGraph,
+# whose source conversion would add seconds to the first call.
 _WORDS = {
     lowercase: tf.function(
         lambda strings, lowercase=lowercase: _split_words(_clean(strings, lowercase)),
         input_signature=[tf.TensorSpec([None], tf.string)],
+        autograph=False,
     )
     for lowercase in (True, False)
 }
 
 
-@tf.function(input_signature=[tf.RaggedTensorSpec([None, None, None], tf.int32, 2)])
+@tf.function(
+    input_signature=[tf.RaggedTensorSpec([None, None, None], tf.int32, 2)],
+    autograph=False,
+)
 def _frame(pieces):
     """(batch, words, pieces) ids → (batch, tokens) ids framed by START/END."""
     ids = pieces.merge_dims(-2, -1)
@@ -268,7 +274,8 @@ def _frame(pieces):
     input_signature=[
         tf.TensorSpec([None, None], tf.int32),
         tf.TensorSpec([None], tf.string),
-    ]
+    ],
+    autograph=False,
 )
 def _join_pieces(token_ids, vocabulary):
     """(batch, length) ids → (batch,) canonical text."""
@@ -372,14 +379,18 @@ class SubwordTokenizer(tf.Module):
 
     # ---- graph functions (saved in SavedModels under `tokenize`/`detokenize`)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="strings")])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name="strings")],
+        autograph=False,
+    )
     def _tokenize_batch(self, strings):
         words = _WORDS[self.lowercase](strings)  # (batch, words)
         pieces = self._wordpiece.tokenize(words)  # (batch, words, pieces)
         return _frame(pieces)
 
     @tf.function(
-        input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")]
+        input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")],
+        autograph=False,
     )
     def _detokenize_batch(self, token_ids):
         return _join_pieces(token_ids, tf.convert_to_tensor(self.vocabulary))

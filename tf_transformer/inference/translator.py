@@ -80,7 +80,10 @@ class Translator(tf.Module):
         ids = self.source_tokenizer.tokenize(strings)  # ragged (batch, None)
         return truncate_ids(ids, self.max_source_length).to_tensor(0)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="strings")])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name="strings")],
+        autograph=False,  # explicit tf.while_loop: nothing to convert
+    )
     def translate(self, strings):
         """1-D `tf.string` sentences -> 1-D `tf.string` translations."""
         source_ids = self._source_ids(strings)
