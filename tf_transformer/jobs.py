@@ -71,9 +71,15 @@ def add_commands(commands) -> None:
         type=_positive_int,
         default=None,
         metavar="N",
-        help="training steps per epoch (default 250)",
+        help="training steps per epoch (default 125)",
     )
-    train.add_argument("--batch-size", type=_positive_int, default=None, metavar="N")
+    train.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="sentences per batch (default 128)",
+    )
     train.add_argument(
         "--out",
         type=Path,

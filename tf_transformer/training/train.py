@@ -122,7 +122,7 @@ class TrainConfig:
     jit_compile: bool = False
     resume: bool = False
     target_exact_match: float = 0.995
-    validation_size: int = 500
+    validation_size: int = 2000
     time_budget: float | None = None
     train_size: int | None = None
     seed: int = 0
