@@ -1,0 +1,72 @@
+"""Variants of the default training run, each under the same time budget.
+
+Runs `tf_transformer.training.train.train` once per variant (a JSON object of
+`TrainConfig` fields, plus an optional "model" object that changes the
+`tiny` model's sizes) and prints, for every epoch, the seconds since training
+began and the validation exact match. This is how the default run's
+settings were chosen (README, "The main job").
+
+    python bench/default_run_variants.py --time-budget 75 \\
+        '{}' '{"dropout": 0.0}' '{"model": {"num_heads": 8}}'
+"""
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+
+from tf_transformer.training import train as training  # noqa: E402
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Records (seconds since training began, validation exact match)."""
+
+    def on_train_begin(self, logs=None):
+        self.start, self.epochs = time.perf_counter(), []
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.start
+        self.epochs.append((seconds, (logs or {}).get("val_exact_match")))
+
+
+def run_variant(variant, time_budget, out):
+    fields = dict(variant)
+    model = fields.pop("model", None)
+    if model:  # a model size of its own, scheduled like `tiny`
+        training.MODEL_CONFIGS["variant"] = {**training.MODEL_CONFIGS["tiny"], **model}
+        training.SCHEDULES["variant"] = training.SCHEDULES["tiny"]
+        fields["config"] = "variant"
+    fields.setdefault("time_budget", time_budget)
+    clock = EpochClock()
+    summary = training.train(training.TrainConfig(out=out, **fields), [clock])
+    return summary["train_seconds"], clock.epochs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="+", help="JSON objects of TrainConfig")
+    parser.add_argument("--time-budget", type=float, default=75.0)
+    args = parser.parse_args()
+    variants = [json.loads(text) for text in args.variants]
+    print(f"date: {datetime.date.today()}  {os.cpu_count()} CPU cores")
+    rows = []
+    for variant in variants:
+        with tempfile.TemporaryDirectory() as out:
+            seconds, epochs = run_variant(variant, args.time_budget, out)
+        shown = " / ".join(f"{em:.4f} @ {s:.0f} s" for s, em in epochs)
+        rows.append(f"| `{json.dumps(variant)}` | {seconds:.1f} | {shown} |")
+    print("| variant | train seconds | validation exact match after each epoch |")
+    print("|---|---|---|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
