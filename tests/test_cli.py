@@ -135,3 +135,26 @@ def test_the_installed_command_runs():
     assert result.returncode == 0
     for command in ("train", "evaluate", "translate", "grade"):
         assert command in result.stdout
+
+
+def test_the_cli_lists_and_defaults_follow_the_training_module():
+    # jobs.py spells these out so that `--help` needs no TensorFlow import;
+    # this keeps them equal to the values training actually uses.
+    from tf_transformer import jobs
+    from tf_transformer.cli import build_parser
+    from tf_transformer.data.corpora import OFFLINE_CORPORA, ONLINE_CORPORA
+    from tf_transformer.training.train import MODEL_CONFIGS, STRATEGIES, TrainConfig
+
+    assert set(jobs.MODEL_CONFIG_NAMES) == set(MODEL_CONFIGS)
+    assert set(jobs.STRATEGY_NAMES) == set(STRATEGIES)
+    assert set(jobs.CORPORA) == set(OFFLINE_CORPORA) | set(ONLINE_CORPORA)
+    commands = next(
+        action
+        for action in build_parser()._actions
+        if hasattr(action, "choices") and isinstance(action.choices, dict)
+    )
+    help_text = " ".join(commands.choices["train"].format_help().split())
+    assert f"training steps per epoch (default {TrainConfig.steps})" in help_text
+    assert f"sentences per batch (default {TrainConfig.batch_size})" in help_text
+    assert f"(default {TrainConfig.config};" in help_text
+    assert f"(default {TrainConfig.corpus}:" in help_text
