@@ -14,6 +14,7 @@ import tensorflow as tf
 from tf_transformer.training.train import (
     MODEL_CONFIGS,
     SCHEDULES,
+    AveragedWeights,
     TrainConfig,
     build_model,
     evaluate,
@@ -120,6 +121,7 @@ def test_resume_without_a_backup_is_a_clear_error(tmp_path):
         ("dropout", -0.1, ValueError),
         ("bucket_by_length", "yes", TypeError),
         ("warmup_steps", 0, ValueError),
+        ("ema_momentum", 1.0, ValueError),
     ],
 )
 def test_bad_config_names_the_field(field, value, error):
@@ -207,3 +209,29 @@ def test_mirrored_strategy_on_two_cpus_follows_the_single_device_run():
     assert losses["mirrored_replicas"] == 2 and losses["default_replicas"] == 1
     np.testing.assert_allclose(losses["mirrored"], losses["default"], rtol=1e-3)
     assert losses["default"][-1] < losses["default"][0]
+
+
+class _StopAfterFirstEpoch(keras.callbacks.Callback):
+    """Records the model's weights at the end of epoch 1 and stops training."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights = [w.numpy().copy() for w in self.model.trainable_weights]
+        self.model.stop_training = True
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_averaged_weights_survive_an_early_stop(keep):
+    config = TrainConfig(ema_momentum=0.9)
+    model = build_model(config, 30, 30)
+    rng = np.random.default_rng(0)
+    source = rng.integers(1, 30, (16, 7)).astype("int32")
+    target = rng.integers(1, 30, (16, 6)).astype("int32")
+    dataset = tf.data.Dataset.from_tensor_slices(((source, target), target)).batch(4)
+    averaged, stop = AveragedWeights(), _StopAfterFirstEpoch()
+    callbacks = [averaged, stop] + ([averaged.keep_on_early_stop()] if keep else [])
+    model.fit(dataset, epochs=3, callbacks=callbacks, verbose=0)
+    trained = [w.numpy() for w in model.trainable_weights]
+    # `stop` saw the averaged weights (what validation and the checkpoint see);
+    # the stopped model must keep them, not the last trained ones.
+    same = all(np.array_equal(a, b) for a, b in zip(trained, stop.weights, strict=True))
+    assert same is keep

@@ -58,7 +58,9 @@ def _check_tokenizer(argument: str, tokenizer) -> None:
 
 
 def _default_boundaries(max_length: int) -> list[int]:
-    return list(range(8, max_length + 1, 8)) or [max_length]
+    # 16 buckets of equal width: each batch pads at most `width - 1` tokens.
+    width = max(1, max_length // 16)
+    return list(range(width, max_length + 1, width))
 
 
 def make_batches(
@@ -103,7 +105,8 @@ def make_batches(
         bucket_by_length: group sentences of similar length into the same
             batch (less padding, faster epochs). Defaults to `False`.
         bucket_boundaries: length boundaries of the buckets. Defaults to
-            multiples of 8 up to `max_length`.
+            16 buckets of equal width up to `max_length` (every 2 tokens for
+            `max_length=32`).
         cache: keep the tokenized corpus in memory after the first epoch.
             Defaults to `True`.
         drop_remainder: drop the last, smaller batch. Defaults to `False`.
