@@ -225,3 +225,20 @@ def test_bad_sizes_are_rejected_naming_the_argument(
 ):
     with pytest.raises(error, match=match):
         make_batches(pairs, *tokenizers, **kwargs)
+
+
+def test_default_buckets_are_two_tokens_wide_for_32(pairs, tokenizers):
+    # 16 buckets of equal width up to max_length: with max_length=32 every
+    # sentence of a batch is within one token of the batch's longest.
+    batches = make_batches(
+        pairs, *tokenizers, batch_size=32, max_length=32, seed=0, bucket_by_length=True
+    )
+    count = 0
+    for (source, target_in), _ in batches:
+        lengths = tf.maximum(
+            tf.reduce_sum(tf.cast(source != PAD_ID, tf.int32), axis=1),
+            tf.reduce_sum(tf.cast(target_in != PAD_ID, tf.int32), axis=1),
+        ).numpy()
+        assert lengths.max() // 2 == lengths.min() // 2, lengths
+        count += len(lengths)
+    assert count == 1000
