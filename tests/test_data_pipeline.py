@@ -126,6 +126,14 @@ def test_truncate_ids_rejects_bad_max_length(bad, error):
         truncate_ids(tf.ragged.constant([[2, 3]]), bad)
 
 
+def bucketed_lengths(source, target_in):
+    """The length each sentence was bucketed by: max of source and target."""
+    return tf.maximum(
+        tf.reduce_sum(tf.cast(source != PAD_ID, tf.int32), axis=1),
+        tf.reduce_sum(tf.cast(target_in != PAD_ID, tf.int32), axis=1),
+    ).numpy()
+
+
 def test_bucketing_groups_similar_lengths(pairs, tokenizers):
     boundaries = [10, 20]
     batches = batches_of(
@@ -134,10 +142,7 @@ def test_bucketing_groups_similar_lengths(pairs, tokenizers):
     padded, total = 0, 0
     count = 0
     for (source, target_in), _ in batches:
-        lengths = tf.maximum(
-            tf.reduce_sum(tf.cast(source != PAD_ID, tf.int32), axis=1),
-            tf.reduce_sum(tf.cast(target_in != PAD_ID, tf.int32), axis=1),
-        ).numpy()
+        lengths = bucketed_lengths(source, target_in)
         buckets = {sum(length >= b for b in boundaries) for length in lengths}
         assert len(buckets) == 1, lengths
         count += len(lengths)
@@ -235,10 +240,7 @@ def test_default_buckets_are_two_tokens_wide_for_32(pairs, tokenizers):
     )
     count = 0
     for (source, target_in), _ in batches:
-        lengths = tf.maximum(
-            tf.reduce_sum(tf.cast(source != PAD_ID, tf.int32), axis=1),
-            tf.reduce_sum(tf.cast(target_in != PAD_ID, tf.int32), axis=1),
-        ).numpy()
+        lengths = bucketed_lengths(source, target_in)
         assert lengths.max() // 2 == lengths.min() // 2, lengths
         count += len(lengths)
     assert count == 1000
