@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_transformer.training import masked_sentence_accuracy
 from tf_transformer.training.train import (
     MODEL_CONFIGS,
     SCHEDULES,
     AveragedWeights,
     TrainConfig,
+    best_checkpoint,
     build_model,
     evaluate,
     exact_match,
@@ -59,6 +61,11 @@ def test_a_run_writes_its_artefacts(short_run):
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == 2 == summary["epochs_run"]
     assert set(history) >= {"loss", "masked_accuracy", "val_loss", "val_exact_match"}
+    # Epoch 1 could not pass (its teacher-forced sentence accuracy is below
+    # the target), so it was not decoded; the last epoch always is.
+    assert history["val_masked_sentence_accuracy"][0] < 0.995
+    assert history["val_exact_match"][0] is None
+    assert 0.0 <= history["val_exact_match"][1] <= 1.0
     assert TrainConfig.load(out / "config.json").steps == 3
 
 
@@ -235,3 +242,24 @@ def test_averaged_weights_survive_an_early_stop(keep):
     # the stopped model must keep them, not the last trained ones.
     same = all(np.array_equal(a, b) for a, b in zip(trained, stop.weights, strict=True))
     assert same is keep
+
+
+def test_an_unmeasured_exact_match_saves_nothing(tmp_path):
+    path = tmp_path / "model.keras"
+    checkpoint = best_checkpoint(path)
+    checkpoint.set_model(build_model(TrainConfig(), 30, 30))
+    checkpoint.on_epoch_end(0, {"val_exact_match": float("nan")})
+    assert not path.exists()
+    checkpoint.on_epoch_end(1, {"val_exact_match": 0.25})
+    assert path.exists()
+    saved = path.stat().st_mtime_ns
+    checkpoint.on_epoch_end(2, {"val_exact_match": float("nan")})
+    checkpoint.on_epoch_end(3, {"val_exact_match": 0.2})
+    assert path.stat().st_mtime_ns == saved  # neither beat 0.25
+
+
+def test_sentence_accuracy_needs_every_real_token():
+    labels = tf.constant([[5, 6, 0], [5, 6, 7], [5, 0, 0]])
+    logits = tf.one_hot([[5, 6, 9], [5, 9, 7], [5, 3, 3]], 10)
+    # Row 1 is wrong only at padding; row 2 at a real token; row 3 at padding.
+    assert masked_sentence_accuracy(labels, logits).numpy().tolist() == [1, 0, 1]

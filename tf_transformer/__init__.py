@@ -22,7 +22,12 @@ from tf_transformer.layers import (
     scaled_dot_product_attention,
 )
 from tf_transformer.models import Transformer
-from tf_transformer.training import TransformerSchedule, masked_accuracy, masked_loss
+from tf_transformer.training import (
+    TransformerSchedule,
+    masked_accuracy,
+    masked_loss,
+    masked_sentence_accuracy,
+)
 
 try:
     __version__ = version("tf-transformer")
@@ -46,6 +51,7 @@ __all__ = [
     "combine_masks",
     "greedy_decode",
     "masked_accuracy",
+    "masked_sentence_accuracy",
     "masked_loss",
     "padding_mask",
     "positional_encoding",

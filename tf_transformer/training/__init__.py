@@ -1,6 +1,17 @@
 """Training utilities: the paper's schedule, masked loss and accuracy."""
 
-from tf_transformer.training.losses import MaskedLoss, masked_accuracy, masked_loss
+from tf_transformer.training.losses import (
+    MaskedLoss,
+    masked_accuracy,
+    masked_loss,
+    masked_sentence_accuracy,
+)
 from tf_transformer.training.schedule import TransformerSchedule
 
-__all__ = ["MaskedLoss", "TransformerSchedule", "masked_accuracy", "masked_loss"]
+__all__ = [
+    "MaskedLoss",
+    "TransformerSchedule",
+    "masked_accuracy",
+    "masked_loss",
+    "masked_sentence_accuracy",
+]

@@ -68,6 +68,31 @@ def masked_accuracy(y_true, y_pred, pad_id=0):
     )
 
 
+@keras.saving.register_keras_serializable(package="tf_transformer")
+def masked_sentence_accuracy(y_true, y_pred, pad_id=0):
+    """Per sentence, 1.0 if every non-padding token's highest logit is right.
+
+    Under teacher forcing (each position sees the true previous tokens).
+    Its mean bounds greedy decoding's exact match from above: a greedy
+    translation equal to its reference chose the true token at every step,
+    given the true tokens before it.
+
+    Args:
+        y_true: integer token ids (batch, target_len).
+        y_pred: logits or probabilities (batch, target_len, vocab_size).
+        pad_id: the padding id to ignore. Defaults to 0.
+
+    Returns:
+        A float32 tensor (batch,) of 0.0 and 1.0; as a Keras metric, its mean
+        over the sentences seen.
+    """
+    _check_labels_and_logits(y_true, y_pred)
+    labels = tf.cast(y_true, tf.int32)
+    predictions = tf.argmax(y_pred, axis=-1, output_type=tf.int32)
+    right = tf.logical_or(tf.equal(predictions, labels), tf.equal(labels, pad_id))
+    return tf.cast(tf.reduce_all(right, axis=-1), tf.float32)
+
+
 def _check_labels_and_logits(y_true, y_pred):
     # y_true may arrive as floats: Keras casts labels to the loss dtype.
     true_shape = _validation.check_rank("y_true", y_true, {2})

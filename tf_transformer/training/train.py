@@ -34,7 +34,11 @@ import tensorflow as tf
 
 from tf_transformer import _validation
 from tf_transformer.models.transformer import Transformer
-from tf_transformer.training.losses import MaskedLoss, masked_accuracy
+from tf_transformer.training.losses import (
+    MaskedLoss,
+    masked_accuracy,
+    masked_sentence_accuracy,
+)
 from tf_transformer.training.schedule import TransformerSchedule
 
 # Model sizes. `tiny` is sized for 2 CPU cores; `base` is the paper's base
@@ -227,7 +231,7 @@ def build_model(config, source_vocabulary_size, target_vocabulary_size):
             ema_momentum=config.ema_momentum or 0.99,
         ),
         loss=MaskedLoss(label_smoothing=config.label_smoothing),
-        metrics=[masked_accuracy],
+        metrics=[masked_accuracy, masked_sentence_accuracy],
         jit_compile=config.jit_compile,
     )
     model.build(((None, None), (None, None)))
@@ -278,8 +282,14 @@ class ExactMatchCallback(keras.callbacks.Callback):
     """Adds `val_exact_match` to the logs each epoch; stops at the target.
 
     Decodes `sources` greedily with the model being trained and compares
-    with `references`.
+    with `references`. Decoding is skipped (NaN is logged: not measured)
+    while the validation `masked_sentence_accuracy`, an upper bound of
+    exact match, is below the target, except in the last epoch or when
+    training is stopping, so that the run always ends with a measured
+    exact match.
     """
+
+    BOUND = "val_masked_sentence_accuracy"
 
     def __init__(self, make_translator, sources, references, target):
         super().__init__()
@@ -288,16 +298,41 @@ class ExactMatchCallback(keras.callbacks.Callback):
         self._translator = None
 
     def on_epoch_end(self, epoch, logs=None):
+        logs = {} if logs is None else logs
+        bound = logs.get(self.BOUND)
+        ending = self.model.stop_training or epoch == self.params["epochs"] - 1
+        if bound is not None and bound < self.target and not ending:
+            logs["val_exact_match"] = float("nan")
+            print(
+                f"epoch {epoch + 1}: val_exact_match not measured "
+                f"({self.BOUND} {bound:.4f} < {self.target})",
+                flush=True,
+            )
+            return
         if self._translator is None:
             self._translator = self.make_translator(self.model)
         # Large batches: fewer decoding loops (the sentences are short).
         translations = translate_all(self._translator, self.sources, batch_size=1000)
         score = exact_match(translations, self.references)
-        if logs is not None:
-            logs["val_exact_match"] = score
+        logs["val_exact_match"] = score
         print(f"epoch {epoch + 1}: val_exact_match {score:.4f}", flush=True)
         if score >= self.target:
             self.model.stop_training = True
+
+
+def best_checkpoint(path):
+    """Saves the model whenever validation exact match is the best so far.
+
+    An epoch whose exact match was not measured (NaN) saves nothing: the
+    initial threshold keeps Keras from taking NaN as the first "best".
+    """
+    return keras.callbacks.ModelCheckpoint(
+        str(path),
+        monitor="val_exact_match",
+        mode="max",
+        save_best_only=True,
+        initial_value_threshold=-1.0,
+    )
 
 
 class AveragedWeights(keras.callbacks.SwapEMAWeights):
@@ -465,12 +500,7 @@ def train(config: TrainConfig, callbacks=()) -> dict:
         ExactMatchCallback(
             make_translator, sources, references, config.target_exact_match
         ),
-        keras.callbacks.ModelCheckpoint(
-            str(out / "model.keras"),
-            monitor="val_exact_match",
-            mode="max",
-            save_best_only=True,
-        ),
+        best_checkpoint(out / "model.keras"),
         # No graph: writing it traces the train step once more (seconds of
         # a one-minute run).
         keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
@@ -495,7 +525,11 @@ def train(config: TrainConfig, callbacks=()) -> dict:
     train_seconds = time.perf_counter() - start
     if backup.exists():  # a finished run leaves nothing to resume
         shutil.rmtree(backup)
-    history = {k: [float(v) for v in values] for k, values in history.history.items()}
+    # NaN (an exact match not measured) is written as JSON null.
+    history = {
+        k: [None if np.isnan(v) else float(v) for v in values]
+        for k, values in history.history.items()
+    }
     (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     if config.mixed_precision:
         keras.config.set_dtype_policy("float32")
@@ -603,6 +637,7 @@ __all__ = [
     "MODEL_CONFIGS",
     "SCHEDULES",
     "TrainConfig",
+    "best_checkpoint",
     "build_model",
     "evaluate",
     "exact_match",
