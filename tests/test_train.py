@@ -263,3 +263,11 @@ def test_sentence_accuracy_needs_every_real_token():
     logits = tf.one_hot([[5, 6, 9], [5, 9, 7], [5, 3, 3]], 10)
     # Row 1 is wrong only at padding; row 2 at a real token; row 3 at padding.
     assert masked_sentence_accuracy(labels, logits).numpy().tolist() == [1, 0, 1]
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.98, None])
+def test_the_optimizer_averages_with_the_configured_momentum(momentum):
+    optimizer = build_model(TrainConfig(ema_momentum=momentum), 30, 30).optimizer
+    assert optimizer.use_ema is (momentum is not None)
+    if momentum is not None:
+        assert optimizer.ema_momentum == momentum

@@ -228,7 +228,7 @@ def build_model(config, source_vocabulary_size, target_vocabulary_size):
             beta_2=0.98,
             epsilon=1e-9,
             use_ema=config.ema_momentum is not None,
-            ema_momentum=config.ema_momentum or 0.99,
+            ema_momentum=0.99 if config.ema_momentum is None else config.ema_momentum,
         ),
         loss=MaskedLoss(label_smoothing=config.label_smoothing),
         metrics=[masked_accuracy, masked_sentence_accuracy],
