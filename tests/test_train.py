@@ -263,6 +263,8 @@ def test_sentence_accuracy_needs_every_real_token():
     logits = tf.one_hot([[5, 6, 9], [5, 9, 7], [5, 3, 3]], 10)
     # Row 1 is wrong only at padding; row 2 at a real token; row 3 at padding.
     assert masked_sentence_accuracy(labels, logits).numpy().tolist() == [1, 0, 1]
+    with pytest.raises(ValueError, match="y_pred"):
+        masked_sentence_accuracy(labels, logits[:, 0])  # rank 2, not 3
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.98, None])
