@@ -339,7 +339,7 @@ def test_solutions_get_full_marks_and_lessons_none():
                 expect(rows, identity, lesson, dict.fromkeys(exercises, status))
                 seen.extend(exercises)
             else:  # lessons 00 and 01 have nothing to grade: no rows
-                assert not [key for key in rows if key[0] == identity], identity
+                assert not [row for key, row in rows.items() if key[0] == identity]
         assert sorted(seen) == sorted(EXERCISES), folder
     assert {submission for submission, _ in rows} <= {
         f"{folder}/{p.name}"
