@@ -2,8 +2,9 @@
 
 Trains tf_transformer's `Transformer` and the same configuration built from
 KerasNLP layers (bench/peers.py) on the default corpus (mixed numbers + dates,
-English -> French), with the same tokenizers, batches, optimizer, schedule and
-loss, one after the other. Every `--eval-every` steps the training clock
+English -> French), with the same tokenizers, batches, optimizer, schedule,
+loss and dropout (KerasNLP's layers also drop attention weights, so ours do
+here too), one after the other. Every `--eval-every` steps the training clock
 stops, the validation sentences are translated greedily and compared with
 their references; the report gives the training seconds (evaluation excluded)
 at which each model first reached each target, and the ratio ours / peer.
@@ -138,6 +139,9 @@ def main():
         if name == "ours":
             model = tt.Transformer(
                 **config.model_kwargs,
+                # KerasNLP's layers drop attention weights at their one
+                # dropout rate; ours only when asked. Same computation here.
+                attention_dropout=config.model_kwargs["dropout"],
                 input_vocab_size=vocab[0],
                 target_vocab_size=vocab[1],
                 max_length=length,

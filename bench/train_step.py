@@ -1,13 +1,18 @@
 """Training-step time of tf_transformer's Transformer vs the KerasNLP equivalent.
 
 Both models have the same configuration (d_model 128, 2 encoder + 2 decoder
-layers, 4 heads, dff 512, dropout 0.1, post-LN), the same optimizer, loss and
-batches. The peer is assembled from KerasNLP's `TokenAndPositionEmbedding`,
+layers, 4 heads, dff 512, post-LN, dropout 0.1 on the residual branches, the
+embeddings and the attention weights), the same optimizer, loss and batches.
+The peer is assembled from KerasNLP's `TokenAndPositionEmbedding`,
 `TransformerEncoder` and `TransformerDecoder` plus a dense output layer.
 Steps alternate between the two models in rounds, and the report gives the
 median per-step time of each and the ratio ours / peer (lower is better).
 
     python bench/train_step.py [--rounds 15] [--steps 10] [--jit-compile both]
+                               [--dropout 0.1]
+
+`--dropout 0` times both models without any dropout: the difference to the
+default run is what dropout costs each of them.
 """
 
 import argparse
@@ -32,9 +37,12 @@ VOCAB = 1000
 BATCH, SOURCE_LEN, TARGET_LEN = 64, 16, 24
 
 
-def our_model():
+def our_model(config):
     return tt.Transformer(
-        **CONFIG,
+        **config,
+        # KerasNLP's layers drop attention weights at their one dropout rate;
+        # ours does so only when asked. Same rate here: same computation.
+        attention_dropout=config["dropout"],
         input_vocab_size=VOCAB,
         target_vocab_size=VOCAB,
         max_length=max(SOURCE_LEN, TARGET_LEN),
@@ -42,10 +50,10 @@ def our_model():
     )
 
 
-def peer_model():
+def peer_model(config):
     """The same architecture from KerasNLP layers (see bench/peers.py)."""
     return keras_nlp_transformer(
-        **CONFIG,
+        **config,
         source_vocab=VOCAB,
         target_vocab=VOCAB,
         source_length=SOURCE_LEN,
@@ -89,11 +97,11 @@ def time_steps(model, data):
     return (time.perf_counter() - start) / len(data)
 
 
-def measure(jit_compile, rounds, steps):
+def measure(config, jit_compile, rounds, steps):
     keras.utils.set_random_seed(0)
     models = {
-        "ours": compiled(our_model(), jit_compile),
-        "peer": compiled(peer_model(), jit_compile),
+        "ours": compiled(our_model(config), jit_compile),
+        "peer": compiled(peer_model(config), jit_compile),
     }
     data = batches(steps)
     for model in models.values():  # trace and compile outside the timing
@@ -112,7 +120,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--jit-compile", choices=["off", "on", "both"], default="both")
+    parser.add_argument(
+        "--dropout", type=float, default=CONFIG["dropout"], help="both models' rate"
+    )
     args = parser.parse_args()
+    config = {**CONFIG, "dropout": args.dropout}
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.jit_compile]
     print(
         f"date: {datetime.date.today()}  machine: {platform.machine()}, "
@@ -124,13 +136,13 @@ def main():
         f"keras-hub {keras_hub.__version__}"
     )
     print(
-        f"config: {CONFIG}, vocab {VOCAB}, batch {BATCH}, "
+        f"config: {config}, vocab {VOCAB}, batch {BATCH}, "
         f"source/target length {SOURCE_LEN}/{TARGET_LEN}"
     )
     print("| jit_compile | ours (ms/step) | KerasNLP (ms/step) | ratio ours/peer |")
     print("|---|---|---|---|")
     for jit in modes:
-        medians, counts = measure(jit, args.rounds, args.steps)
+        medians, counts = measure(config, jit, args.rounds, args.steps)
         print(
             f"| {jit} | {medians['ours'] * 1e3:.1f} | {medians['peer'] * 1e3:.1f} | "
             f"{medians['ours'] / medians['peer']:.2f} |",
