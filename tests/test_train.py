@@ -236,7 +236,7 @@ def test_averaged_weights_survive_an_early_stop(keep):
     dataset = tf.data.Dataset.from_tensor_slices(((source, target), target)).batch(4)
     averaged, stop = AveragedWeights(), _StopAfterFirstEpoch()
     callbacks = [averaged, stop] + ([averaged.keep_on_early_stop()] if keep else [])
-    model.fit(dataset, epochs=3, callbacks=callbacks, verbose=0)
+    model.fit(dataset, epochs=3, callbacks=callbacks, verbose=0, shuffle=False)
     trained = [w.numpy() for w in model.trainable_weights]
     # `stop` saw the averaged weights (what validation and the checkpoint see);
     # the stopped model must keep them, not the last trained ones.
