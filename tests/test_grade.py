@@ -314,6 +314,49 @@ def test_find_submissions_identities_are_relative_to_the_root():
     ]
 
 
+def test_grading_threads_never_parse_at_the_same_time(monkeypatch):
+    """Two `ast.parse` calls must not interleave (CPython 3.11 bug).
+
+    On 3.11 the parser's depth counter is shared by all threads: if a
+    garbage-collection finalizer lets a second thread parse in the middle of
+    a first parse, the first fails with "SystemError: AST constructor
+    recursion depth mismatch" (a CI failure of the grader). Here every parse
+    yields the GIL halfway, so without `_sandbox.parse`'s lock the four
+    threads below would overlap at once.
+    """
+    import ast
+    import threading
+    import time
+
+    from tf_transformer.course import _sandbox
+
+    real_parse, active, most = ast.parse, [0], [0]
+
+    def yielding_parse(*args, **kwargs):
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+        time.sleep(0.001)
+        try:
+            return real_parse(*args, **kwargs)
+        finally:
+            active[0] -= 1
+
+    monkeypatch.setattr(ast, "parse", yielding_parse)
+    cells = [f"def f{i}(x):\n    return x + {i}" for i in range(20)]
+    found = []
+
+    def work():
+        found.append(_sandbox.defined_names(cells))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found == [({f"f{i}" for i in range(20)}, {})] * 4
+    assert most[0] == 1
+
+
 # ------------------------------------------------------------ the real course
 
 REPO = Path(__file__).resolve().parent.parent

@@ -39,6 +39,7 @@ import builtins
 import json
 import os
 import sys
+import threading
 import types
 from typing import Any
 
@@ -109,6 +110,21 @@ def python_source(cell_source: str) -> str:
         return cell_source
 
 
+# CPython 3.11 keeps the depth counter of `ast.parse`'s tree building in
+# interpreter-wide state. If a garbage-collection finalizer lets another
+# thread run in the middle of a parse, and that thread parses too, the first
+# parse fails with "SystemError: AST constructor recursion depth mismatch".
+# The grader parses notebooks in several threads, so every parse takes this
+# lock; parses are short next to the checks, which run in child processes.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse(source: str, filename: str = "<unknown>") -> ast.Module:
+    """`ast.parse`, safe to call from several threads at once."""
+    with _PARSE_LOCK:
+        return ast.parse(source, filename)
+
+
 def _safe_value(node: ast.AST) -> bool:
     if isinstance(node, ast.Constant | ast.Name):
         return True
@@ -156,7 +172,7 @@ def defined_names(cells: list[str]) -> tuple[set[str], dict[str, str]]:
     errors: dict[str, str] = {}
     for index, source in enumerate(cells):
         try:
-            tree = ast.parse(python_source(source))
+            tree = parse(python_source(source))
         except SyntaxError as error:
             errors[str(index)] = (
                 f"SyntaxError in cell {index}, line {error.lineno}: {error.msg}"
@@ -328,7 +344,7 @@ def check(request: dict, out) -> None:
             filename,
         )
         try:
-            tree = ast.parse(source, filename)
+            tree = parse(source, filename)
         except SyntaxError as error:
             for line in cell_source.splitlines():
                 for obj in object_names:

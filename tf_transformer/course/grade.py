@@ -396,22 +396,9 @@ def grade(
                     f"[{done[0]}/{len(submissions)}] {identity}: {earned:g}/{total:g}"
                 )
 
-    _import_before_threads()
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(one, submissions))
     return [row for identity, _ in submissions for row in results[identity]]
-
-
-def _import_before_threads() -> None:
-    """Import what the grading threads use lazily, once, in this thread.
-
-    Two threads importing the same modules for the first time (IPython's
-    input transformer, the sandbox helpers) is the one part of grading that
-    depends on timing; doing it here first takes timing out of the rows.
-    """
-    from tf_transformer.course import _sandbox, checks  # noqa: F401
-
-    _sandbox.python_source("%pwd")
 
 
 def write_csv(rows: list[Row], path: Path | str) -> None:
