@@ -122,6 +122,36 @@ def test_data_dir_argument_is_respected(data_dir, mixed_en_fr):
     assert tf.io.gfile.exists(f"{data_dir}/tf_transformer_mixed/en-fr/1.0.0")
 
 
+def test_preparing_a_corpus_leaves_the_callers_state_alone(
+    tmp_path, capsys, monkeypatch
+):
+    """No shifted `random` draws, nothing on stdout, no progress bar.
+
+    Otherwise a notebook's seeded figures and its compared outputs would
+    depend on whether the corpus was already cached.
+    """
+    import random
+
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    monkeypatch.setattr(tqdm_utils, "_active", True)  # as in a fresh kernel
+    bars = []
+
+    def recording_bar(*args, **kwargs):
+        bars.append(kwargs.get("desc"))
+        return tqdm_utils.EmptyTqdm(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm_utils.tqdm_lib, "tqdm", recording_bar)
+    random.seed(7)
+    expected = random.getstate()
+    pairs = load_translation("dates", "test", data_dir=str(tmp_path))
+    assert random.getstate() == expected
+    assert capsys.readouterr().out == ""
+    assert bars == []
+    assert tqdm_utils._active is True  # the user's setting is back
+    assert len(decode(pairs)) == 1_000
+
+
 # ---------------------------------------------------------------- determinism
 
 

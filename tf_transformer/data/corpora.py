@@ -25,6 +25,7 @@ belongs to exactly one split, decided by a hash of its value.
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import dataclasses
 import datetime
@@ -32,6 +33,7 @@ import functools
 import inspect
 import random
 import socket
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -507,6 +509,33 @@ def _offline_message(name: str, reason: str) -> str:
     )
 
 
+@contextlib.contextmanager
+def _preparing(progress_bar: bool):
+    """Around `download_and_prepare`: leave the caller's state as it was.
+
+    TFDS names its temporary folder with Python's global `random` module,
+    so preparing a corpus would shift every later `random` draw, and with
+    them the seeds Keras draws for unseeded initializers: a notebook's
+    figures would depend on whether the corpus was already cached. The
+    state is restored here. TFDS also prints to stdout and shows progress
+    bars (widgets in Jupyter); its messages go to stderr instead, and
+    without `progress_bar` the bars are off (a generated corpus takes
+    seconds).
+    """
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    state = random.getstate()
+    # TFDS has a setter for its progress bars but no getter.
+    shown = getattr(tqdm_utils, "_active", True)
+    tfds.display_progress_bar(shown and progress_bar)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        tfds.display_progress_bar(shown)
+        random.setstate(state)
+
+
 def _load_online(name, split, source_lang, target_lang, data_dir):
     languages = ONLINE_CORPORA[name]
     source_lang = languages[0] if source_lang is None else source_lang
@@ -527,7 +556,8 @@ def _load_online(name, split, source_lang, target_lang, data_dir):
                 _offline_message(name, f"{host}:{port} cannot be reached (offline?)")
             )
         try:
-            builder.download_and_prepare()
+            with _preparing(progress_bar=True):
+                builder.download_and_prepare()
         except ImportError:  # a broken installation, not a network problem
             raise
         except Exception as error:  # noqa: BLE001 - re-raised with a clear message
@@ -593,7 +623,8 @@ def load_translation(
     builder = tfds.builder(
         f"{BUILDER_NAMES[name]}/{source_lang}-{target_lang}", data_dir=data_dir
     )
-    builder.download_and_prepare()
+    with _preparing(progress_bar=False):
+        builder.download_and_prepare()
     return _read_pairs(builder, split)
 
 
