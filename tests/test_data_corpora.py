@@ -152,6 +152,31 @@ def test_preparing_a_corpus_leaves_the_callers_state_alone(
     assert len(decode(pairs)) == 1_000
 
 
+def test_corpora_prepared_in_two_threads_leave_stdout_and_random_alone():
+    """What `_preparing` saves and restores is process-wide: one at a time."""
+    import random
+    import sys
+    import threading
+
+    stdout = sys.stdout
+    random.seed(3)
+    expected = random.getstate()
+
+    def prepare():
+        with corpora._preparing(progress_bar=False):
+            time.sleep(0.2)  # both threads inside at once, without the lock
+            random.random()
+
+    threads = [threading.Thread(target=prepare) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join()
+    assert sys.stdout is stdout
+    assert random.getstate() == expected
+
+
 # ---------------------------------------------------------------- determinism
 
 

@@ -509,6 +509,9 @@ def _offline_message(name: str, reason: str) -> str:
     )
 
 
+_PREPARING = threading.Lock()
+
+
 @contextlib.contextmanager
 def _preparing(progress_bar: bool):
     """Around `download_and_prepare`: leave the caller's state as it was.
@@ -520,20 +523,22 @@ def _preparing(progress_bar: bool):
     state is restored here. TFDS also prints to stdout and shows progress
     bars (widgets in Jupyter); its messages go to stderr instead, and
     without `progress_bar` the bars are off (a generated corpus takes
-    seconds).
+    seconds). The saved and restored state is process-wide, so one thread
+    prepares at a time.
     """
     from tensorflow_datasets.core.utils import tqdm_utils
 
-    state = random.getstate()
-    # TFDS has a setter for its progress bars but no getter.
-    shown = getattr(tqdm_utils, "_active", True)
-    tfds.display_progress_bar(shown and progress_bar)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        tfds.display_progress_bar(shown)
-        random.setstate(state)
+    with _PREPARING:
+        state = random.getstate()
+        # TFDS has a setter for its progress bars but no getter.
+        shown = getattr(tqdm_utils, "_active", True)
+        tfds.display_progress_bar(shown and progress_bar)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                yield
+        finally:
+            tfds.display_progress_bar(shown)
+            random.setstate(state)
 
 
 def _load_online(name, split, source_lang, target_lang, data_dir):
