@@ -177,6 +177,36 @@ def test_corpora_prepared_in_two_threads_leave_stdout_and_random_alone():
     assert random.getstate() == expected
 
 
+def test_two_processes_can_prepare_the_same_corpus_at_once(tmp_path):
+    """Notebooks or test workers side by side, both loading a corpus first.
+
+    TFDS renames its finished folder into place; without the lock file the
+    second process to finish fails with FileExistsError.
+    """
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from tf_transformer.data import load_translation\n"
+        "pairs = load_translation('dates', 'test', data_dir=sys.argv[1])\n"
+        "print(sum(1 for _ in pairs))\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+        assert out.split() == ["1000"]
+
+
 # ---------------------------------------------------------------- determinism
 
 

@@ -31,6 +31,7 @@ import dataclasses
 import datetime
 import functools
 import inspect
+import os
 import random
 import socket
 import sys
@@ -541,6 +542,34 @@ def _preparing(progress_bar: bool):
             random.setstate(state)
 
 
+@contextlib.contextmanager
+def _one_process_at_a_time(builder: tfds.core.DatasetBuilder):
+    """Hold a lock file in the data directory while a corpus is prepared.
+
+    TFDS writes a corpus into a temporary folder and renames it into place;
+    when two processes prepare the same corpus at once (notebooks run side
+    by side, parallel tests), the second rename fails with
+    `FileExistsError`. With the lock the second process waits, then finds
+    the corpus prepared and reads it. Local directories on POSIX systems
+    only; elsewhere nothing is locked.
+    """
+    root = os.fspath(builder.data_dir_root)
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
+    if fcntl is None or "://" in root:
+        yield
+        return
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, ".tf_transformer.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _load_online(name, split, source_lang, target_lang, data_dir):
     languages = ONLINE_CORPORA[name]
     source_lang = languages[0] if source_lang is None else source_lang
@@ -625,11 +654,14 @@ def load_translation(
     source_lang = "en" if source_lang is None else source_lang
     target_lang = "fr" if target_lang is None else target_lang
     _check_language_pair(source_lang, target_lang)
-    builder = tfds.builder(
-        f"{BUILDER_NAMES[name]}/{source_lang}-{target_lang}", data_dir=data_dir
-    )
-    with _preparing(progress_bar=False):
-        builder.download_and_prepare()
+    full_name = f"{BUILDER_NAMES[name]}/{source_lang}-{target_lang}"
+    builder = tfds.builder(full_name, data_dir=data_dir)
+    if not builder.is_prepared():
+        with _preparing(progress_bar=False), _one_process_at_a_time(builder):
+            # Another process may have prepared it while this one waited; a
+            # new builder reads what is on disk now.
+            builder = tfds.builder(full_name, data_dir=data_dir)
+            builder.download_and_prepare()
     return _read_pairs(builder, split)
 
 
