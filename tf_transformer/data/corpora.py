@@ -570,6 +570,21 @@ def _one_process_at_a_time(builder: tfds.core.DatasetBuilder):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _prepare(name: str, data_dir: str | None, progress_bar: bool):
+    """Prepare the TFDS corpus `name`; returns a builder that reads it.
+
+    The builder that prepares is made once this process holds the lock: if
+    another process prepared the corpus meanwhile, it finds it on disk.
+    """
+    with (
+        _preparing(progress_bar),
+        _one_process_at_a_time(tfds.builder(name, data_dir=data_dir)),
+    ):
+        builder = tfds.builder(name, data_dir=data_dir)
+        builder.download_and_prepare()
+    return builder
+
+
 def _load_online(name, split, source_lang, target_lang, data_dir):
     languages = ONLINE_CORPORA[name]
     source_lang = languages[0] if source_lang is None else source_lang
@@ -590,8 +605,7 @@ def _load_online(name, split, source_lang, target_lang, data_dir):
                 _offline_message(name, f"{host}:{port} cannot be reached (offline?)")
             )
         try:
-            with _preparing(progress_bar=True):
-                builder.download_and_prepare()
+            builder = _prepare(name, data_dir, progress_bar=True)
         except ImportError:  # a broken installation, not a network problem
             raise
         except Exception as error:  # noqa: BLE001 - re-raised with a clear message
@@ -657,11 +671,7 @@ def load_translation(
     full_name = f"{BUILDER_NAMES[name]}/{source_lang}-{target_lang}"
     builder = tfds.builder(full_name, data_dir=data_dir)
     if not builder.is_prepared():
-        with _preparing(progress_bar=False), _one_process_at_a_time(builder):
-            # Another process may have prepared it while this one waited; a
-            # new builder reads what is on disk now.
-            builder = tfds.builder(full_name, data_dir=data_dir)
-            builder.download_and_prepare()
+        builder = _prepare(full_name, data_dir, progress_bar=False)
     return _read_pairs(builder, split)
 
 
