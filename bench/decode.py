@@ -10,15 +10,14 @@ the speed-up (uncached time / cached time).
 """
 
 import argparse
-import datetime
 import os
-import platform
 import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
+import machine  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -44,8 +43,7 @@ def main():
     source = tf.constant(source, tf.int32)
 
     print(
-        f"date: {datetime.date.today()}  machine: {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores; TensorFlow {tf.__version__}; "
+        f"{machine.header()}; TensorFlow {tf.__version__}; "
         f"jit_compile={args.jit_compile}; batch {BATCH}, source length {SOURCE_LEN}"
     )
     print("| output tokens | cached (ms) | uncached (ms) | speed-up |")

@@ -11,7 +11,6 @@ the main job comes from this script.
 """
 
 import collections
-import datetime
 import json
 import os
 import sys
@@ -21,6 +20,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
+import machine  # noqa: E402
 
 from tf_transformer.training import train as training  # noqa: E402
 
@@ -84,7 +84,7 @@ def main():
     fields = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     for label, (cls, name) in TIMED.items():
         setattr(cls, name, timed(label, getattr(cls, name)))
-    print(f"date: {datetime.date.today()}  {os.cpu_count()} CPU cores")
+    print(machine.header())
     with tempfile.TemporaryDirectory() as out:
         summary = training.train(training.TrainConfig(out=out, **fields), [Phases()])
     print(f"train_seconds {summary['train_seconds']:.1f}")

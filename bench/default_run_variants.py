@@ -11,7 +11,6 @@ settings were chosen (README, "The main job").
 """
 
 import argparse
-import datetime
 import json
 import math
 import os
@@ -22,6 +21,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
+import machine  # noqa: E402
 
 from tf_transformer.training import train as training  # noqa: E402
 
@@ -68,7 +68,7 @@ def main():
     parser.add_argument("--time-budget", type=float, default=75.0)
     args = parser.parse_args()
     variants = [json.loads(text) for text in args.variants]
-    print(f"date: {datetime.date.today()}  {os.cpu_count()} CPU cores")
+    print(machine.header())
     rows = []
     for variant in variants:
         with tempfile.TemporaryDirectory() as out:

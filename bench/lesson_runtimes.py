@@ -8,12 +8,11 @@ Prints a Markdown table and the total.
 """
 
 import argparse
-import datetime
 import os
 import pathlib
-import platform
 import time
 
+import machine
 import nbformat
 from nbclient import NotebookClient
 
@@ -40,10 +39,7 @@ def main():
     notebooks = args.notebooks or sorted((ROOT / "solutions").glob("[0-9]*.ipynb"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # inherited by kernels
 
-    print(
-        f"date: {datetime.date.today()}  machine: {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores"
-    )
+    print(machine.header())
     print("| notebook | seconds |")
     print("|---|---|")
     total = 0.0

@@ -14,15 +14,14 @@ at which each model first reached each target, and the ratio ours / peer.
 """
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
+import machine  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from peers import keras_nlp_transformer  # noqa: E402
@@ -128,8 +127,7 @@ def main():
     vocab = (source_tokenizer.vocabulary_size, target_tokenizer.vocabulary_size)
 
     print(
-        f"date: {datetime.date.today()}  machine: {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores; TensorFlow {tf.__version__}; config "
+        f"{machine.header()}; TensorFlow {tf.__version__}; config "
         f"{args.config} {config.model_kwargs}; batch {config.batch_size}; "
         f"jit_compile={args.jit_compile}; validation pairs {len(sources)}"
     )

@@ -16,9 +16,7 @@ default run is what dropout costs each of them.
 """
 
 import argparse
-import datetime
 import os
-import platform
 import statistics
 import time
 
@@ -26,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
+import machine  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from peers import keras_nlp_transformer  # noqa: E402
@@ -127,8 +126,7 @@ def main():
     config = {**CONFIG, "dropout": args.dropout}
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.jit_compile]
     print(
-        f"date: {datetime.date.today()}  machine: {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, devices: "
+        f"{machine.header()}, devices: "
         f"{[d.device_type for d in tf.config.list_physical_devices()]}"
     )
     print(

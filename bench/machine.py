@@ -1,0 +1,44 @@
+"""The first line of every benchmark report: date and machine.
+
+Ratios against the peer depend on the processor, not only on its core count
+(see the README's train-step figures), so every report names the processor
+model and its widest vector instructions.
+"""
+
+import datetime
+import os
+import platform
+
+VECTOR_FLAGS = ("avx512f", "avx2", "avx", "sse4_2", "asimd", "neon")
+
+
+def cpu_model(cpuinfo):
+    """'<model name> (<widest vector flag>)' from the text of /proc/cpuinfo.
+
+    Returns `platform.processor()` or `platform.machine()` when the text names
+    no model (not Linux, or an ARM kernel that lists none).
+    """
+    model, flags = None, set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key == "model name" and model is None:
+            model = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    model = model or platform.processor() or platform.machine()
+    widest = next((flag for flag in VECTOR_FLAGS if flag in flags), None)
+    return f"{model} ({widest.upper()})" if widest else model
+
+
+def header():
+    """'date: YYYY-MM-DD  machine: x86_64, <CPU model> (<ISA>), N CPU cores'."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            cpuinfo = file.read()
+    except OSError:
+        cpuinfo = ""
+    return (
+        f"date: {datetime.date.today()}  machine: {platform.machine()}, "
+        f"{cpu_model(cpuinfo)}, {os.cpu_count()} CPU cores"
+    )

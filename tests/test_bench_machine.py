@@ -1,0 +1,58 @@
+"""The machine line that every benchmark report starts with (bench/machine.py)."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+PATH = pathlib.Path(__file__).resolve().parents[1] / "bench" / "machine.py"
+
+
+@pytest.fixture(scope="module")
+def machine():
+    spec = importlib.util.spec_from_file_location("bench_machine", PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+AMD = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC
+flags\t\t: fpu sse sse2 sse4_2 avx fma avx2 bmi2
+
+processor\t: 1
+model name\t: AMD EPYC
+flags\t\t: fpu sse sse2 sse4_2 avx fma avx2 bmi2
+"""
+
+INTEL = """processor\t: 0
+model name\t: Intel(R) Xeon(R) CPU @ 2.20GHz
+flags\t\t: fpu sse4_2 avx avx2 avx512f avx512bw
+"""
+
+ARM = """processor\t: 0
+BogoMIPS\t: 50.00
+Features\t: fp asimd evtstrm aes crc32
+"""
+
+
+def test_cpu_model_names_the_processor_and_its_widest_vector_unit(machine):
+    assert machine.cpu_model(AMD) == "AMD EPYC (AVX2)"
+    assert machine.cpu_model(INTEL) == "Intel(R) Xeon(R) CPU @ 2.20GHz (AVX512F)"
+
+
+def test_cpu_model_without_a_model_name_falls_back_to_the_platform(
+    machine, monkeypatch
+):
+    monkeypatch.setattr(machine.platform, "processor", lambda: "")
+    monkeypatch.setattr(machine.platform, "machine", lambda: "aarch64")
+    assert machine.cpu_model(ARM) == "aarch64 (ASIMD)"
+    assert machine.cpu_model("") == "aarch64"
+
+
+def test_header_has_date_processor_and_core_count(machine):
+    line = machine.header()
+    assert line.startswith("date: 20")
+    assert f"{machine.os.cpu_count()} CPU cores" in line
+    assert machine.platform.machine() in line
