@@ -1,7 +1,10 @@
 """The machine line that every benchmark report starts with (bench/machine.py)."""
 
 import importlib.util
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -56,3 +59,25 @@ def test_header_has_date_processor_and_core_count(machine):
     assert line.startswith("date: 20")
     assert f"{machine.os.cpu_count()} CPU cores" in line
     assert machine.platform.machine() in line
+
+
+def test_before_tensorflow_is_imported_onednn_reports_the_request(machine, monkeypatch):
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    assert machine.onednn() == "TF_ENABLE_ONEDNN_OPTS=1"
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    assert machine.onednn() == "TF_ENABLE_ONEDNN_OPTS=unset"
+
+
+@pytest.mark.parametrize("setting, shown", [("1", "oneDNN on"), ("0", "oneDNN off")])
+def test_after_tensorflow_is_imported_onednn_reports_what_it_runs(setting, shown):
+    code = (
+        f"import sys; sys.path.insert(0, {str(PATH.parent)!r}); "
+        "import tensorflow, machine; print(machine.header())"
+    )
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": setting, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith(shown), result.stdout
