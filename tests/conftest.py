@@ -45,3 +45,10 @@ def _seed_and_policy():
     keras.config.set_dtype_policy("float32")
     yield
     keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The run's shared TFDS data directory (see the repository's conftest.py):
+    each generated corpus is prepared once for all test modules and workers."""
+    return os.environ["TFDS_DATA_DIR"]

@@ -11,10 +11,9 @@ from tf_transformer.cli import main
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, data_dir):
     """A run made by the CLI itself: 1 epoch of 2 steps on the default corpus."""
     out = tmp_path_factory.mktemp("cli") / "run"
-    data_dir = tmp_path_factory.mktemp("cli_tfds")
     code = main(
         [
             "train",

@@ -18,14 +18,6 @@ tfds.disable_progress_bar()
 
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory):
-    # Shared with the other data test modules: TFDS generates each corpus once.
-    path = tmp_path_factory.getbasetemp() / "tfds_data"
-    path.mkdir(exist_ok=True)
-    return str(path)
-
-
-@pytest.fixture(scope="session")
 def pairs(data_dir):
     """1000 training pairs of the default corpus (numbers and dates, en → fr)."""
     return corpora.load_translation("mixed", "train[:1000]", data_dir=data_dir)

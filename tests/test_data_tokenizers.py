@@ -29,14 +29,6 @@ from tf_transformer.data.tokenizers import (
 tfds.disable_progress_bar()
 
 
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory):
-    # Shared with the other data test modules: TFDS generates each corpus once.
-    path = tmp_path_factory.getbasetemp() / "tfds_data"
-    path.mkdir(exist_ok=True)
-    return str(path)
-
-
 def texts_of(pairs, side):
     return [
         text.decode()

@@ -25,11 +25,6 @@ from tf_transformer.training.train import (
 )
 
 
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
-
-
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("run") / "short"

@@ -1,0 +1,49 @@
+"""Set-up for the whole test run (tests/ and the solution notebooks).
+
+The test run keeps its generated corpora in one temporary TFDS data
+directory, `$TFDS_DATA_DIR`, shared by every pytest-xdist worker, every test
+module and every notebook kernel (they inherit the environment). Each corpus
+is then generated once per run, not once per module and worker, and the
+tests never write into the user's `~/tensorflow_datasets`. The directory is
+made by the first pytest process (the controller, under xdist) before the
+workers start, and removed when that process ends.
+
+The files that take longest run first (`SLOWEST_FIRST`): pytest-xdist gives
+each worker whole files in collection order (`--dist loadfile
+--no-loadscope-reorder` in pyproject.toml), and a long file started last
+would leave the other worker idle while it runs.
+"""
+
+import os
+import shutil
+import tempfile
+
+_OWNER = "TF_TRANSFORMER_TEST_DATA_OWNER"
+
+if _OWNER not in os.environ:
+    os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp(prefix="tf_transformer_tfds_")
+    os.environ[_OWNER] = str(os.getpid())
+
+
+# Test files by the time they took (`pytest --durations=30`, 2 cores,
+# 2026-12-02), longest first; every other file follows in collection order.
+SLOWEST_FIRST = (
+    "tests/test_train.py",
+    "tests/test_grade.py",
+    "solutions/08_training.ipynb",
+    "tests/test_lessons_unanswered_b.py",
+    "tests/test_cli.py",
+    "tests/test_lessons_unanswered_a.py",
+    "tests/test_nbgrader_autograde.py",
+    "solutions/09_inference.ipynb",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {path: index for index, path in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
+def pytest_unconfigure(config):
+    if os.environ.get(_OWNER) == str(os.getpid()):
+        shutil.rmtree(os.environ["TFDS_DATA_DIR"], ignore_errors=True)
