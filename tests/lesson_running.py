@@ -27,9 +27,9 @@ def cell_text(cell):
 # Training cells of the lessons, shortened for the unanswered runs. These
 # runs test that every cell runs and that each self-check reports "not
 # implemented yet"; how long the model trains changes neither. The full
-# trainings run in the solutions' nbval tests, whose stored results they
-# reproduce. Each text must occur exactly once in its lesson, so a changed
-# lesson fails here instead of silently training in full.
+# trainings run in the solutions' nbval tests. Each text must occur exactly
+# once in its lesson, so a changed lesson fails here instead of silently
+# training in full.
 SHORTER_TRAINING = {
     "00_big_picture": [("epochs=4, verbose=2", "epochs=1, verbose=2")],
     "08_training": [("epochs=7,", "epochs=1,")],
