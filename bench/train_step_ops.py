@@ -14,9 +14,7 @@ therefore larger than the step's wall-clock time.
 import argparse
 import collections
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -24,7 +22,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import machine  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from train_step import CONFIG, batches, compiled, our_model, peer_model  # noqa: E402
+from train_step import (  # noqa: E402
+    CONFIG,
+    batches,
+    compiled,
+    our_model,
+    peer_model,
+    time_steps,
+)
 
 
 def _xspace_class():
@@ -40,15 +45,13 @@ def _xspace_class():
 
 
 def op_times(model, data, steps):
-    """Milliseconds per step by op type (summed over threads), and the
-    wall-clock milliseconds per step while recording."""
+    """Milliseconds per step by op type, summed over threads. (The wall
+    clock of profiled steps is not reported: the profiler slows some
+    recordings by seconds outside any op; `bench/train_step.py` times
+    steps.)"""
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
-        start = time.perf_counter()
-        for x, y in data[:steps]:
-            loss = model.train_on_batch(x, y)
-        float(loss)
-        wall = (time.perf_counter() - start) / steps * 1e3
+        time_steps(model, data[:steps])
         tf.profiler.experimental.stop()
         (path,) = Path(logdir).rglob("*.xplane.pb")
         space = _xspace_class()()
@@ -64,7 +67,7 @@ def op_times(model, data, steps):
                 name = names[event.metadata_id].name
                 if ":" in name and "::" not in name and ": " not in name:
                     totals[name.rsplit(":", 1)[1]] += event.duration_ps / 1e9 / steps
-    return totals, wall
+    return totals
 
 
 def main():
@@ -85,22 +88,13 @@ def main():
     for name, make in (("ours", our_model), ("peer", peer_model)):
         keras.utils.set_random_seed(0)
         models[name] = compiled(make(config), False)
-        for x, y in data[:3]:  # trace and warm up outside the recording
-            models[name].train_on_batch(x, y)
+        time_steps(models[name], data[:3])  # trace and warm up outside the recording
     times = {name: collections.Counter() for name in models}
-    walls = {name: [] for name in models}
     for _ in range(args.rounds):
         for name, model in models.items():
-            totals, wall = op_times(model, data, args.steps)
-            for op, value in totals.items():
+            for op, value in op_times(model, data, args.steps).items():
                 times[name][op] += value / args.rounds
-            walls[name].append(wall)
     ours, peer = times["ours"], times["peer"]
-    print(
-        "wall clock while recording (ms/step, median): "
-        f"ours {statistics.median(walls['ours']):.1f}, "
-        f"KerasNLP {statistics.median(walls['peer']):.1f}"
-    )
     print("| op type | ours (ms/step) | KerasNLP (ms/step) |")
     print("|---|---|---|")
     for op, _ in (ours + peer).most_common(args.top):
