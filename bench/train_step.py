@@ -74,7 +74,7 @@ def batches(count, seed=0):
     return out
 
 
-def compiled(model, jit_compile):
+def compiled(model, jit_compile, metrics=()):
     model.compile(
         optimizer=keras.optimizers.Adam(
             tt.TransformerSchedule(CONFIG["d_model"]),
@@ -83,6 +83,7 @@ def compiled(model, jit_compile):
             epsilon=1e-9,
         ),
         loss=tt.masked_loss,
+        metrics=list(metrics) or None,
         jit_compile=jit_compile,
     )
     return model

@@ -103,3 +103,56 @@ def test_a_tiny_transformer_learns_to_copy():
     losses = history.history["loss"]
     assert losses[-1] < losses[0] / 4
     assert history.history["masked_accuracy"][-1] > 0.9
+
+
+class CountingTransformer(tt.Transformer):
+    """Counts how often Keras traces each step function."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.traces = {"train": 0, "test": 0, "predict": 0}
+
+    def train_step(self, data):
+        self.traces["train"] += 1  # Python runs once per trace, not per step
+        return super().train_step(data)
+
+    def test_step(self, data):
+        self.traces["test"] += 1
+        return super().test_step(data)
+
+    def predict_step(self, data):
+        self.traces["predict"] += 1
+        return super().predict_step(data)
+
+
+@pytest.mark.parametrize("evaluate_first", [False, True])
+def test_a_compiled_transformer_traces_each_step_once(evaluate_first):
+    # Keras would create the model's, the optimizer's and the metrics'
+    # variables inside the first traced step; TensorFlow then traces the step
+    # a second time (bench/first_step.py: about 10 s on 2 cores).
+    rng = np.random.default_rng(0)
+    source = rng.integers(1, 20, (8, 5)).astype("int32")
+    target = rng.integers(1, 20, (8, 4)).astype("int32")
+    model = CountingTransformer(1, 16, 2, 32, 20, 20, max_length=8)
+    model.compile(optimizer="adam", loss=tt.masked_loss, metrics=[tt.masked_accuracy])
+    if evaluate_first:
+        model.evaluate((source, target), target, batch_size=4, verbose=0)
+    history = model.fit(
+        (source, target),
+        target,
+        validation_data=((source, target), target),
+        epochs=2,
+        batch_size=4,
+        verbose=0,
+    )
+    assert model.traces["train"] == 1 and model.traces["test"] == 1, model.traces
+    assert history.history["masked_accuracy"][0] >= 0  # the metric was measured
+    # The state built before the trace is reset: a second evaluate agrees
+    # with the first, whatever the first batches were.
+    first = model.evaluate((source, target), target, batch_size=4, verbose=0)
+    second = model.evaluate((source, target), target, batch_size=4, verbose=0)
+    np.testing.assert_allclose(first, second, rtol=1e-6)
+
+    fresh = CountingTransformer(1, 16, 2, 32, 20, 20, max_length=8)
+    assert fresh.predict((source, target), verbose=0).shape == (8, 4, 20)
+    assert fresh.traces["predict"] == 1

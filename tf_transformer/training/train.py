@@ -234,20 +234,16 @@ def build_model(config, source_vocabulary_size, target_vocabulary_size):
         metrics=[masked_accuracy, masked_sentence_accuracy],
         jit_compile=config.jit_compile,
     )
+    # Built now, so that checkpoints and --resume find every variable. (The
+    # compiled metrics build before the first traced step: see
+    # Transformer._build_training_state.)
     model.build(((None, None), (None, None)))
     model.optimizer.build(model.trainable_variables)
-    ids = np.ones((tf.distribute.get_strategy().num_replicas_in_sync, 2), "int32")
-    if not tf.distribute.has_strategy():
-        # Without a strategy Keras builds the compiled metrics inside the
-        # first traced train step; a variable created there makes TensorFlow
-        # trace the whole step a second time (seconds of a short run).
-        # Building them eagerly on a tiny batch first avoids that.
-        model.compute_metrics((ids, ids), ids, model((ids, ids), training=False))
-        model.reset_metrics()
-    else:
+    if tf.distribute.has_strategy():
         # Under a distribution strategy Keras builds the loss and metrics on
         # the cross-replica *mean* of the first batch, which turns token ids
         # into floats. Building them on a real int batch first avoids that.
+        ids = np.ones((tf.distribute.get_strategy().num_replicas_in_sync, 2), "int32")
         model.test_on_batch((ids, ids), ids)
     return model
 
