@@ -143,6 +143,27 @@ def test_each_model_size_has_its_schedule():
     assert TrainConfig(**dataclasses.asdict(tiny)) == tiny
 
 
+def test_the_train_step_is_traced_once():
+    # build_model's model (averaging optimizer, two metrics) also builds all
+    # its variables before the first trace (Transformer._build_training_state;
+    # test_training_utils checks a plainly compiled Transformer).
+    model = build_model(TrainConfig(), 30, 30)
+    traced = []
+    train_step = model.train_step
+
+    def counting_train_step(data):
+        traced.append(1)
+        return train_step(data)
+
+    model.train_step = counting_train_step
+    rng = np.random.default_rng(0)
+    source = rng.integers(1, 30, (16, 7)).astype("int32")
+    target = rng.integers(1, 30, (16, 6)).astype("int32")
+    dataset = tf.data.Dataset.from_tensor_slices(((source, target), target))
+    model.fit(dataset.batch(4), epochs=2, shuffle=False, verbose=0)
+    assert len(traced) == 1
+
+
 def test_exact_match_compares_normalized_text():
     assert exact_match(["vingt et un", "sept"], ["Vingt  et un", "huit"]) == 0.5
     with pytest.raises(ValueError, match="same length"):
