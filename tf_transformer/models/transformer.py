@@ -176,9 +176,13 @@ class Transformer(keras.Model):
         return super().make_test_function(force)
 
     def make_predict_function(self, force=False):
-        if not self.built:  # variables made in the trace: a second trace
-            self.build(((None, None), (None, None)))
+        self._build_for_any_length()  # variables made in the trace: a second trace
         return super().make_predict_function(force)
+
+    def _build_for_any_length(self):
+        """No variable depends on the batch size or the sequence lengths."""
+        if not self.built:
+            self.build(((None, None), (None, None)))
 
     def _build_training_state(self):
         """Create the model's, the optimizer's and the metrics' variables eagerly.
@@ -193,8 +197,7 @@ class Transformer(keras.Model):
         """
         if getattr(self, "_distribute_strategy", None) is not None:
             return
-        if not self.built:
-            self.build(((None, None), (None, None)))
+        self._build_for_any_length()
         if not self.compiled:
             return  # Keras reports the missing compile() itself
         if self.optimizer is not None and not self.optimizer.built:
