@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -25,53 +26,6 @@ from tf_transformer.training.train import (
 )
 
 
-@pytest.fixture(scope="module")
-def short_run(tmp_path_factory, data_dir):
-    out = tmp_path_factory.mktemp("run") / "short"
-    config = TrainConfig(
-        out=str(out),
-        epochs=2,
-        steps=3,
-        train_size=3000,
-        validation_size=20,
-        data_dir=data_dir,
-        vocabulary_size=400,
-        jit_compile=True,  # the XLA path; other tests use the graph path
-    )
-    return out, train(config)
-
-
-def test_a_run_writes_its_artefacts(short_run):
-    out, summary = short_run
-    for name in (
-        "config.json",
-        "model.keras",
-        "history.json",
-        "tokenizers/source",
-        "tokenizers/target",
-        "logs",
-    ):
-        assert (out / name).exists(), name
-    assert not (out / "backup").exists()  # a finished run leaves nothing to resume
-    history = json.loads((out / "history.json").read_text())
-    assert len(history["loss"]) == 2 == summary["epochs_run"]
-    assert set(history) >= {"loss", "masked_accuracy", "val_loss", "val_exact_match"}
-    # Epoch 1 could not pass (its teacher-forced sentence accuracy is below
-    # the target), so it was not decoded; the last epoch always is.
-    assert history["val_masked_sentence_accuracy"][0] < 0.995
-    assert history["val_exact_match"][0] is None
-    assert 0.0 <= history["val_exact_match"][1] <= 1.0
-    assert TrainConfig.load(out / "config.json").steps == 3
-
-
-def test_evaluate_reports_fractions_and_bleu(short_run, data_dir):
-    out, _ = short_run
-    metrics = evaluate(out, split="validation", examples=2, data_dir=data_dir)
-    assert 0 <= metrics["exact_match"] <= 1 and 0 <= metrics["token_accuracy"] <= 1
-    assert 0 <= metrics["bleu"] <= 100
-    assert metrics["pairs"] > 0 and len(metrics["examples"]) == 2
-
-
 class Interrupt(keras.callbacks.Callback):
     """Stops a run abruptly after `epoch` epochs, as a crash or Ctrl-C would."""
 
@@ -84,25 +38,74 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_resume_continues_an_interrupted_run(tmp_path, data_dir):
-    out = tmp_path / "interrupted"
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory, data_dir):
+    """A run of 3 epochs of 3 steps, interrupted after its first epoch and
+    resumed: `(out, summary of the resumed run, what the interruption left)`.
+
+    One interrupted-and-resumed run serves the artefact, resume and
+    evaluation tests (each run costs tens of seconds of tracing).
+    """
+    out = tmp_path_factory.mktemp("run") / "short"
     config = dict(
         out=str(out),
         epochs=3,
-        steps=2,
-        train_size=2000,
-        validation_size=10,
+        steps=3,
+        train_size=3000,
+        validation_size=20,
         data_dir=data_dir,
-        vocabulary_size=300,
-        jit_compile=False,
+        vocabulary_size=400,
+        jit_compile=True,  # the XLA path; other tests use the graph path
     )
     with pytest.raises(KeyboardInterrupt):
         train(TrainConfig(**config), callbacks=[Interrupt(epoch=1)])
-    assert (out / "backup").exists()
-    summary = train(TrainConfig(resume=True, **config))
+    interrupted = {
+        "backup": (out / "backup").exists(),
+        "history": (out / "history.json").exists(),
+    }
+    return out, train(TrainConfig(resume=True, **config)), interrupted
+
+
+def test_a_run_writes_its_artefacts(short_run):
+    out, summary, _ = short_run
+    for name in (
+        "config.json",
+        "model.keras",
+        "history.json",
+        "tokenizers/source",
+        "tokenizers/target",
+        "logs",
+    ):
+        assert (out / name).exists(), name
+    assert not (out / "backup").exists()  # a finished run leaves nothing to resume
     history = json.loads((out / "history.json").read_text())
-    assert summary["epochs_run"] == len(history["loss"]) == 2  # epochs 2 and 3 only
+    assert len(history["loss"]) == 2 == summary["epochs_run"]  # epochs 2 and 3
+    assert set(history) >= {"loss", "masked_accuracy", "val_loss", "val_exact_match"}
+    # Epoch 2 could not pass (its teacher-forced sentence accuracy is below
+    # the target), so it was not decoded; the last epoch always is.
+    assert history["val_masked_sentence_accuracy"][0] < 0.995
+    assert history["val_exact_match"][0] is None
+    assert 0.0 <= history["val_exact_match"][1] <= 1.0
+    assert TrainConfig.load(out / "config.json").steps == 3
+
+
+def test_evaluate_reports_fractions_and_bleu(short_run, data_dir):
+    out, _, _ = short_run
+    metrics = evaluate(out, split="validation", examples=2, data_dir=data_dir)
+    assert 0 <= metrics["exact_match"] <= 1 and 0 <= metrics["token_accuracy"] <= 1
+    assert 0 <= metrics["bleu"] <= 100
+    assert metrics["pairs"] > 0 and len(metrics["examples"]) == 2
+
+
+def test_resume_continues_an_interrupted_run(short_run):
+    out, summary, interrupted = short_run
+    # The interruption left a backup and no history; the resumed run ran
+    # the two remaining epochs from the backed-up weights and optimizer.
+    assert interrupted == {"backup": True, "history": False}
+    assert summary["epochs_run"] == 2
     assert not (out / "backup").exists()
+    model = keras.saving.load_model(out / "model.keras")
+    assert int(model.optimizer.iterations) == 3 * 3
 
 
 def test_resume_without_a_backup_is_a_clear_error(tmp_path):
@@ -201,11 +204,16 @@ MIRRORED_SCRIPT = textwrap.dedent(
 
 
 def test_mirrored_strategy_on_two_cpus_follows_the_single_device_run():
+    # The two replicas run side by side: TensorFlow's own thread pools, not
+    # the smaller ones the test run may set for each process (conftest.py).
+    pools = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+    env = {name: value for name, value in os.environ.items() if name not in pools}
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED_SCRIPT],
         capture_output=True,
         text=True,
         timeout=600,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     losses = json.loads(result.stdout.strip().splitlines()[-1])
