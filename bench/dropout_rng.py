@@ -1,22 +1,22 @@
-"""What dropout's random numbers cost a training step, and what a cheaper
-generator would save.
+"""What dropout's random numbers cost: Keras's generator against the
+library's hashed mask.
 
-`bench/train_step.py` shows dropout costing both models a large part of a
-step under XLA on the CPU. This script isolates that part: it applies
-dropout to the 18 tensors that the training-step benchmark's model drops
-(embeddings, attention weights, residual branches; same shapes), forward and
-backward, inside one `tf.function`, with and without `jit_compile`:
+`bench/train_step.py` shows dropout costing a large part of a training step
+under XLA on the CPU. This script isolates that part: it applies dropout to
+the 18 tensors that the training-step benchmark's model drops (embeddings,
+attention weights, residual branches; same shapes), forward and backward,
+inside one `tf.function`, with and without `jit_compile`:
 
-- `keras`: `keras.layers.Dropout`, as both models use it (TensorFlow's
+- `keras`: `keras.layers.Dropout`, as KerasNLP's layers use it (TensorFlow's
   stateless Philox generator);
-- `hash`: the same Bernoulli keep-mask drawn from a counter-based integer
-  hash of each element's index and the seed (one multiply-xorshift mix,
-  plain element-wise integer ops that XLA fuses into one loop);
+- `hash`: `tf_transformer.Dropout`, as the library's layers use it: the same
+  Bernoulli keep-mask, drawn from a counter-based integer hash of each
+  element's index and the seed (plain element-wise integer ops that XLA
+  fuses into one loop);
 - `none`: no dropout, the floor (the rest of the function is a sum of
   squares and its gradient).
 
-The library uses `keras.layers.Dropout`; `hash` is an experiment, here to
-measure the headroom. Medians of `--repeats` calls, in alternating rounds.
+Medians of `--repeats` calls, in alternating rounds.
 
     python bench/dropout_rng.py [--repeats 30] [--rate 0.1]
 """
@@ -33,6 +33,9 @@ import machine  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from train_step import BATCH, CONFIG, SOURCE_LEN, TARGET_LEN  # noqa: E402
+
+import tf_transformer as tt  # noqa: E402
+from tf_transformer.layers import hash_dropout  # noqa: E402
 
 
 def dropped_shapes():
@@ -51,39 +54,14 @@ def dropped_shapes():
     return [source, target] + encoder_layer * layers + decoder_layer * layers
 
 
-def _mix(h):
-    """A 32-bit integer finalizer (xorshift-multiply, good avalanche)."""
-    h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, np.uint32(16)))
-    h = h * np.uint32(0x7FEB352D)
-    h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, np.uint32(15)))
-    h = h * np.uint32(0x846CA68B)
-    return tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, np.uint32(16)))
-
-
-def hash_dropout(x, rate, seed):
-    """Drop each element with probability `rate` (to 2**-32), scale the rest."""
-    seed = tf.cast(seed, tf.uint32)
-    key = _mix(tf.bitwise.bitwise_xor(seed[0], _mix(seed[1])))
-    index = tf.reshape(tf.cast(tf.range(tf.size(x)), tf.uint32), tf.shape(x))
-    bits = _mix(index * np.uint32(0x9E3779B9) + key)
-    keep = bits >= np.uint32(min(round(rate * 2**32), 2**32 - 1))
-    return tf.where(keep, x * (1.0 / (1.0 - rate)), tf.zeros_like(x))
-
-
 def step_function(kind, rate, jit_compile):
     keras.utils.set_random_seed(0)
     inputs = [tf.Variable(tf.random.normal(shape)) for shape in dropped_shapes()]
-    layers = [keras.layers.Dropout(rate) for _ in inputs]
-    # Each hash mask draws its seed as Keras's Dropout does: from a seed
-    # generator whose state variable advances at every call.
-    seeds = [keras.random.SeedGenerator(index) for index in range(len(inputs))]
+    layer_class = {"keras": keras.layers.Dropout, "hash": tt.Dropout}.get(kind)
+    layers = [layer_class(rate) for _ in inputs] if layer_class else None
 
     def drop(index, x):
-        if kind == "keras":
-            return layers[index](x, training=True)
-        if kind == "hash":
-            return hash_dropout(x, rate, seeds[index].next())
-        return x
+        return layers[index](x, training=True) if layers else x
 
     @tf.function(jit_compile=jit_compile)
     def step():
@@ -125,7 +103,7 @@ def main():
         f"{args.rate}); dropped by two consecutive seeds' masks {both:.4f} "
         f"(independent: {args.rate**2:.4f})"
     )
-    print("| jit_compile | keras (Philox) | hash | none |")
+    print("| jit_compile | keras.layers.Dropout | tf_transformer.Dropout | none |")
     print("|---|---|---|---|")
     kinds = ("keras", "hash", "none")
     for jit_compile in (False, True):

@@ -10,6 +10,7 @@ from tf_transformer.inference import Translator, beam_search, greedy_decode
 from tf_transformer.layers import (
     Decoder,
     DecoderLayer,
+    Dropout,
     Encoder,
     EncoderLayer,
     FeedForward,
@@ -37,6 +38,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "Decoder",
     "DecoderLayer",
+    "Dropout",
     "Encoder",
     "EncoderLayer",
     "FeedForward",

@@ -5,6 +5,7 @@ from tf_transformer.layers.attention import (
     scaled_dot_product_attention,
 )
 from tf_transformer.layers.decoder import Decoder, DecoderLayer
+from tf_transformer.layers.dropout import Dropout, hash_dropout
 from tf_transformer.layers.encoder import Encoder, EncoderLayer
 from tf_transformer.layers.feed_forward import FeedForward
 from tf_transformer.layers.masks import causal_mask, combine_masks, padding_mask
@@ -13,6 +14,7 @@ from tf_transformer.layers.positional import PositionalEmbedding, positional_enc
 __all__ = [
     "Decoder",
     "DecoderLayer",
+    "Dropout",
     "Encoder",
     "EncoderLayer",
     "FeedForward",
@@ -20,6 +22,7 @@ __all__ = [
     "PositionalEmbedding",
     "causal_mask",
     "combine_masks",
+    "hash_dropout",
     "padding_mask",
     "positional_encoding",
     "scaled_dot_product_attention",

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tf_transformer import _validation
 from tf_transformer.layers._common import clone_initializer
+from tf_transformer.layers.dropout import Dropout
 from tf_transformer.layers.masks import causal_mask, combine_masks
 
 
@@ -186,7 +187,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.value_dense.build(value_shape)
         self.output_dense = self._dense(self._output_dim, "output_dense")
         self.output_dense.build((None, None, self.num_heads * self._value_dim))
-        self.dropout_layer = keras.layers.Dropout(
+        self.dropout_layer = Dropout(
             self.dropout, dtype=self.dtype_policy, name="attention_dropout"
         )
         self.built = True

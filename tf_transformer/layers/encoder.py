@@ -5,6 +5,7 @@ import keras
 from tf_transformer import _validation
 from tf_transformer.layers._common import clone_initializer
 from tf_transformer.layers.attention import MultiHeadAttention
+from tf_transformer.layers.dropout import Dropout
 from tf_transformer.layers.feed_forward import FeedForward
 from tf_transformer.layers.masks import (
     combine_masks,
@@ -71,7 +72,7 @@ class _TransformerBlock(keras.layers.Layer):
         return layer
 
     def _dropout(self, name):
-        return keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name=name)
+        return Dropout(self.dropout, dtype=self.dtype_policy, name=name)
 
     def _feed_forward(self, input_shape):
         layer = FeedForward(
@@ -288,7 +289,7 @@ class _Stack(keras.layers.Layer):
         else:
             _validation.check_last_dim("inputs", input_shape, self.d_model, "d_model")
             hidden_shape = tuple(input_shape)
-        self.dropout_layer = keras.layers.Dropout(
+        self.dropout_layer = Dropout(
             self.dropout, dtype=self.dtype_policy, name="embedding_dropout"
         )
         self.stack = [

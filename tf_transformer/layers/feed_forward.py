@@ -4,6 +4,7 @@ import keras
 
 from tf_transformer import _validation
 from tf_transformer.layers._common import clone_initializer
+from tf_transformer.layers.dropout import Dropout
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
@@ -79,7 +80,7 @@ class FeedForward(keras.layers.Layer):
             name="output_dense",
         )
         self.output_dense.build(tuple(input_shape[:-1]) + (self.dff,))
-        self.dropout_layer = keras.layers.Dropout(
+        self.dropout_layer = Dropout(
             self.dropout, dtype=self.dtype_policy, name="dropout"
         )
         self.built = True
