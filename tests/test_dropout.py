@@ -140,9 +140,14 @@ def test_config_round_trip_and_symbolic_call():
     assert tuple(symbolic.shape) == (None, 7, 4)
 
 
-def test_bad_rate_names_the_argument():
-    with pytest.raises(ValueError, match="rate"):
-        tt.Dropout(1.5)
+@pytest.mark.parametrize(
+    "rate, error", [(1.5, ValueError), (-0.1, ValueError), ("0.1", TypeError)]
+)
+def test_bad_rate_names_the_argument_and_value(rate, error):
+    with pytest.raises(error, match=f"rate={rate!r}"):
+        tt.Dropout(rate)
+    with pytest.raises(error, match=f"rate={rate!r}"):
+        hash_dropout(ONES, rate, tf.constant([1, 2]))
 
 
 def test_every_dropout_of_the_library_layers_is_hashed():
