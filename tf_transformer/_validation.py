@@ -29,15 +29,16 @@ def check_optional_int(name, value, minimum=1):
     return None if value is None else check_int(name, value, minimum)
 
 
-def check_rate(name, value):
-    """Return a dropout-like rate in [0, 1)."""
+def check_rate(name, value, allow_one=False):
+    """Return a dropout-like rate in [0, 1), or [0, 1] with `allow_one`."""
+    interval = "[0, 1]" if allow_one else "[0, 1)"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(
-            f"`{name}` must be a number in [0, 1). "
+            f"`{name}` must be a number in {interval}. "
             f"Received: {name}={value!r} (type {type(value).__name__})"
         )
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value!r}")
+    if not (0.0 <= value <= 1.0 if allow_one else 0.0 <= value < 1.0):
+        raise ValueError(f"`{name}` must be in {interval}. Received: {name}={value!r}")
     return float(value)
 
 

@@ -32,11 +32,11 @@ elements and of successive calls behave as independent draws
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tf_transformer import _validation
 
 # Odd 32-bit constants of the finalizer, and the golden-ratio step that
 # spreads consecutive indices over the 32-bit range before mixing.
@@ -45,25 +45,15 @@ _SHIFTS = (np.uint32(16), np.uint32(15), np.uint32(16))
 _INDEX_STEP = np.uint32(0x9E3779B9)
 
 
+def _xorshift(h, shift):
+    return tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, shift))
+
+
 def _mix(h):
     """Scramble uint32 values: every input bit affects every output bit."""
-    for shift, multiplier in zip(_SHIFTS, _MULTIPLIERS + (None,), strict=True):
-        h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, shift))
-        if multiplier is not None:
-            h = h * multiplier
-    return h
-
-
-def _check_rate(rate):
-    """`rate` must be a Python number in [0, 1] (Keras's `Dropout` allows 1)."""
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-        raise TypeError(
-            "`rate` must be a number in [0, 1]. "
-            f"Received: rate={rate!r} (type {type(rate).__name__})"
-        )
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"`rate` must be in [0, 1]. Received: rate={rate!r}")
-    return float(rate)
+    h = _xorshift(h, _SHIFTS[0]) * _MULTIPLIERS[0]
+    h = _xorshift(h, _SHIFTS[1]) * _MULTIPLIERS[1]
+    return _xorshift(h, _SHIFTS[2])
 
 
 def _noise_shape(inputs, noise_shape):
@@ -91,7 +81,7 @@ def hash_dropout(inputs, rate, seed, noise_shape=None):
         A tensor like `inputs`: elements dropped with probability `rate`, the
         others scaled by `1 / (1 - rate)`.
     """
-    rate = _check_rate(rate)
+    rate = _validation.check_rate("rate", rate, allow_one=True)
     if rate == 1.0:
         return tf.zeros_like(inputs)
     if rate == 0.0:
@@ -117,7 +107,10 @@ class Dropout(keras.layers.Dropout):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(
-            _check_rate(rate), noise_shape=noise_shape, seed=seed, **kwargs
+            _validation.check_rate("rate", rate, allow_one=True),
+            noise_shape=noise_shape,
+            seed=seed,
+            **kwargs,
         )
 
     def call(self, inputs, training=False):
