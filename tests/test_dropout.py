@@ -150,6 +150,29 @@ def test_bad_rate_names_the_argument_and_value(rate, error):
         hash_dropout(ONES, rate, tf.constant([1, 2]))
 
 
+@pytest.mark.parametrize(
+    "arguments, error, named",
+    [
+        (dict(inputs=tf.ones((2, 3), tf.int32)), TypeError, "inputs"),
+        (dict(seed=tf.constant([1.0, 2.0])), ValueError, "seed"),
+        (dict(seed=tf.constant([1, 2, 3])), ValueError, "seed"),
+        (dict(seed=7), ValueError, "seed"),
+        (dict(noise_shape=(None, 1, 1)), ValueError, "noise_shape"),
+    ],
+)
+def test_bad_inputs_seed_and_noise_shape_name_the_argument(arguments, error, named):
+    arguments = dict(
+        dict(inputs=tf.ones((2, 3)), rate=0.5, seed=tf.constant([1, 2])), **arguments
+    )
+    with pytest.raises(error, match=f"`{named}`"):
+        hash_dropout(**arguments)
+
+
+def test_a_layer_whose_noise_shape_does_not_fit_names_it():
+    with pytest.raises(ValueError, match="`noise_shape`.*noise_shape=\\(None, 1\\)"):
+        tt.Dropout(0.5, noise_shape=(None, 1))(tf.ones((2, 3, 4)), training=True)
+
+
 def test_every_dropout_of_the_library_layers_is_hashed():
     model = tt.Transformer(
         num_layers=1,

@@ -82,6 +82,23 @@ def hash_dropout(inputs, rate, seed, noise_shape=None):
         others scaled by `1 / (1 - rate)`.
     """
     rate = _validation.check_rate("rate", rate, allow_one=True)
+    inputs = tf.convert_to_tensor(inputs)
+    if not inputs.dtype.is_floating:
+        raise TypeError(
+            "`inputs` must be a float tensor. "
+            f"Received: inputs of dtype {inputs.dtype.name}"
+        )
+    seed = tf.convert_to_tensor(seed)
+    if not seed.dtype.is_integer or tuple(seed.shape) != (2,):
+        raise ValueError(
+            "`seed` must be an integer tensor of shape (2,). Received: seed of "
+            f"dtype {seed.dtype.name} and shape {tuple(seed.shape)}"
+        )
+    if noise_shape is not None and inputs.shape.rank not in (None, len(noise_shape)):
+        raise ValueError(
+            f"`noise_shape` must have one entry per axis of `inputs` (rank "
+            f"{inputs.shape.rank}). Received: noise_shape={tuple(noise_shape)}"
+        )
     if rate == 1.0:
         return tf.zeros_like(inputs)
     if rate == 0.0:
