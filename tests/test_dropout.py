@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.framework import kernels
 
 import tf_transformer as tt
 from tf_transformer.layers import hash_dropout
@@ -85,6 +86,44 @@ def test_same_seed_same_mask_eagerly_in_graph_and_under_xla():
     xla = tf.function(hash_dropout, jit_compile=True)(x, 0.1, seed)
     np.testing.assert_array_equal(eager.numpy(), graph.numpy())
     np.testing.assert_array_equal(eager.numpy(), xla.numpy())
+
+
+def _has_device_memory_gpu_kernel(op):
+    """Whether TensorFlow registers a GPU kernel for `op`'s dtypes whose
+    outputs stay in GPU memory (read from the kernel registry: no GPU needed)."""
+    outputs = {arg.name for arg in op.op_def.output_arg}
+    for kernel in kernels.get_registered_kernels_for_op(op.type).kernel:
+        if kernel.device_type != "GPU" or outputs & set(kernel.host_memory_arg):
+            continue
+        if all(
+            op.get_attr(c.name) in c.allowed_values.list.type for c in kernel.constraint
+        ):
+            return True
+    return False
+
+
+def test_the_mask_is_computed_by_gpu_kernels_in_gpu_memory():
+    # Without XLA, an op with no such kernel for its dtype (Range on int32
+    # is one) runs on the host, and its mask-sized output is copied to the
+    # GPU at every call.
+    function = tf.function(lambda x, seed: hash_dropout(x, 0.1, seed))
+    graph = function.get_concrete_function(
+        tf.TensorSpec((None, 8, 16)), tf.TensorSpec((2,), tf.int64)
+    ).graph
+    (start,) = [op for op in graph.get_operations() if op.type == "Range"]
+    mask_path, frontier = set(), [start]
+    while frontier:  # every op downstream of the element indices
+        op = frontier.pop()
+        if op not in mask_path:
+            mask_path.add(op)
+            frontier.extend(c for out in op.outputs for c in out.consumers())
+    assert {op.type for op in mask_path} >= {"Range", "BitwiseXor", "SelectV2"}
+    on_host = sorted(
+        f"{op.type} ({op.outputs[0].dtype.name})"
+        for op in mask_path
+        if not _has_device_memory_gpu_kernel(op)
+    )
+    assert on_host == []
 
 
 def test_the_layer_advances_its_seed_inside_compiled_functions():

@@ -22,7 +22,9 @@ gives the same mask with and without XLA (integer arithmetic is exact).
 
 These speeds were measured on the CPU only. On a GPU, Keras's
 `jit_compile="auto"` compiles training steps with XLA (without a
-distribution strategy), where these ops fuse as they do on the CPU.
+distribution strategy), where these ops fuse as they do on the CPU; without
+XLA each op has a GPU kernel that keeps the mask in GPU memory
+(`tests/test_dropout.py` checks this in TensorFlow's kernel registry).
 
 The bits are not a cryptographic stream, and need not be: each element is
 kept with probability `1 - rate` (to 2**-32), and the masks of different
@@ -106,7 +108,9 @@ def hash_dropout(inputs, rate, seed, noise_shape=None):
     seed = tf.cast(seed, tf.uint32)
     key = _mix(tf.bitwise.bitwise_xor(seed[0], _mix(seed[1])))
     shape = _noise_shape(inputs, noise_shape)
-    index = tf.cast(tf.range(tf.reduce_prod(shape)), tf.uint32)
+    # An int64 range: TensorFlow's GPU Range kernel for int32 writes to host
+    # memory. The uint32 values are the same either way.
+    index = tf.cast(tf.range(tf.reduce_prod(shape), dtype=tf.int64), tf.uint32)
     bits = tf.reshape(_mix(index * _INDEX_STEP + key), shape)
     # Keep when the 32 bits reach rate * 2**32: probability 1 - rate.
     keep = bits >= np.uint32(min(round(rate * 2**32), 2**32 - 1))
