@@ -234,3 +234,31 @@ def test_source_may_name_a_method_of_a_class():
 def test_repository_lessons_match_solutions_and_library():
     """The drift test of the real course (passes trivially until solutions exist)."""
     assert build.main(["build", "--check", "--root", str(REPO)]) == 0
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "lessons").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem
+)
+def test_nbgrader_points_of_a_lesson_are_its_graded_exercises_only(path):
+    # Practice exercises are checked in the notebook but never graded: their
+    # check cells carry no nbgrader points, and a lesson's points add up to
+    # those of its graded exercises.
+    from tf_transformer.course.checks import exercises_of_lesson
+
+    cells = json.loads(path.read_text())["cells"]
+    graded = {
+        c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
+        for c in cells
+        if c["metadata"]["nbgrader"].get("grade")
+    }
+    lesson = int(path.name[:2])
+    expected = {f"check_{e.name}": float(e.points) for e in exercises_of_lesson(lesson)}
+    assert graded == expected
+    practice = [
+        c["metadata"]["tf_transformer"]["exercise"]
+        for c in cells
+        if "exercise" in c["metadata"].get("tf_transformer", {})
+        and "source" not in c["metadata"]["tf_transformer"]
+    ]
+    for name in practice:
+        assert f"check_{name}" not in graded

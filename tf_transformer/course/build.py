@@ -16,13 +16,15 @@ Cell metadata in solutions/ (under the key ``"tf_transformer"``):
     every other method stays as given. ``"source"`` may also name a method
     (``"tf_transformer.module.Class.call"``): short for the class with
     ``"methods": ["call"]``.
-``{"exercise": NAME, "points": N}``
+``{"exercise": NAME}`` or ``{"exercise": NAME, "points": N}``
     A notebook-only exercise: the cell marks its answer with
-    ``### BEGIN SOLUTION`` / ``### END SOLUTION``.
+    ``### BEGIN SOLUTION`` / ``### END SOLUTION``. Without ``"points"`` it
+    is a *practice* exercise: its check cell is locked but not graded, so
+    nbgrader gives it no points; with ``"points"`` nbgrader grades it.
 ``{"check": NAME}``
     The self-check cell after an exercise. For library-backed exercises
     `build` writes (or inserts) it; a notebook-only exercise's check cell is
-    written by the author and carries ``"points"``.
+    written by the author (and carries ``"points"`` when the exercise does).
 
 Every library-backed NAME must be registered in
 `tf_transformer.course.checks.EXERCISES`.
@@ -478,10 +480,11 @@ def make_lesson(solution: dict, lesson_path: str) -> dict:
             )
             cell["source"] = clear_solution(source, cell["cell_type"])
             if spec.source is not None:
-                points = registry[spec.name].points
-            else:
-                points = spec.points
-            points_of[spec.name] = float(points) if points is not None else 1.0
+                points_of[spec.name] = float(registry[spec.name].points)
+            elif spec.points is not None:
+                points_of[spec.name] = float(spec.points)
+            else:  # a practice exercise: checked in the notebook, never graded
+                points_of[spec.name] = None
             graded_markdown = cell["cell_type"] == "markdown"
             _set_nbgrader(
                 cell,
@@ -493,9 +496,12 @@ def make_lesson(solution: dict, lesson_path: str) -> dict:
         elif "check" in meta:
             name = meta["check"]
             points = meta.get("points", points_of.get(name, 1.0))
-            _set_nbgrader(
-                cell, f"check_{name}", grade=True, locked=True, points=float(points)
-            )
+            if points is None:  # practice: a locked cell nbgrader does not grade
+                _set_nbgrader(cell, f"check_{name}", locked=True)
+            else:
+                _set_nbgrader(
+                    cell, f"check_{name}", grade=True, locked=True, points=float(points)
+                )
         else:
             if has_solution_region(cell.get("source", "")):
                 raise BuildError(
