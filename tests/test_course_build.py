@@ -39,13 +39,16 @@ def lesson_cells(course, name="99_masks.ipynb"):
 
 
 def body_lines(obj):
-    """Distinctive lines of an object's body (not its def line or docstring)."""
+    """Distinctive lines of an object's answer: not its def line, docstring or
+    opening input checks (those stay in the lesson)."""
     source = textwrap.dedent(inspect.getsource(obj))
     doc = inspect.getdoc(obj) or ""
     lines = []
     for line in source.splitlines()[1:]:
         text = line.strip()
-        if len(text) > 12 and text not in doc and not text.startswith(('"""', "def ")):
+        given = text.startswith(("_validation.check", "_check", "self._check"))
+        skipped = text.startswith(('"""', "def ")) or given
+        if len(text) > 12 and text not in doc and not skipped:
             lines.append(text)
     return lines
 
@@ -262,3 +265,31 @@ def test_nbgrader_points_of_a_lesson_are_its_graded_exercises_only(path):
     ]
     for name in practice:
         assert f"check_{name}" not in graded
+
+
+def test_input_checks_that_open_an_answer_stay_in_the_lesson():
+    # The lessons ask students to keep the input checks: the stub shows them.
+    source = textwrap.dedent(
+        '''
+        def f(x):
+            """Doc."""
+            _validation.check_rank("x", x, {2})
+            _check_inputs(x)
+            y = x + 1
+            _validation.check_rank("y", y, {2})
+            return y
+        '''
+    ).strip()
+    spec = build.ExerciseSpec("f", "module.f", (), None)
+    stub = build.clear_solution(build.mark_solution(source, spec), "code")
+    assert '_validation.check_rank("x", x, {2})' in stub
+    assert "_check_inputs(x)" in stub
+    assert "y = x + 1" not in stub and '"y"' not in stub
+    assert stub.index("_check_inputs(x)") < stub.index("# YOUR CODE HERE")
+
+
+def test_a_body_of_input_checks_only_keeps_its_last_statement_hidden():
+    source = 'def f(x):\n    """Doc."""\n    _check_inputs(x)\n    _check_more(x)\n'
+    spec = build.ExerciseSpec("f", "module.f", (), None)
+    stub = build.clear_solution(build.mark_solution(source, spec), "code")
+    assert "_check_inputs(x)" in stub and "_check_more" not in stub

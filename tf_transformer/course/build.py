@@ -143,19 +143,32 @@ def _line_indent(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 
 
+def _is_input_check(statement: ast.stmt) -> bool:
+    """A bare call such as `_validation.check_rank(...)` or `self._check_x(...)`."""
+    if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)):
+        return False
+    name = ast.unparse(statement.value.func)
+    last = name.rsplit(".", 1)[-1]
+    return last.startswith("_check") or name.startswith("_validation.check")
+
+
 def _body_region(
     lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef, last: int
 ) -> tuple[int, int]:
-    """0-based [start, end) line range of the body after the docstring."""
-    body = node.body
-    start_node = body[0]
+    """0-based [start, end) line range of the answer: the body after the
+    docstring and after the input checks that open it (those stay in the
+    lesson, so a student's wrong input still gets a clear error)."""
+    body = list(node.body)
     has_doc = (
-        isinstance(start_node, ast.Expr)
-        and isinstance(start_node.value, ast.Constant)
-        and isinstance(start_node.value.value, str)
+        isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
     )
-    if has_doc and len(body) > 1:
-        start = start_node.end_lineno  # the line after the docstring (0-based)
+    given = body[:1] if has_doc else []
+    while len(given) < len(body) - 1 and _is_input_check(body[len(given)]):
+        given.append(body[len(given)])
+    if given and len(body) > len(given):
+        start = given[-1].end_lineno  # the line after them (0-based)
     elif has_doc:
         raise BuildError(
             f"function {node.name!r} has only a docstring: nothing to hide"
