@@ -293,3 +293,38 @@ def test_a_body_of_input_checks_only_keeps_its_last_statement_hidden():
     spec = build.ExerciseSpec("f", "module.f", (), None)
     stub = build.clear_solution(build.mark_solution(source, spec), "code")
     assert "_check_inputs(x)" in stub and "_check_more" not in stub
+
+
+def _run_setup_in_fake_colab(monkeypatch, capsys, versions_after):
+    import importlib.metadata
+    import subprocess
+    import sys
+    import types
+
+    installs = []
+    versions = {"keras": "3.0.0", "numpy": "1.26.0", "tensorflow": "2.19.0"}
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: versions[name])
+
+    def fake_pip(command, check):
+        installs.append(command)
+        versions.update(versions_after)
+
+    monkeypatch.setattr(subprocess, "run", fake_pip)
+    exec(build.setup_source(), {})
+    return installs, capsys.readouterr().out
+
+
+def test_colab_setup_says_no_restart_when_nothing_loaded_changed(monkeypatch, capsys):
+    installs, out = _run_setup_in_fake_colab(monkeypatch, capsys, {})
+    assert any("tf-transformer @ git+" in part for part in installs[0])
+    tf_version = ".".join(__import__("tensorflow").__version__.split(".")[:2])
+    assert f"tensorflow-text=={tf_version}.*" in installs[0]
+    assert "No restart needed" in out
+
+
+def test_colab_setup_asks_for_a_restart_when_a_loaded_package_changed(
+    monkeypatch, capsys
+):
+    _, out = _run_setup_in_fake_colab(monkeypatch, capsys, {"keras": "3.15.0"})
+    assert "keras changed version" in out and "restart the runtime" in out

@@ -335,27 +335,60 @@ def badge_source(lesson_path: str) -> str:
     return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(lesson_path)})"
 
 
-def setup_source() -> str:
-    return (
-        "# Setup: in Google Colab, install the course package; elsewhere do nothing.\n"
-        "# TensorFlow stays as installed: tensorflow-text is pinned to its version.\n"
-        "import sys\n"
-        "\n"
-        'if "google.colab" in sys.modules:\n'
-        "    import subprocess\n"
-        "\n"
-        "    import tensorflow as tf\n"
-        "\n"
-        '    tf_major_minor = ".".join(tf.__version__.split(".")[:2])\n'
-        "    subprocess.run(\n"
-        "        [\n"
-        '            sys.executable, "-m", "pip", "install", "--quiet",\n'
-        '            f"tensorflow-text=={tf_major_minor}.*",\n'
-        f'            "tf-transformer @ git+{REPOSITORY_URL}",\n'
-        "        ],\n"
-        "        check=True,\n"
-        "    )"
+SETUP_SOURCE = """\
+# Setup. In Google Colab: install the course package (TensorFlow stays as
+# Colab ships it: tensorflow-text is pinned to its version) and say whether
+# the runtime must restart. Elsewhere: check that the package is installed.
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib.metadata
+    import subprocess
+
+    import tensorflow as tf
+
+    def installed(name):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    loaded = {name: installed(name) for name in ("keras", "numpy", "tensorflow")}
+    tf_major_minor = ".".join(tf.__version__.split(".")[:2])
+    subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--quiet",
+            f"tensorflow-text=={tf_major_minor}.*",
+            "tf-transformer @ git+REPOSITORY_URL",
+        ],
+        check=True,
     )
+    changed = [
+        name
+        for name, version in loaded.items()
+        if name in sys.modules and installed(name) != version
+    ]
+    if changed:
+        print(
+            f"Installed. {', '.join(changed)} changed version while loaded: "
+            "restart the runtime (Runtime > Restart session) and run the "
+            "notebook again from the top."
+        )
+    else:
+        print("Installed. No restart needed: run the next cells.")
+else:
+    try:
+        import tf_transformer  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "The course package is not installed in this kernel's Python. "
+            "In a terminal, in the repository folder, run `pip install -e .` "
+            "(see the README), then restart the kernel."
+        ) from None"""
+
+
+def setup_source() -> str:
+    return SETUP_SOURCE.replace("REPOSITORY_URL", REPOSITORY_URL)
 
 
 def _meta(cell: dict) -> dict:
