@@ -39,13 +39,16 @@ def lesson_cells(course, name="99_masks.ipynb"):
 
 
 def body_lines(obj):
-    """Distinctive lines of an object's body (not its def line or docstring)."""
+    """Distinctive lines of an object's answer: not its def line, docstring or
+    opening input checks (those stay in the lesson)."""
     source = textwrap.dedent(inspect.getsource(obj))
     doc = inspect.getdoc(obj) or ""
     lines = []
     for line in source.splitlines()[1:]:
         text = line.strip()
-        if len(text) > 12 and text not in doc and not text.startswith(('"""', "def ")):
+        given = text.startswith(("_validation.check", "_check", "self._check"))
+        skipped = text.startswith(('"""', "def ")) or given
+        if len(text) > 12 and text not in doc and not skipped:
             lines.append(text)
     return lines
 
@@ -234,3 +237,94 @@ def test_source_may_name_a_method_of_a_class():
 def test_repository_lessons_match_solutions_and_library():
     """The drift test of the real course (passes trivially until solutions exist)."""
     assert build.main(["build", "--check", "--root", str(REPO)]) == 0
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "lessons").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem
+)
+def test_nbgrader_points_of_a_lesson_are_its_graded_exercises_only(path):
+    # Practice exercises are checked in the notebook but never graded: their
+    # check cells carry no nbgrader points, and a lesson's points add up to
+    # those of its graded exercises.
+    from tf_transformer.course.checks import exercises_of_lesson
+
+    cells = json.loads(path.read_text())["cells"]
+    graded = {
+        c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]["points"]
+        for c in cells
+        if c["metadata"]["nbgrader"].get("grade")
+    }
+    lesson = int(path.name[:2])
+    expected = {f"check_{e.name}": float(e.points) for e in exercises_of_lesson(lesson)}
+    assert graded == expected
+    practice = [
+        c["metadata"]["tf_transformer"]["exercise"]
+        for c in cells
+        if "exercise" in c["metadata"].get("tf_transformer", {})
+        and "source" not in c["metadata"]["tf_transformer"]
+    ]
+    for name in practice:
+        assert f"check_{name}" not in graded
+
+
+def test_input_checks_that_open_an_answer_stay_in_the_lesson():
+    # The lessons ask students to keep the input checks: the stub shows them.
+    source = textwrap.dedent(
+        '''
+        def f(x):
+            """Doc."""
+            _validation.check_rank("x", x, {2})
+            _check_inputs(x)
+            y = x + 1
+            _validation.check_rank("y", y, {2})
+            return y
+        '''
+    ).strip()
+    spec = build.ExerciseSpec("f", "module.f", (), None)
+    stub = build.clear_solution(build.mark_solution(source, spec), "code")
+    assert '_validation.check_rank("x", x, {2})' in stub
+    assert "_check_inputs(x)" in stub
+    assert "y = x + 1" not in stub and '"y"' not in stub
+    assert stub.index("_check_inputs(x)") < stub.index("# YOUR CODE HERE")
+
+
+def test_a_body_of_input_checks_only_keeps_its_last_statement_hidden():
+    source = 'def f(x):\n    """Doc."""\n    _check_inputs(x)\n    _check_more(x)\n'
+    spec = build.ExerciseSpec("f", "module.f", (), None)
+    stub = build.clear_solution(build.mark_solution(source, spec), "code")
+    assert "_check_inputs(x)" in stub and "_check_more" not in stub
+
+
+def _run_setup_in_fake_colab(monkeypatch, capsys, versions_after):
+    import importlib.metadata
+    import subprocess
+    import sys
+    import types
+
+    installs = []
+    versions = {"keras": "3.0.0", "numpy": "1.26.0", "tensorflow": "2.19.0"}
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: versions[name])
+
+    def fake_pip(command, check):
+        installs.append(command)
+        versions.update(versions_after)
+
+    monkeypatch.setattr(subprocess, "run", fake_pip)
+    exec(build.setup_source(), {})
+    return installs, capsys.readouterr().out
+
+
+def test_colab_setup_says_no_restart_when_nothing_loaded_changed(monkeypatch, capsys):
+    installs, out = _run_setup_in_fake_colab(monkeypatch, capsys, {})
+    assert any("tf-transformer @ git+" in part for part in installs[0])
+    tf_version = ".".join(__import__("tensorflow").__version__.split(".")[:2])
+    assert f"tensorflow-text=={tf_version}.*" in installs[0]
+    assert "No restart needed" in out
+
+
+def test_colab_setup_asks_for_a_restart_when_a_loaded_package_changed(
+    monkeypatch, capsys
+):
+    _, out = _run_setup_in_fake_colab(monkeypatch, capsys, {"keras": "3.15.0"})
+    assert "keras changed version" in out and "restart the runtime" in out

@@ -16,13 +16,15 @@ Cell metadata in solutions/ (under the key ``"tf_transformer"``):
     every other method stays as given. ``"source"`` may also name a method
     (``"tf_transformer.module.Class.call"``): short for the class with
     ``"methods": ["call"]``.
-``{"exercise": NAME, "points": N}``
+``{"exercise": NAME}`` or ``{"exercise": NAME, "points": N}``
     A notebook-only exercise: the cell marks its answer with
-    ``### BEGIN SOLUTION`` / ``### END SOLUTION``.
+    ``### BEGIN SOLUTION`` / ``### END SOLUTION``. Without ``"points"`` it
+    is a *practice* exercise: its check cell is locked but not graded, so
+    nbgrader gives it no points; with ``"points"`` nbgrader grades it.
 ``{"check": NAME}``
     The self-check cell after an exercise. For library-backed exercises
     `build` writes (or inserts) it; a notebook-only exercise's check cell is
-    written by the author and carries ``"points"``.
+    written by the author (and carries ``"points"`` when the exercise does).
 
 Every library-backed NAME must be registered in
 `tf_transformer.course.checks.EXERCISES`.
@@ -141,19 +143,32 @@ def _line_indent(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 
 
+def _is_input_check(statement: ast.stmt) -> bool:
+    """A bare call such as `_validation.check_rank(...)` or `self._check_x(...)`."""
+    if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)):
+        return False
+    name = ast.unparse(statement.value.func)
+    last = name.rsplit(".", 1)[-1]
+    return last.startswith("_check") or name.startswith("_validation.check")
+
+
 def _body_region(
     lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef, last: int
 ) -> tuple[int, int]:
-    """0-based [start, end) line range of the body after the docstring."""
-    body = node.body
-    start_node = body[0]
+    """0-based [start, end) line range of the answer: the body after the
+    docstring and after the input checks that open it (those stay in the
+    lesson, so a student's wrong input still gets a clear error)."""
+    body = list(node.body)
     has_doc = (
-        isinstance(start_node, ast.Expr)
-        and isinstance(start_node.value, ast.Constant)
-        and isinstance(start_node.value.value, str)
+        isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
     )
-    if has_doc and len(body) > 1:
-        start = start_node.end_lineno  # the line after the docstring (0-based)
+    given = body[:1] if has_doc else []
+    while len(given) < len(body) - 1 and _is_input_check(body[len(given)]):
+        given.append(body[len(given)])
+    if given and len(body) > len(given):
+        start = given[-1].end_lineno  # the line after them (0-based)
     elif has_doc:
         raise BuildError(
             f"function {node.name!r} has only a docstring: nothing to hide"
@@ -320,27 +335,60 @@ def badge_source(lesson_path: str) -> str:
     return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(lesson_path)})"
 
 
-def setup_source() -> str:
-    return (
-        "# Setup: in Google Colab, install the course package; elsewhere do nothing.\n"
-        "# TensorFlow stays as installed: tensorflow-text is pinned to its version.\n"
-        "import sys\n"
-        "\n"
-        'if "google.colab" in sys.modules:\n'
-        "    import subprocess\n"
-        "\n"
-        "    import tensorflow as tf\n"
-        "\n"
-        '    tf_major_minor = ".".join(tf.__version__.split(".")[:2])\n'
-        "    subprocess.run(\n"
-        "        [\n"
-        '            sys.executable, "-m", "pip", "install", "--quiet",\n'
-        '            f"tensorflow-text=={tf_major_minor}.*",\n'
-        f'            "tf-transformer @ git+{REPOSITORY_URL}",\n'
-        "        ],\n"
-        "        check=True,\n"
-        "    )"
+SETUP_SOURCE = """\
+# Setup. In Google Colab: install the course package (TensorFlow stays as
+# Colab ships it: tensorflow-text is pinned to its version) and say whether
+# the runtime must restart. Elsewhere: check that the package is installed.
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib.metadata
+    import subprocess
+
+    import tensorflow as tf
+
+    def installed(name):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    loaded = {name: installed(name) for name in ("keras", "numpy", "tensorflow")}
+    tf_major_minor = ".".join(tf.__version__.split(".")[:2])
+    subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--quiet",
+            f"tensorflow-text=={tf_major_minor}.*",
+            "tf-transformer @ git+REPOSITORY_URL",
+        ],
+        check=True,
     )
+    changed = [
+        name
+        for name, version in loaded.items()
+        if name in sys.modules and installed(name) != version
+    ]
+    if changed:
+        print(
+            f"Installed. {', '.join(changed)} changed version while loaded: "
+            "restart the runtime (Runtime > Restart session) and run the "
+            "notebook again from the top."
+        )
+    else:
+        print("Installed. No restart needed: run the next cells.")
+else:
+    try:
+        import tf_transformer  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "The course package is not installed in this kernel's Python. "
+            "In a terminal, in the repository folder, run `pip install -e .` "
+            "(see the README), then restart the kernel."
+        ) from None"""
+
+
+def setup_source() -> str:
+    return SETUP_SOURCE.replace("REPOSITORY_URL", REPOSITORY_URL)
 
 
 def _meta(cell: dict) -> dict:
@@ -478,10 +526,11 @@ def make_lesson(solution: dict, lesson_path: str) -> dict:
             )
             cell["source"] = clear_solution(source, cell["cell_type"])
             if spec.source is not None:
-                points = registry[spec.name].points
-            else:
-                points = spec.points
-            points_of[spec.name] = float(points) if points is not None else 1.0
+                points_of[spec.name] = float(registry[spec.name].points)
+            elif spec.points is not None:
+                points_of[spec.name] = float(spec.points)
+            else:  # a practice exercise: checked in the notebook, never graded
+                points_of[spec.name] = None
             graded_markdown = cell["cell_type"] == "markdown"
             _set_nbgrader(
                 cell,
@@ -493,9 +542,12 @@ def make_lesson(solution: dict, lesson_path: str) -> dict:
         elif "check" in meta:
             name = meta["check"]
             points = meta.get("points", points_of.get(name, 1.0))
-            _set_nbgrader(
-                cell, f"check_{name}", grade=True, locked=True, points=float(points)
-            )
+            if points is None:  # practice: a locked cell nbgrader does not grade
+                _set_nbgrader(cell, f"check_{name}", locked=True)
+            else:
+                _set_nbgrader(
+                    cell, f"check_{name}", grade=True, locked=True, points=float(points)
+                )
         else:
             if has_solution_region(cell.get("source", "")):
                 raise BuildError(

@@ -193,6 +193,10 @@ class Context:
         try:
             return function(*args, **kwargs)
         except NotImplementedError as error:
+            if _numpy_on_a_symbolic_tensor(error):
+                raise StudentError(
+                    f"{describe_exception(error, what)} — {GRAPH_NUMPY_HINT}"
+                ) from None
             if _raised_in_student_code(error):
                 raise NotAttempted() from None
             raise StudentError(describe_exception(error, what)) from None
@@ -224,6 +228,22 @@ def _is_student_file(filename: str) -> bool:
 def _student_frames(error: BaseException) -> list[traceback.FrameSummary]:
     frames = traceback.extract_tb(error.__traceback__)
     return [f for f in frames if _is_student_file(f.filename)]
+
+
+GRAPH_NUMPY_HINT = (
+    "use TensorFlow ops: this function must work inside tf.function, where a "
+    "tensor has no value yet and NumPy cannot read it"
+)
+
+
+def _numpy_on_a_symbolic_tensor(error: BaseException) -> bool:
+    """TensorFlow's NotImplementedError for NumPy meeting a graph tensor.
+
+    It is not the student's `raise NotImplementedError()`, although inside
+    tf.function its traceback ends in the student's code.
+    """
+    text = str(error)
+    return "symbolic" in text and "numpy" in text.lower()
 
 
 def _raised_in_student_code(error: BaseException) -> bool:
@@ -299,6 +319,9 @@ def run_check(name: str, obj: Any, reference: Any = None) -> CheckResult:
     except StudentError as error:
         return result("error", f"💥 {error}")
     except NotImplementedError as error:
+        if _numpy_on_a_symbolic_tensor(error):
+            message = describe_exception(error, "your code")
+            return result("error", f"💥 {message} — {GRAPH_NUMPY_HINT}")
         if _raised_in_student_code(error):
             return result(
                 "not_attempted", "replace `raise NotImplementedError()` with your code"

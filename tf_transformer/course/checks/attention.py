@@ -195,3 +195,74 @@ def check_scaled_dot_product_attention(ctx, student, reference):
             "that are unknown until run time"
         )
     ctx.ok("works inside tf.function with unknown batch size and lengths")
+
+    # `dropout`: applied to the weights that average the values; the returned
+    # weights are those before dropout. A fixed 0/2 pattern stands in for it.
+    _, q, k, v, mask = _cases()[3]
+    keep = np.random.default_rng(13).random((6, 6)) < 0.5
+
+    def fixed_dropout(weights):
+        return weights * tf.cast(tf.constant(keep) * 2.0, weights.dtype)
+
+    what = "scaled_dot_product_attention(..., dropout=d) with d a fixed 0/2 pattern"
+    result = ctx.call(
+        student,
+        q,
+        k,
+        v,
+        what=what,
+        mask=tf.constant(mask),
+        **{"dropout": fixed_dropout},
+    )
+    output, weights = _unpack(result, what)
+    want_output, want_weights = (
+        np.asarray(t) for t in reference(q, k, v, mask=mask, dropout=fixed_dropout)
+    )
+    plain_output, _ = (np.asarray(t) for t in reference(q, k, v, mask=mask))
+    if not close(weights, want_weights, atol=1e-5):
+        hint = "return the attention weights as they were before dropout"
+        raise Failure(
+            f"{what}: attention_weights {difference(weights, want_weights)} — {hint}"
+        )
+    if not close(output, want_output, atol=1e-5):
+        hint = "apply `dropout` to the attention weights, then multiply by value"
+        if close(output, plain_output, atol=1e-5):
+            hint = "`dropout` was not applied: " + hint
+        raise Failure(f"{what}: output {difference(output, want_output)} — {hint}")
+    ctx.ok("`dropout` acts on the weights that average the values")
+
+    # Mixed precision: float16 inputs give float16 results, without overflow.
+    q, k, v = (tf.constant(x, tf.float16) for x in (q, k, v))
+    what = "scaled_dot_product_attention with float16 query/key/value and a mask"
+    result = ctx.call(student, q, k, v, what=what, mask=tf.constant(mask))
+    if not isinstance(result, tuple | list) or len(result) != 2:
+        _unpack(result, what)
+    for name, tensor in zip(("output", "attention_weights"), result, strict=True):
+        dtype = getattr(tensor, "dtype", None)
+        if dtype != tf.float16:
+            raise Failure(
+                f"{what}: {name} is {getattr(dtype, 'name', type(tensor).__name__)}, "
+                f"expected float16 — {DTYPE_HINT}"
+            )
+    output, weights = _unpack(result, what)
+    if not (np.isfinite(output).all() and np.isfinite(weights).all()):
+        raise Failure(
+            f"{what}: NaN or infinity — in float16 a constant like -1e9 overflows "
+            "to -inf: cast the scores to float32 before masking and the softmax"
+        )
+    want_output, want_weights = (np.asarray(t) for t in reference(q, k, v, mask=mask))
+    if not (
+        close(output, want_output, atol=1e-2)
+        and close(weights, want_weights, atol=1e-2)
+    ):
+        raise Failure(
+            f"{what}: differs from float32 by more than float16 rounding — "
+            "compute the softmax in float32"
+        )
+    ctx.ok("float16 inputs give float16 results, without overflow")
+
+
+DTYPE_HINT = (
+    "return both results in the dtype of `value` (float16 under mixed precision), "
+    "computing the softmax in float32"
+)

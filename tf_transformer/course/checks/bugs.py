@@ -153,11 +153,22 @@ def pe_loops():
 
 
 def _attention(
-    scale=True, axis=-1, mask_mode="before", polarity=True, fill=-1e9, zero=True
+    scale=True,
+    axis=-1,
+    mask_mode="before",
+    polarity=True,
+    fill=-1e9,
+    zero=True,
+    use_dropout=True,
+    returned="before dropout",
+    dtype="value",
+    float32_scores=True,
 ):
-    def f(query, key, value, mask=None):
+    def f(query, key, value, mask=None, dropout=None):
         scores = tf.matmul(query, key, transpose_b=True)
-        depth = tf.cast(tf.shape(key)[-1], tf.float32)
+        if float32_scores:
+            scores = tf.cast(scores, tf.float32)
+        depth = tf.cast(tf.shape(key)[-1], scores.dtype)
         if scale == "d":
             scores /= depth
         elif scale:
@@ -170,8 +181,14 @@ def _attention(
         if mask is not None and mask_mode == "after":
             weights = weights * tf.cast(mask, weights.dtype)
         if mask is not None and mask_mode == "before" and zero:
-            weights = tf.where(mask, weights, 0.0)
-        return tf.matmul(weights, value), weights
+            weights = tf.where(mask, weights, tf.zeros_like(weights))
+        if dtype == "value":
+            weights = tf.cast(weights, value.dtype)
+        dropped = dropout(weights) if dropout is not None and use_dropout else weights
+        output = tf.matmul(tf.cast(dropped, value.dtype), value)
+        if dtype == "float32":
+            output = tf.cast(output, tf.float32)
+        return output, dropped if returned == "after dropout" else weights
 
     return f
 
@@ -239,19 +256,58 @@ def sdpa_output_only():
     return lambda q, k, v, mask=None: _attention()(q, k, v, mask)[0]
 
 
-@alternative("scaled_dot_product_attention")
-def sdpa_einsum():
-    """einsum, additive mask, then zeroed masked weights"""
+@bug("scaled_dot_product_attention", "`dropout` was not applied")
+def sdpa_ignores_dropout():
+    """accepts `dropout` but never calls it"""
+    return _attention(use_dropout=False)
 
-    def f(query, key, value, mask=None):
-        scores = tf.einsum("...qd,...kd->...qk", query, key)
-        scores /= tf.sqrt(tf.cast(tf.shape(query)[-1], scores.dtype))
+
+@bug("scaled_dot_product_attention", "as they were before dropout")
+def sdpa_returns_dropped_weights():
+    """returns the weights after dropout"""
+    return _attention(returned="after dropout")
+
+
+@bug("scaled_dot_product_attention", "in the dtype of `value`")
+def sdpa_float32_results():
+    """returns float32 results for float16 inputs"""
+    return _attention(dtype="float32")
+
+
+@bug("scaled_dot_product_attention", "overflows")
+def sdpa_float16_minus_1e9():
+    """masks with -1e9 in the inputs' dtype: -inf and NaN in float16"""
+
+    def f(query, key, value, mask=None, dropout=None):
+        scores = tf.matmul(query, key, transpose_b=True)
+        scores /= tf.sqrt(tf.cast(tf.shape(key)[-1], scores.dtype))
         if mask is not None:
             scores += (1.0 - tf.cast(mask, scores.dtype)) * -1e9
         weights = tf.nn.softmax(scores)
         if mask is not None:
             weights *= tf.cast(mask, weights.dtype)
-        return tf.einsum("...qk,...kv->...qv", weights, value), weights
+        attended = weights if dropout is None else dropout(weights)
+        return tf.matmul(attended, value), weights
+
+    return f
+
+
+@alternative("scaled_dot_product_attention")
+def sdpa_einsum():
+    """einsum, additive mask in float32, then zeroed masked weights"""
+
+    def f(query, key, value, mask=None, dropout=None):
+        scores = tf.einsum("...qd,...kd->...qk", query, key)
+        scores = tf.cast(scores, tf.float32)
+        scores /= tf.sqrt(tf.cast(tf.shape(query)[-1], tf.float32))
+        if mask is not None:
+            scores += (1.0 - tf.cast(mask, tf.float32)) * -1e9
+        weights = tf.nn.softmax(scores)
+        if mask is not None:
+            weights *= tf.cast(mask, weights.dtype)
+        weights = tf.cast(weights, value.dtype)
+        attended = weights if dropout is None else dropout(weights)
+        return tf.einsum("...qk,...kv->...qv", attended, value), weights
 
     return f
 
@@ -295,6 +351,12 @@ def pad_float():
 def pad_hard_coded_zero():
     """pad_id ignored"""
     return lambda ids, pad_id=0: tf.not_equal(ids, 0)[:, tf.newaxis, :]
+
+
+@bug("padding_mask", "use TensorFlow ops")
+def pad_numpy():
+    """NumPy comparison: fails inside tf.function, where the ids are symbolic"""
+    return lambda ids, pad_id=0: tf.constant((np.asarray(ids) != pad_id)[:, None, :])
 
 
 @alternative("padding_mask")
@@ -344,12 +406,24 @@ def causal_batch_axis():
     return lambda n: tf.constant(_tri(n))[tf.newaxis]
 
 
-@alternative("causal_mask")
+@bug("causal_mask", "length may be a scalar tensor")
 def causal_loops():
-    """nested Python loops"""
+    """nested Python loops over range(length): fails for a tensor length"""
     return lambda n: np.array(
         [[j <= i for j in range(n)] for i in range(n)], dtype=bool
     )
+
+
+@bug("causal_mask", "length may be a scalar tensor")
+def causal_numpy_tril():
+    """np.tril of a NumPy array: a symbolic length has no value in tf.function"""
+    return lambda n: tf.constant(np.tril(np.ones((n, n), dtype=bool)))
+
+
+@alternative("causal_mask")
+def causal_sequence_mask():
+    """row i keeps its first i + 1 positions (tf.sequence_mask)"""
+    return lambda n: tf.sequence_mask(tf.range(1, n + 1), n)
 
 
 @alternative("causal_mask")
@@ -572,8 +646,10 @@ def schedule_no_cast():
     class Schedule(base):
         def __call__(self, step):
             s = step + 1
-            return self.d_model**-0.5 * tf.minimum(
-                tf.math.rsqrt(s), s * self.warmup_steps**-1.5
+            return (
+                self.scale
+                * self.d_model**-0.5
+                * tf.minimum(tf.math.rsqrt(s), s * self.warmup_steps**-1.5)
             )
 
     return Schedule
@@ -587,7 +663,28 @@ def schedule_python_math():
     class Schedule(base):
         def __call__(self, step):
             s = float(step) + 1
-            return self.d_model**-0.5 * min(s**-0.5, s * self.warmup_steps**-1.5)
+            rate = min(s**-0.5, s * self.warmup_steps**-1.5)
+            return self.scale * self.d_model**-0.5 * rate
+
+    return Schedule
+
+
+@bug("transformer_schedule", "by `scale`")
+def schedule_ignores_scale():
+    """the `scale` argument is stored but never used"""
+    return _schedule(
+        lambda s, d, w: d**-0.5 * tf.minimum(tf.math.rsqrt(s + 1), (s + 1) * w**-1.5)
+    )
+
+
+@bug("transformer_schedule", "return every constructor argument")
+def schedule_config_without_scale():
+    """get_config leaves out `scale`"""
+    base = _ref("TransformerSchedule")
+
+    class Schedule(base):
+        def get_config(self):
+            return {"d_model": self.d_model, "warmup_steps": self.warmup_steps}
 
     return Schedule
 

@@ -4,7 +4,9 @@ import numpy as np
 import tensorflow as tf
 
 from tf_transformer.course.checks._core import (
+    GRAPH_NUMPY_HINT,
     Failure,
+    StudentError,
     exercise,
     expect_dtype,
     expect_shape,
@@ -123,3 +125,35 @@ def check_causal_mask(ctx, student, reference):
     ctx.ok(
         "lower triangular including the diagonal, (length, length), bool, lengths 1–8"
     )
+
+    # The length of a batch is a tensor inside tf.function (the decoder calls
+    # causal_mask(tf.shape(x)[1])): a scalar tensor must work too, eagerly and
+    # as a graph input whose value is unknown while tracing.
+    expected = np.asarray(reference(6))
+    what = "causal_mask(tf.constant(6))"
+    actual = to_numpy(_call_with_tensor(ctx, student, what), what)
+    expect_shape(actual, expected.shape, what, TENSOR_LENGTH_HINT)
+    graph = tf.function(
+        lambda length: student(length),
+        input_signature=[tf.TensorSpec((), tf.int32)],
+    )
+    what = "causal_mask(length) inside tf.function, length a scalar int32 tensor"
+    actual = to_numpy(_call_with_tensor(ctx, graph, what), what)
+    expect_shape(actual, expected.shape, what, TENSOR_LENGTH_HINT)
+    if not np.array_equal(actual, expected):
+        raise Failure(f"{what} gives a different mask for 6 — {TENSOR_LENGTH_HINT}")
+    ctx.ok("a scalar tensor length works, eagerly and inside tf.function")
+
+
+def _call_with_tensor(ctx, function, what):
+    try:
+        return ctx.call(function, tf.constant(6), what=what)
+    except StudentError as error:
+        message = str(error).replace(f" — {GRAPH_NUMPY_HINT}", "")
+        raise StudentError(f"{message} — {TENSOR_LENGTH_HINT}") from None
+
+
+TENSOR_LENGTH_HINT = (
+    "length may be a scalar tensor (e.g. tf.shape(x)[1] inside tf.function): "
+    "build the mask with TensorFlow ops such as tf.range, not NumPy or range()"
+)

@@ -74,6 +74,22 @@ def check_transformer_schedule(ctx, student, reference):
             )
     ctx.ok("matches the paper's warm-up then 1/√step decay for 3 settings")
 
+    what = "TransformerSchedule(128, warmup_steps=400, scale=2.0)"
+    schedule = ctx.call(student, 128, warmup_steps=400, scale=2.0, what=what)
+    expected_schedule = reference(128, warmup_steps=400, scale=2.0)
+    for step in (0, 399, 1599):
+        call = f"{what}({step})"
+        value = float(
+            to_numpy(ctx.call(schedule, tf.constant(step, tf.float32), what=call), call)
+        )
+        expected = float(expected_schedule(tf.constant(float(step))))
+        if not close(value, expected, rtol=1e-4, atol=0):
+            hint = "compare with scale · d_model^-0.5 · min(…)"
+            if close(value, expected / 2.0, rtol=1e-4, atol=0):
+                hint = "multiply the whole rate by `scale` (scale=2.0 doubles it)"
+            raise Failure(f"{call} = {value:.4g}, expected {expected:.4g} — {hint}")
+    ctx.ok("`scale` multiplies the whole rate")
+
     schedule = ctx.call(
         student, 64, warmup_steps=100, what="TransformerSchedule(64, 100)"
     )
@@ -97,6 +113,10 @@ def check_transformer_schedule(ctx, student, reference):
     ctx.ok("takes int64 and symbolic steps and drives a Keras optimizer")
 
     what = "TransformerSchedule.from_config(schedule.get_config())"
+    schedule = ctx.call(
+        student, 64, warmup_steps=100, scale=2.0, what="TransformerSchedule(64, 100, 2)"
+    )
+    expected = float(reference(64, warmup_steps=100, scale=2.0)(tf.constant(10.0)))
     config = ctx.call(schedule.get_config, what="schedule.get_config()")
     clone = ctx.call(student.from_config, config, what=what)
     if not close(ctx.call(clone, tf.constant(10.0), what=what), expected, rtol=1e-4):
