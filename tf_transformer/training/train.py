@@ -411,6 +411,7 @@ def train(config: TrainConfig, callbacks=()) -> dict:
     """
     from tf_transformer.data import load_translation, make_batches, train_tokenizers
     from tf_transformer.inference.translator import Translator
+    from tf_transformer.progress import step
 
     out = Path(config.out)
     backup = out / "backup"
@@ -440,9 +441,10 @@ def train(config: TrainConfig, callbacks=()) -> dict:
     if config.resume:
         source_tokenizer, target_tokenizer = load_tokenizers(out)
     else:
-        source_tokenizer, target_tokenizer = train_tokenizers(
-            train_pairs, config.vocabulary_size, config.vocabulary_size
-        )
+        with step("training the WordPiece tokenizers"):
+            source_tokenizer, target_tokenizer = train_tokenizers(
+                train_pairs, config.vocabulary_size, config.vocabulary_size
+            )
         source_tokenizer.save(out / "tokenizers" / "source")
         target_tokenizer.save(out / "tokenizers" / "target")
     config.save(out / "config.json")
