@@ -1,4 +1,4 @@
-"""nbgrader itself grades lesson 05: the instructor flow of the README, end to end.
+"""nbgrader itself grades lesson 05: the flow of docs/instructors.md, end to end.
 
 `build --nbgrader-source` writes the instructor notebook into a throwaway
 course directory; `nbgrader generate_assignment` must give back exactly

@@ -245,10 +245,13 @@ def run_train(args) -> int:
 
 def _evaluate_and_report(run_dir, split, examples, data_dir):
     from tf_transformer.progress import step
-    from tf_transformer.training.train import evaluate
+    from tf_transformer.training.train import evaluate, load_run
 
+    run = load_run(run_dir)  # a missing or broken run fails before the step
     with step(f"evaluating on the {split} split (greedy translations, BLEU)"):
-        metrics = evaluate(run_dir, split=split, examples=examples, data_dir=data_dir)
+        metrics = evaluate(
+            run_dir, split=split, examples=examples, data_dir=data_dir, run=run
+        )
     print(
         f"{split}: exact match {metrics['exact_match']:.4f}, token accuracy "
         f"{metrics['token_accuracy']:.4f}, BLEU {metrics['bleu']:.2f} "

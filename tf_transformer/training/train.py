@@ -562,19 +562,22 @@ def load_run(directory):
     return model, source_tokenizer, target_tokenizer
 
 
-def evaluate(directory, split="test", examples=5, data_dir=None):
+def evaluate(directory, split="test", examples=5, data_dir=None, run=None):
     """Exact match, token accuracy and BLEU of a trained run on a split.
 
     Token accuracy is the masked accuracy of next-token prediction with
     teacher forcing; exact match and BLEU (sacrebleu, corpus level, 0-100)
-    score greedy translations against the references.
+    score greedy translations against the references. `run` is what
+    `load_run(directory)` returns, when the caller has it already.
     """
     import sacrebleu
 
     from tf_transformer.data import load_translation, make_batches, normalize
     from tf_transformer.inference.translator import Translator
 
-    model, source_tokenizer, target_tokenizer = load_run(directory)
+    model, source_tokenizer, target_tokenizer = (
+        load_run(directory) if run is None else run
+    )
     config = TrainConfig.load(Path(directory) / "config.json")
     pairs = load_translation(
         config.corpus,
