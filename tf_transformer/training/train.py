@@ -45,7 +45,7 @@ from tf_transformer.training.schedule import TransformerSchedule
 # model and `big` its big variant (section 6.1, Table 3). `tiny` is pre-LN
 # (norm_first): on the default corpus it passed 99.5 % validation exact
 # match after 80,000 training sentences, where post-LN needed 176,000
-# (README, "Benchmarks", the main job). Its dff is 2 * d_model, not the
+# (docs/benchmarks.md, "The main job"). Its dff is 2 * d_model, not the
 # paper's 4 *: the feed-forward layers are most of a step's arithmetic, and
 # with dff 128 the run passed 99.5 % after as many steps as with 256.
 MODEL_CONFIGS = {
