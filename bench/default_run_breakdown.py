@@ -4,8 +4,8 @@ Runs `tf_transformer.training.train.train` with the default `TrainConfig`
 (what `tf-transformer train` runs) and times, for every epoch, the first
 training step (which includes tracing the train step), the remaining steps,
 Keras's validation pass, and each built-in callback's end-of-epoch work
-(exact match, checkpoint, backup, TensorBoard). The README's breakdown of
-the main job comes from this script.
+(exact match, checkpoint, backup, TensorBoard). The breakdown of
+the main job in docs/benchmarks.md comes from this script.
 
     python bench/default_run_breakdown.py ['{"seed": 1}']
 """

@@ -4,7 +4,7 @@ Runs `tf_transformer.training.train.train` once per variant (a JSON object of
 `TrainConfig` fields, plus an optional "model" object that changes the
 `tiny` model's sizes) and prints, for every epoch, the seconds since training
 began and the validation exact match. This is how the default run's
-settings were chosen (README, "The main job").
+settings were chosen (docs/benchmarks.md, "The main job").
 
     python bench/default_run_variants.py --time-budget 75 \\
         '{}' '{"dropout": 0.0}' '{"model": {"num_heads": 8}}'

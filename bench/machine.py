@@ -3,7 +3,7 @@
 Ratios against the peer depend on the processor, not only on its core count,
 and on whether TensorFlow runs its oneDNN kernels (TensorFlow turns them on
 by default only on some processors; `TF_ENABLE_ONEDNN_OPTS=1` or `=0`
-decides). See the README's train-step figures. So every report names the
+decides). See the train-step figures in docs/benchmarks.md. So every report names the
 processor model, its widest vector instructions and the oneDNN setting.
 """
 

@@ -1,7 +1,9 @@
 """The `tf-transformer` command: train, evaluate, translate, and its errors."""
 
+import contextlib
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -11,25 +13,57 @@ from tf_transformer.cli import main
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, data_dir):
-    """A run made by the CLI itself: 1 epoch of 2 steps on the default corpus."""
+def train_run(tmp_path_factory, data_dir):
+    """A run made by the CLI itself: 1 epoch of 2 steps on the default corpus.
+
+    Returns the run directory and what the command printed on stdout and
+    stderr (not a terminal, as in a log or CI).
+    """
     out = tmp_path_factory.mktemp("cli") / "run"
-    code = main(
-        [
-            "train",
-            "--epochs",
-            "1",
-            "--steps",
-            "2",
-            "--out",
-            str(out),
-            "--data-dir",
-            str(data_dir),
-            "--no-jit-compile",
-        ]
-    )
-    assert code == 0
-    return out
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(
+            [
+                "train",
+                "--epochs",
+                "1",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+                "--data-dir",
+                str(data_dir),
+                "--no-jit-compile",
+            ]
+        )
+    assert code == 0, stderr.getvalue()
+    return out, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run_dir(train_run):
+    return train_run[0]
+
+
+def test_train_reports_each_step_in_whole_lines_in_a_log(train_run):
+    _, out, err = train_run
+    assert "\r" not in out + err  # no live line outside a terminal
+    for step in (
+        "training the WordPiece tokenizers",
+        "evaluating on the test split",
+        "exporting the translator",
+    ):
+        assert re.search(rf"^{step}.* …\n  done in \d+\.\d s$", err, re.M), err
+    # stderr holds the steps only (a corpus may be generated first): no
+    # TensorFlow, absl or TFDS lines.
+    for line in err.splitlines():
+        assert re.fullmatch(
+            r"(generating|training|evaluating|exporting) .* …|"
+            r"  done in .* s",
+            line,
+        ), line
+    assert re.search(r"^2/2 - .*loss", out, re.M)  # fit's one line per epoch
+    assert "trained for" in out and "sample translations:" in out
 
 
 def test_train_writes_metrics_attention_and_translator(run_dir, capsys):

@@ -1,4 +1,4 @@
-"""nbgrader itself grades lesson 05: the instructor flow of the README, end to end.
+"""nbgrader itself grades lesson 05: the flow of docs/instructors.md, end to end.
 
 `build --nbgrader-source` writes the instructor notebook into a throwaway
 course directory; `nbgrader generate_assignment` must give back exactly
@@ -167,7 +167,7 @@ def course(tmp_path_factory):
     submit(course, "blank", release, lambda name, stub: stub)
     submit(course, "wrong", release, wrong)
     nbgrader(course, "autograde", ASSIGNMENT, grading=True)
-    # What the README warns about: without TF_TRANSFORMER_GRADING the checks
+    # What docs/instructors.md warns about: without TF_TRANSFORMER_GRADING the checks
     # only print, so nothing raises and a blank notebook gets full marks.
     submit(course, UNSET, release, lambda name, stub: stub)
     nbgrader(course, "autograde", ASSIGNMENT, f"--student={UNSET}", grading=False)

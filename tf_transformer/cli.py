@@ -4,13 +4,25 @@ Subcommands register themselves in `build_parser`; each sets `handler` to a
 function taking the parsed arguments and returning an exit code. `grade`
 and the main job's `train`, `evaluate` and `translate` (tf_transformer.jobs)
 share the same parser.
+
+A command prints its own lines only: TensorFlow's start-up lines are held
+back by the entry point (`tf_transformer_cli`), and TensorFlow's, absl's and
+TFDS's Python log records below ERROR by `main`. `--verbose` (or
+`TF_TRANSFORMER_VERBOSE=1`) shows them all. Errors always surface.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
 from pathlib import Path
+
+from tf_transformer_cli import VERBOSE_ENV, verbose_from_environment
+
+# Python loggers whose INFO and WARNING records are TensorFlow's, not ours.
+LIBRARY_LOGGERS = ("absl", "tensorflow", "tensorflow_datasets", "h5py")
 
 
 def _positive_float(text: str) -> float:
@@ -135,12 +147,42 @@ def build_parser() -> argparse.ArgumentParser:
             "offline corpus, evaluate it and show translations (same as `train`)."
         ),
     )
+    _add_verbose(parser, default=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     from tf_transformer import jobs
 
     jobs.add_commands(commands)
     add_grade_command(commands)
+    for command in commands.choices.values():
+        # Before or after the command; a subcommand's default must not
+        # overwrite the value given before it.
+        _add_verbose(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        default=default,
+        help=f"also show TensorFlow's own log lines (or set {VERBOSE_ENV}=1)",
+    )
+
+
+@contextlib.contextmanager
+def library_logs_shown(verbose: bool):
+    """Without `verbose`, the libraries' Python log records below ERROR are
+    dropped while the command runs; their levels are restored afterwards."""
+    loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    if not verbose:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:  # the main job: `train` with its defaults
         args = parser.parse_args(["train", *(argv or sys.argv[1:])])
-    return args.handler(args)
+    verbose = args.verbose or verbose_from_environment()
+    with library_logs_shown(verbose):
+        return args.handler(args)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import sys
 from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 CORPORA = ("mixed", "numbers", "dates", "ted_hrlr_translate/pt_to_en")
 MODEL_CONFIG_NAMES = ("tiny", "small", "base", "paper", "big")
@@ -198,6 +195,7 @@ def _guarded(handler):
 
 
 def run_train(args) -> int:
+    from tf_transformer.progress import TrainingProgress
     from tf_transformer.training.train import TrainConfig, train
 
     out = args.out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -228,7 +226,7 @@ def run_train(args) -> int:
         f"({config.source_lang}->{config.target_lang}) into {out}",
         flush=True,
     )
-    summary = train(config)
+    summary = train(config, callbacks=[TrainingProgress()])
     print(
         f"trained for {summary['train_seconds']:.1f} s "
         f"({summary['epochs_run']} epochs of {summary['steps_per_epoch']} steps)"
@@ -246,9 +244,14 @@ def run_train(args) -> int:
 
 
 def _evaluate_and_report(run_dir, split, examples, data_dir):
-    from tf_transformer.training.train import evaluate
+    from tf_transformer.progress import step
+    from tf_transformer.training.train import evaluate, load_run
 
-    metrics = evaluate(run_dir, split=split, examples=examples, data_dir=data_dir)
+    run = load_run(run_dir)  # a missing or broken run fails before the step
+    with step(f"evaluating on the {split} split (greedy translations, BLEU)"):
+        metrics = evaluate(
+            run_dir, split=split, examples=examples, data_dir=data_dir, run=run
+        )
     print(
         f"{split}: exact match {metrics['exact_match']:.4f}, token accuracy "
         f"{metrics['token_accuracy']:.4f}, BLEU {metrics['bleu']:.2f} "
@@ -265,11 +268,13 @@ def _evaluate_and_report(run_dir, split, examples, data_dir):
 
 def _translate_samples_and_plot(run_dir: Path) -> None:
     from tf_transformer.inference import Translator, plot_attention
+    from tf_transformer.progress import step
     from tf_transformer.training.train import load_run
 
     model, source_tokenizer, target_tokenizer = load_run(run_dir)
     translator = Translator(model, source_tokenizer, target_tokenizer)
-    translator.export(run_dir / "translator")
+    with step("exporting the translator (SavedModel with its tokenizers)"):
+        translator.export(run_dir / "translator")
     print("sample translations:")
     for sentence, translation in zip(
         SAMPLE_SENTENCES, translator(list(SAMPLE_SENTENCES)).numpy(), strict=True

@@ -31,10 +31,11 @@ import dataclasses
 import datetime
 import functools
 import inspect
+import io
+import logging
 import os
 import random
 import socket
-import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -408,6 +409,17 @@ class _OfflineTranslation(tfds.core.GeneratorBasedBuilder):
         sizes = self.builder_config.split_sizes or {}
         return sizes.get(split)
 
+    # The default size of each split, one dict per kind of sentence it holds.
+    _DEFAULT_SPLIT_SIZES: tuple[dict, ...] = ()
+
+    def pair_count(self) -> int:
+        """How many pairs the corpus holds, all splits together."""
+        return sum(
+            self._size(split) or defaults[split]
+            for defaults in self._DEFAULT_SPLIT_SIZES
+            for split in SPLITS
+        )
+
     def _generate_examples(self, split: str):
         config = self.builder_config
         for key, source, target in self._pairs(
@@ -423,6 +435,7 @@ class TfTransformerNumbers(_OfflineTranslation):
     """Numbers in words in two languages, generated with num2words."""
 
     BUILDER_CONFIGS = _language_pair_configs("numbers")
+    _DEFAULT_SPLIT_SIZES = (NUMBERS_SPLIT_SIZES,)
     _DESCRIPTION = (
         "Integers from 0 to 9,999,999 written in words in two languages "
         "(num2words). Splits are disjoint by value; 0-100 are all in train."
@@ -439,6 +452,7 @@ class TfTransformerDates(_OfflineTranslation):
     """Dates in the long format of two locales, generated with babel (CLDR)."""
 
     BUILDER_CONFIGS = _language_pair_configs("dates")
+    _DEFAULT_SPLIT_SIZES = (DATES_SPLIT_SIZES,)
     _DESCRIPTION = (
         "Days from 1950-01-01 to 2049-12-31 in the long ('full') date format of "
         "two locales (babel/CLDR). Splits are disjoint by date."
@@ -455,6 +469,7 @@ class TfTransformerMixed(_OfflineTranslation):
     """The numbers and dates corpora together: the default training corpus."""
 
     BUILDER_CONFIGS = _language_pair_configs("numbers and dates")
+    _DEFAULT_SPLIT_SIZES = (NUMBERS_SPLIT_SIZES, DATES_SPLIT_SIZES)
     _DESCRIPTION = (
         "The union of tf_transformer_numbers and tf_transformer_dates, split by "
         "split (a held-out number or date is held out here too)."
@@ -513,6 +528,28 @@ def _offline_message(name: str, reason: str) -> str:
 _PREPARING = threading.Lock()
 
 
+class _VariantFolderFilter(logging.Filter):
+    def filter(self, record):
+        return not str(record.msg).startswith("Variant folder")
+
+
+@contextlib.contextmanager
+def _without_variant_folder_warnings():
+    """Drops TFDS's warning about a corpus folder that is not written yet.
+
+    Before and while a corpus is prepared, TFDS looks into its (empty or
+    half-written) version folder and warns that it has no
+    `dataset_info.json`: expected, and no use to the reader.
+    """
+    absl_logger = logging.getLogger("absl")
+    variant_filter = _VariantFolderFilter()
+    absl_logger.addFilter(variant_filter)
+    try:
+        yield
+    finally:
+        absl_logger.removeFilter(variant_filter)
+
+
 @contextlib.contextmanager
 def _preparing(progress_bar: bool):
     """Around `download_and_prepare`: leave the caller's state as it was.
@@ -521,21 +558,22 @@ def _preparing(progress_bar: bool):
     so preparing a corpus would shift every later `random` draw, and with
     them the seeds Keras draws for unseeded initializers: a notebook's
     figures would depend on whether the corpus was already cached. The
-    state is restored here. TFDS also prints to stdout and shows progress
-    bars (widgets in Jupyter); its messages go to stderr instead, and
-    without `progress_bar` the bars are off (a generated corpus takes
-    seconds). The saved and restored state is process-wide, so one thread
-    prepares at a time.
+    state is restored here. TFDS also prints to stdout ("Downloading and
+    preparing dataset Unknown size ...", even for a corpus generated here)
+    and shows progress bars (widgets in Jupyter); its messages are dropped
+    (`_prepare` says what happens instead), and without `progress_bar` the
+    bars are off (a generated corpus takes seconds). The saved and restored
+    state is process-wide, so one thread prepares at a time.
     """
     from tensorflow_datasets.core.utils import tqdm_utils
 
-    with _PREPARING:
+    with _PREPARING, _without_variant_folder_warnings():
         state = random.getstate()
         # TFDS has a setter for its progress bars but no getter.
         shown = getattr(tqdm_utils, "_active", True)
         tfds.display_progress_bar(shown and progress_bar)
         try:
-            with contextlib.redirect_stdout(sys.stderr):
+            with contextlib.redirect_stdout(io.StringIO()):
                 yield
         finally:
             tfds.display_progress_bar(shown)
@@ -573,16 +611,36 @@ def _one_process_at_a_time(builder: tfds.core.DatasetBuilder):
 def _prepare(name: str, data_dir: str | None, progress_bar: bool):
     """Prepare the TFDS corpus `name`; returns a builder that reads it.
 
-    The builder that prepares is made once this process holds the lock: if
-    another process prepared the corpus meanwhile, it finds it on disk.
+    Says on stderr what is being prepared and, when it is done, how long it
+    took. The builder that prepares is made once this process holds the
+    lock: if another process prepared the corpus meanwhile, it finds it on
+    disk.
     """
+    from tf_transformer.progress import step
+
     with (
         _preparing(progress_bar),
         _one_process_at_a_time(tfds.builder(name, data_dir=data_dir)),
     ):
         builder = tfds.builder(name, data_dir=data_dir)
-        builder.download_and_prepare()
+        if not builder.is_prepared():
+            with step(_preparation_message(builder)):
+                builder.download_and_prepare()
     return builder
+
+
+def _preparation_message(builder: tfds.core.DatasetBuilder) -> str:
+    """`"generating the mixed en→fr corpus (74,000 pairs)"`, or a download."""
+    config = builder.builder_config
+    if isinstance(builder, _OfflineTranslation):
+        corpus = {name: key for key, name in BUILDER_NAMES.items()}
+        return (
+            f"generating the {corpus.get(builder.name, builder.name)} "
+            f"{config.source_lang}→{config.target_lang} corpus "
+            f"({builder.pair_count():,} pairs)"
+        )
+    full_name = builder.name if config is None else f"{builder.name}/{config.name}"
+    return f"downloading and preparing the corpus {full_name}"
 
 
 def _load_online(name, split, source_lang, target_lang, data_dir):
@@ -670,7 +728,9 @@ def load_translation(
     _check_language_pair(source_lang, target_lang)
     full_name = f"{BUILDER_NAMES[name]}/{source_lang}-{target_lang}"
     builder = tfds.builder(full_name, data_dir=data_dir)
-    if not builder.is_prepared():
+    with _without_variant_folder_warnings():
+        prepared = builder.is_prepared()
+    if not prepared:
         builder = _prepare(full_name, data_dir, progress_bar=False)
     return _read_pairs(builder, split)
 

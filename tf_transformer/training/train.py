@@ -45,7 +45,7 @@ from tf_transformer.training.schedule import TransformerSchedule
 # model and `big` its big variant (section 6.1, Table 3). `tiny` is pre-LN
 # (norm_first): on the default corpus it passed 99.5 % validation exact
 # match after 80,000 training sentences, where post-LN needed 176,000
-# (README, "Benchmarks", the main job). Its dff is 2 * d_model, not the
+# (docs/benchmarks.md, "The main job"). Its dff is 2 * d_model, not the
 # paper's 4 *: the feed-forward layers are most of a step's arithmetic, and
 # with dff 128 the run passed 99.5 % after as many steps as with 256.
 MODEL_CONFIGS = {
@@ -411,6 +411,7 @@ def train(config: TrainConfig, callbacks=()) -> dict:
     """
     from tf_transformer.data import load_translation, make_batches, train_tokenizers
     from tf_transformer.inference.translator import Translator
+    from tf_transformer.progress import step
 
     out = Path(config.out)
     backup = out / "backup"
@@ -440,9 +441,10 @@ def train(config: TrainConfig, callbacks=()) -> dict:
     if config.resume:
         source_tokenizer, target_tokenizer = load_tokenizers(out)
     else:
-        source_tokenizer, target_tokenizer = train_tokenizers(
-            train_pairs, config.vocabulary_size, config.vocabulary_size
-        )
+        with step("training the WordPiece tokenizers"):
+            source_tokenizer, target_tokenizer = train_tokenizers(
+                train_pairs, config.vocabulary_size, config.vocabulary_size
+            )
         source_tokenizer.save(out / "tokenizers" / "source")
         target_tokenizer.save(out / "tokenizers" / "target")
     config.save(out / "config.json")
@@ -560,19 +562,22 @@ def load_run(directory):
     return model, source_tokenizer, target_tokenizer
 
 
-def evaluate(directory, split="test", examples=5, data_dir=None):
+def evaluate(directory, split="test", examples=5, data_dir=None, run=None):
     """Exact match, token accuracy and BLEU of a trained run on a split.
 
     Token accuracy is the masked accuracy of next-token prediction with
     teacher forcing; exact match and BLEU (sacrebleu, corpus level, 0-100)
-    score greedy translations against the references.
+    score greedy translations against the references. `run` is what
+    `load_run(directory)` returns, when the caller has it already.
     """
     import sacrebleu
 
     from tf_transformer.data import load_translation, make_batches, normalize
     from tf_transformer.inference.translator import Translator
 
-    model, source_tokenizer, target_tokenizer = load_run(directory)
+    model, source_tokenizer, target_tokenizer = (
+        load_run(directory) if run is None else run
+    )
     config = TrainConfig.load(Path(directory) / "config.json")
     pairs = load_translation(
         config.corpus,
