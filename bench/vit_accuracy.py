@@ -5,7 +5,11 @@ Trains `tt.VisionTransformer` with the lesson's configuration (LESSON below)
 on `load_digits("train")` with the lesson's augmentation (random shifts of
 one pixel), stops after `--epochs` epochs or `--max-seconds` of training,
 whichever comes first, and reports the test accuracy and the training
-seconds (the first epoch's tracing and compilation included).
+seconds (the first epoch's tracing included).
+
+2026-12-05, Intel Xeon (AVX512F), 2 CPU cores shared with other jobs (load
+average 4-5), oneDNN on: test accuracy 0.9740 after 60 epochs, 46.3 s of
+training.
 
     python bench/vit_accuracy.py [--epochs N] [--max-seconds S] [--seed K]
                                  [--patch-size P] [--d-model D] [--layers L]
@@ -104,7 +108,9 @@ def train(config, max_seconds, seed):
         .prefetch(2)
     )
     clock = StopAfterSeconds(max_seconds)
-    model.fit(data, epochs=config["epochs"], callbacks=[clock], verbose=0)
+    model.fit(
+        data, epochs=config["epochs"], callbacks=[clock], shuffle=False, verbose=0
+    )
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     return accuracy, clock.elapsed, clock.epochs
 
