@@ -34,6 +34,10 @@ SHORTER_TRAINING = {
     "00_big_picture": [("epochs=4, verbose=2", "epochs=1, verbose=2")],
     "08_training": [("epochs=7,", "epochs=1,")],
     "09_inference": [("epochs=8, steps_per_epoch=100", "epochs=1, steps_per_epoch=20")],
+    "12_vision_transformer": [
+        ("EPOCHS, BATCH_SIZE = 60, 64", "EPOCHS, BATCH_SIZE = 1, 64"),
+        ("STEPS_PER_SIZE, BATCH = 200, 32", "STEPS_PER_SIZE, BATCH = 5, 32"),
+    ],
 }
 
 

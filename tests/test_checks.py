@@ -19,6 +19,7 @@ DESIGN_FUNCTIONS = {
     "masked_loss",
     "masked_accuracy",
     "greedy_decode",
+    "extract_patches",
 }
 DESIGN_CLASSES = {
     "multi_head_attention",
@@ -43,6 +44,7 @@ LESSONS = {
     "masked_loss": 8,
     "masked_accuracy": 8,
     "greedy_decode": 9,
+    "extract_patches": 12,
 }
 
 

@@ -8,21 +8,25 @@ from importlib.metadata import PackageNotFoundError, version
 
 from tf_transformer.inference import Translator, beam_search, greedy_decode
 from tf_transformer.layers import (
+    ClassToken,
     Decoder,
     DecoderLayer,
     Dropout,
     Encoder,
     EncoderLayer,
     FeedForward,
+    LearnedPositionEmbedding,
     MultiHeadAttention,
+    PatchEmbedding,
     PositionalEmbedding,
     causal_mask,
     combine_masks,
+    extract_patches,
     padding_mask,
     positional_encoding,
     scaled_dot_product_attention,
 )
-from tf_transformer.models import Transformer
+from tf_transformer.models import Transformer, VisionTransformer
 from tf_transformer.training import (
     TransformerSchedule,
     masked_accuracy,
@@ -58,4 +62,9 @@ __all__ = [
     "padding_mask",
     "positional_encoding",
     "scaled_dot_product_attention",
+    "ClassToken",
+    "LearnedPositionEmbedding",
+    "PatchEmbedding",
+    "VisionTransformer",
+    "extract_patches",
 ]

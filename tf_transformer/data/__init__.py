@@ -19,6 +19,12 @@ from tf_transformer.data.corpora import (
     load_translation,
     number_in_words,
 )
+from tf_transformer.data.digits import (
+    DIGIT_IMAGE_SHAPE,
+    DIGIT_SPLITS,
+    NUM_DIGIT_CLASSES,
+    load_digits,
+)
 from tf_transformer.data.pipeline import make_batches, truncate_ids
 from tf_transformer.data.tokenizers import (
     END_ID,
@@ -61,4 +67,8 @@ __all__ = [
     "train_tokenizers",
     "truncate_ids",
     "word_level_vectorizer",
+    "DIGIT_IMAGE_SHAPE",
+    "DIGIT_SPLITS",
+    "NUM_DIGIT_CLASSES",
+    "load_digits",
 ]

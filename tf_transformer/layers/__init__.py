@@ -4,11 +4,14 @@ from tf_transformer.layers.attention import (
     MultiHeadAttention,
     scaled_dot_product_attention,
 )
+from tf_transformer.layers.class_token import ClassToken
 from tf_transformer.layers.decoder import Decoder, DecoderLayer
 from tf_transformer.layers.dropout import Dropout, hash_dropout
 from tf_transformer.layers.encoder import Encoder, EncoderLayer
 from tf_transformer.layers.feed_forward import FeedForward
+from tf_transformer.layers.learned_position import LearnedPositionEmbedding
 from tf_transformer.layers.masks import causal_mask, combine_masks, padding_mask
+from tf_transformer.layers.patches import PatchEmbedding, extract_patches
 from tf_transformer.layers.positional import PositionalEmbedding, positional_encoding
 
 __all__ = [
@@ -26,4 +29,8 @@ __all__ = [
     "padding_mask",
     "positional_encoding",
     "scaled_dot_product_attention",
+    "ClassToken",
+    "LearnedPositionEmbedding",
+    "PatchEmbedding",
+    "extract_patches",
 ]

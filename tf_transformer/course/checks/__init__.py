@@ -24,6 +24,7 @@ from tf_transformer.course.checks import (  # noqa: F401 - each module registers
     losses,
     masks,
     multi_head_attention,
+    patches,
     positional,
     schedule,
 )

@@ -1,0 +1,157 @@
+"""Check of `extract_patches` (lesson 12)."""
+
+import numpy as np
+import tensorflow as tf
+
+from tf_transformer.course.checks._core import (
+    Failure,
+    StudentError,
+    close,
+    exercise,
+    expect_dtype,
+    to_numpy,
+)
+
+# (batch, height, width, channels), patch_size: square and oblong images, one
+# and several channels, patches of 1 pixel up to the whole image.
+CASES = [
+    ((2, 4, 4, 1), 2),
+    ((1, 4, 6, 2), 2),
+    ((2, 6, 6, 3), 3),
+    ((1, 8, 8, 1), 4),
+    ((2, 4, 4, 2), 1),
+    ((1, 4, 4, 1), 4),
+]
+
+
+def _images(shape):
+    """Every pixel and channel holds a different value, so order mistakes show."""
+    count = int(np.prod(shape))
+    return np.arange(count, dtype="float32").reshape(shape) / count
+
+
+def _grid(images, patch_size):
+    """(batch, rows, columns, p, p, channels): the patches, not yet flattened."""
+    batch, height, width, channels = images.shape
+    rows, columns = height // patch_size, width // patch_size
+    split = images.reshape(batch, rows, patch_size, columns, patch_size, channels)
+    return split.transpose(0, 1, 3, 2, 4, 5)
+
+
+def _flat(grid, order=(0, 1, 2, 3, 4, 5)):
+    """Flatten a (possibly permuted) patch grid to (batch, patches, values)."""
+    grid = grid.transpose(order)
+    batch = grid.shape[0]
+    count = grid.shape[1] * grid.shape[2]
+    return grid.reshape(batch, count, -1)
+
+
+def _likely_mistake(actual, images, patch_size):
+    grid = _grid(images, patch_size)
+    batch = images.shape[0]
+    candidates = [
+        (
+            _flat(grid, (0, 2, 1, 3, 4, 5)),
+            "the patches are in column order (top to bottom first); read them "
+            "row by row: left to right, then top to bottom",
+        ),
+        (
+            _flat(grid, (0, 1, 2, 5, 3, 4)),
+            "each patch is flattened channel by channel (channels first); keep the "
+            "channels of a pixel side by side: flatten (p, p, channels)",
+        ),
+        (
+            _flat(grid, (0, 1, 2, 4, 3, 5)),
+            "each patch is flattened column by column; flatten it row by row",
+        ),
+        (
+            images.reshape(batch, grid.shape[1] * grid.shape[2], -1),
+            "a plain reshape of the image mixes pixels of neighbouring patches: "
+            "reshape to (batch, rows, p, columns, p, channels), transpose to "
+            "(batch, rows, columns, p, p, channels), then reshape",
+        ),
+    ]
+    for candidate, hint in candidates:
+        if close(actual, candidate, atol=1e-6):
+            return hint
+    return None
+
+
+def _shape_hint(actual_shape, images, patch_size):
+    batch, height, width, channels = images.shape
+    rows, columns = height // patch_size, width // patch_size
+    values = patch_size * patch_size * channels
+    overlapping = (height - patch_size + 1) * (width - patch_size + 1)
+    if actual_shape == (batch, rows, columns, values):
+        return (
+            "the patch grid is not flattened: return (batch, rows * columns, "
+            "patch_size * patch_size * channels)"
+        )
+    if len(actual_shape) == 3 and actual_shape[0] == batch:
+        if actual_shape[1] == overlapping and overlapping != rows * columns:
+            return (
+                f"{overlapping} patches: the windows overlap — step by patch_size "
+                "(strides = patch_size), so that each pixel is in one patch"
+            )
+        if actual_shape[1] != rows * columns:
+            return (
+                f"wrong patch count: {height}/{patch_size} rows × {width}/"
+                f"{patch_size} columns = {rows * columns} patches"
+            )
+        return f"each patch holds patch_size · patch_size · channels = {values} values"
+    if actual_shape == (rows * columns, values):
+        return "the batch axis is missing"
+    return "expected (batch, num_patches, patch_size * patch_size * channels)"
+
+
+@exercise("extract_patches", lesson=12, points=1, kind="function")
+def check_extract_patches(ctx, student, reference):
+    for shape, patch_size in CASES:
+        images = _images(shape)
+        what = f"extract_patches(images of shape {shape}, {patch_size})"
+        result = ctx.call(student, tf.constant(images), patch_size, what=what)
+        actual = to_numpy(result, what)
+        expected = np.asarray(reference(tf.constant(images), patch_size))
+        if actual.shape != expected.shape:
+            raise Failure(
+                f"{what} has shape {actual.shape}, expected {expected.shape} — "
+                + _shape_hint(actual.shape, images, patch_size)
+            )
+        if not close(actual, expected, atol=1e-6):
+            hint = _likely_mistake(actual, images, patch_size) or (
+                "patch k should be the k-th window in reading order, flattened row "
+                "by row with the channels last (compare with "
+                "keras.ops.image.extract_patches)"
+            )
+            raise Failure(f"{what}: wrong values — {hint}")
+    ctx.ok(
+        f"{len(CASES)} image sizes: patches in reading order, flattened row by row "
+        "with channels last"
+    )
+
+    for dtype in ("float16", "int32"):
+        images = tf.cast(_images((1, 4, 4, 2)) * 100, dtype)
+        what = f"extract_patches({dtype} images, 2)"
+        result = ctx.call(student, images, 2, what=what)
+        expect_dtype(
+            result, dtype, what, "keep the dtype of `images` (reshape, do not cast)"
+        )
+        if not close(to_numpy(result, what), reference(images, 2)):
+            raise Failure(f"{what}: wrong values — the dtype changes the patches")
+    ctx.ok("keeps the dtype of the images (float16, int32)")
+
+    spec = tf.TensorSpec((None, 8, 8, 1), tf.float32)
+    images = _images((3, 8, 8, 1))
+    what = "extract_patches inside tf.function with an unknown batch size"
+    try:
+        graph = tf.function(lambda x: student(x, 4), input_signature=[spec])
+        actual = to_numpy(ctx.call(graph, tf.constant(images), what=what), what)
+    except StudentError as error:
+        raised = str(error).split(":", 1)[0]  # "... raised TypeError"
+        raise Failure(
+            f"{raised} — while tracing, images.shape[0] is None: take the batch size "
+            "from tf.shape(images)[0] (or reshape with -1), and use TensorFlow ops"
+        ) from None
+    if not close(actual, reference(tf.constant(images), 4)):
+        raise Failure(f"{what}: differs from eager mode")
+    ctx.ok("works inside tf.function with an unknown batch size")
