@@ -21,9 +21,13 @@ from tf_transformer.data.corpora import (
 )
 from tf_transformer.data.pipeline import make_batches, truncate_ids
 from tf_transformer.data.tokenizers import (
+    CLS_ID,
     END_ID,
+    FRAMING_TOKENS,
+    MASK_ID,
     PAD_ID,
     RESERVED_TOKENS,
+    SEP_ID,
     START_ID,
     UNK_ID,
     SubwordTokenizer,
@@ -61,4 +65,8 @@ __all__ = [
     "train_tokenizers",
     "truncate_ids",
     "word_level_vectorizer",
+    "CLS_ID",
+    "FRAMING_TOKENS",
+    "MASK_ID",
+    "SEP_ID",
 ]
