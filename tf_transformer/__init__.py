@@ -14,15 +14,18 @@ from tf_transformer.layers import (
     Encoder,
     EncoderLayer,
     FeedForward,
+    MaskedLMHead,
     MultiHeadAttention,
     PositionalEmbedding,
     causal_mask,
     combine_masks,
+    mask_tokens,
+    masked_mean,
     padding_mask,
     positional_encoding,
     scaled_dot_product_attention,
 )
-from tf_transformer.models import Transformer
+from tf_transformer.models import MaskedLanguageModel, SequenceClassifier, Transformer
 from tf_transformer.training import (
     TransformerSchedule,
     masked_accuracy,
@@ -58,4 +61,11 @@ __all__ = [
     "padding_mask",
     "positional_encoding",
     "scaled_dot_product_attention",
+]
+__all__ += [
+    "MaskedLMHead",
+    "MaskedLanguageModel",
+    "SequenceClassifier",
+    "mask_tokens",
+    "masked_mean",
 ]

@@ -3,3 +3,8 @@
 from tf_transformer.models.transformer import Transformer
 
 __all__ = ["Transformer"]
+
+from tf_transformer.models.masked_language_model import MaskedLanguageModel  # noqa: E402
+from tf_transformer.models.sequence_classifier import SequenceClassifier  # noqa: E402
+
+__all__ += ["MaskedLanguageModel", "SequenceClassifier"]
