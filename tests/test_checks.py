@@ -19,6 +19,8 @@ DESIGN_FUNCTIONS = {
     "masked_loss",
     "masked_accuracy",
     "greedy_decode",
+    "mask_tokens",
+    "masked_mean",
 }
 DESIGN_CLASSES = {
     "multi_head_attention",
@@ -43,6 +45,8 @@ LESSONS = {
     "masked_loss": 8,
     "masked_accuracy": 8,
     "greedy_decode": 9,
+    "mask_tokens": 10,
+    "masked_mean": 10,
 }
 
 
@@ -196,3 +200,11 @@ def test_greedy_decode_may_ignore_use_cache():
         return reference(model, source_ids, max_length, use_cache=False)
 
     assert run_check("greedy_decode", always_uncached).passed
+
+
+def test_catalogue_has_at_least_eight_mistakes_per_lesson_10_exercise():
+    counts = collections.Counter(b.exercise for b in BUGS)
+    alternatives = collections.Counter(a.exercise for a in ALTERNATIVES)
+    for name in ("mask_tokens", "masked_mean"):
+        assert counts[name] >= 8, counts
+        assert alternatives[name] >= 2, alternatives
