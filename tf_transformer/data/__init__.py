@@ -1,7 +1,9 @@
 """Offline translation corpora, tokenizers and tf.data pipelines.
 
 Importing this package registers the TFDS builders `tf_transformer_numbers`,
-`tf_transformer_dates` and `tf_transformer_mixed`.
+`tf_transformer_dates` and `tf_transformer_mixed` (translation), and
+`tf_transformer_language`, `tf_transformer_parity` and
+`tf_transformer_pretraining_text` (classification and unlabelled text).
 """
 
 from tf_transformer.data.corpora import (
@@ -69,4 +71,24 @@ __all__ = [
     "FRAMING_TOKENS",
     "MASK_ID",
     "SEP_ID",
+]
+
+from tf_transformer.data.classification import (  # noqa: E402
+    CLASSIFICATION_TASKS,
+    TfTransformerLanguage,
+    TfTransformerParity,
+    TfTransformerPretrainingText,
+    language_identification_floor,
+    load_classification,
+    load_pretraining_text,
+)
+
+__all__ += [
+    "CLASSIFICATION_TASKS",
+    "TfTransformerLanguage",
+    "TfTransformerParity",
+    "TfTransformerPretrainingText",
+    "language_identification_floor",
+    "load_classification",
+    "load_pretraining_text",
 ]
