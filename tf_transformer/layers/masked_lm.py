@@ -59,18 +59,51 @@ def _check_ids(name, values, vocabulary_size):
     return tuple(int(value) for value in values)
 
 
-def _replacement_ids(vocabulary_size, unselectable_ids, mask_token_id):
-    """The ids a random replacement draws from: no special id, no `[MASK]`."""
+def check_masking_arguments(
+    token_ids,
+    vocabulary_size,
+    mask_token_id,
+    rate,
+    mask_token_rate,
+    random_token_rate,
+    unselectable_ids,
+    seed,
+):
+    """Validates the arguments of `mask_tokens`, naming any bad one.
+
+    Returns:
+        The seed as a shape-(2,) int64 tensor, or None for fresh randomness.
+    """
+    _validation.check_integer_ids("token_ids", token_ids)
+    _validation.check_rank("token_ids", token_ids, {2})
+    vocabulary_size = _validation.check_int("vocabulary_size", vocabulary_size)
+    (mask_token_id,) = _check_ids("mask_token_id", mask_token_id, vocabulary_size)
+    for name, value in (
+        ("rate", rate),
+        ("mask_token_rate", mask_token_rate),
+        ("random_token_rate", random_token_rate),
+    ):
+        _validation.check_rate(name, value, allow_one=True)
+    if mask_token_rate + random_token_rate > 1.0 + 1e-9:
+        raise ValueError(
+            "`mask_token_rate` + `random_token_rate` must be <= 1. Received: "
+            f"mask_token_rate={mask_token_rate}, random_token_rate={random_token_rate}"
+        )
+    if isinstance(unselectable_ids, (numbers.Number, str, bytes)):
+        raise TypeError(
+            "`unselectable_ids` must be a sequence of integer ids. "
+            f"Received: unselectable_ids={unselectable_ids!r}"
+        )
+    unselectable_ids = _check_ids("unselectable_ids", unselectable_ids, 2**62)
     excluded = set(unselectable_ids) | {mask_token_id}
-    allowed = [i for i in range(vocabulary_size) if i not in excluded]
-    if not allowed:
+    if excluded.issuperset(range(vocabulary_size)):
         raise ValueError(
             "Every id of the vocabulary is in `unselectable_ids` or is "
             "`mask_token_id`: no id is left for random replacements. Received: "
             f"vocabulary_size={vocabulary_size}, unselectable_ids={unselectable_ids}, "
             f"mask_token_id={mask_token_id}"
         )
-    return allowed
+    return _check_seed(seed)
 
 
 def mask_tokens(
@@ -119,25 +152,18 @@ def mask_tokens(
     >>> masked, selected = mask_tokens(ids, vocabulary_size=30, mask_token_id=6,
     ...                                rate=0.5, seed=1)
     """
-    _validation.check_integer_ids("token_ids", token_ids)
-    _validation.check_rank("token_ids", token_ids, {2})
-    vocabulary_size = _validation.check_int("vocabulary_size", vocabulary_size)
-    (mask_token_id,) = _check_ids("mask_token_id", mask_token_id, vocabulary_size)
-    rate = _validation.check_rate("rate", rate, allow_one=True)
-    mask_token_rate = _validation.check_rate(
-        "mask_token_rate", mask_token_rate, allow_one=True
+    seed = check_masking_arguments(
+        token_ids,
+        vocabulary_size,
+        mask_token_id,
+        rate,
+        mask_token_rate,
+        random_token_rate,
+        unselectable_ids,
+        seed,
     )
-    random_token_rate = _validation.check_rate(
-        "random_token_rate", random_token_rate, allow_one=True
-    )
-    if mask_token_rate + random_token_rate > 1.0 + 1e-9:
-        raise ValueError(
-            "`mask_token_rate` + `random_token_rate` must be <= 1. Received: "
-            f"mask_token_rate={mask_token_rate}, random_token_rate={random_token_rate}"
-        )
-    unselectable_ids = _check_ids("unselectable_ids", unselectable_ids, 2**62)
-    seed = _check_seed(seed)
-    allowed = _replacement_ids(vocabulary_size, unselectable_ids, mask_token_id)
+    excluded = set(unselectable_ids) | {mask_token_id}
+    allowed = [i for i in range(vocabulary_size) if i not in excluded]
 
     token_ids = tf.convert_to_tensor(token_ids)
     shape = tf.shape(token_ids)  # (batch, length), known only when it runs

@@ -5,6 +5,19 @@ import tensorflow as tf
 from tf_transformer import _validation
 
 
+def check_pooling_arguments(sequence, mask):
+    """Validates `sequence` (float, rank 3) and `mask` (bool/int, rank 2)."""
+    _validation.check_rank("sequence", sequence, {3})
+    _validation.check_rank("mask", mask, {2})
+    _validation.check_mask_dtype("mask", mask)
+    dtype = getattr(sequence, "dtype", None)
+    if dtype is not None and not tf.as_dtype(dtype).is_floating:
+        raise TypeError(
+            "`sequence` must be a float tensor. "
+            f"Received: sequence with dtype {tf.as_dtype(dtype).name}"
+        )
+
+
 def masked_mean(sequence, mask):
     """Mean of the vectors at real positions, one vector per sequence.
 
@@ -25,15 +38,8 @@ def masked_mean(sequence, mask):
     >>> masked_mean(x, tf.constant([[True, True, False]])).numpy()
     array([[2.]], dtype=float32)
     """
-    _validation.check_rank("sequence", sequence, {3})
-    _validation.check_rank("mask", mask, {2})
-    _validation.check_mask_dtype("mask", mask)
+    check_pooling_arguments(sequence, mask)
     sequence = tf.convert_to_tensor(sequence)
-    if not sequence.dtype.is_floating:
-        raise TypeError(
-            "`sequence` must be a float tensor. "
-            f"Received: sequence with dtype {sequence.dtype.name}"
-        )
     weights = tf.cast(mask, sequence.dtype)[:, :, tf.newaxis]  # (batch, length, 1)
     total = tf.reduce_sum(sequence * weights, axis=1)  # (batch, depth)
     count = tf.reduce_sum(weights, axis=1)  # (batch, 1)
