@@ -34,6 +34,11 @@ SHORTER_TRAINING = {
     "00_big_picture": [("epochs=4, verbose=2", "epochs=1, verbose=2")],
     "08_training": [("epochs=7,", "epochs=1,")],
     "09_inference": [("callbacks=[StopAfter(35)]", "callbacks=[StopAfter(5)]")],
+    "10_sequence_classification": [
+        ("steps=150, seed=0", "steps=3, seed=0"),
+        (".batch(64)", ".take(192).batch(64)"),
+        ("steps=120)", "steps=3)"),
+    ],
 }
 
 
