@@ -38,6 +38,11 @@ SHORTER_TRAINING = {
         ("EPOCHS, BATCH_SIZE = 60, 64", "EPOCHS, BATCH_SIZE = 1, 64"),
         ("STEPS_PER_SIZE, BATCH = 200, 32", "STEPS_PER_SIZE, BATCH = 5, 32"),
     ],
+    "10_sequence_classification": [
+        ("steps=150, seed=0", "steps=3, seed=0"),
+        (".batch(64)", ".take(192).batch(64)"),
+        ("steps=120)", "steps=3)"),
+    ],
 }
 
 

@@ -20,6 +20,8 @@ DESIGN_FUNCTIONS = {
     "masked_accuracy",
     "greedy_decode",
     "extract_patches",
+    "mask_tokens",
+    "masked_mean",
 }
 DESIGN_CLASSES = {
     "multi_head_attention",
@@ -45,6 +47,8 @@ LESSONS = {
     "masked_accuracy": 8,
     "greedy_decode": 9,
     "extract_patches": 12,
+    "mask_tokens": 10,
+    "masked_mean": 10,
 }
 
 
@@ -198,3 +202,11 @@ def test_greedy_decode_may_ignore_use_cache():
         return reference(model, source_ids, max_length, use_cache=False)
 
     assert run_check("greedy_decode", always_uncached).passed
+
+
+def test_catalogue_has_at_least_eight_mistakes_per_lesson_10_exercise():
+    counts = collections.Counter(b.exercise for b in BUGS)
+    alternatives = collections.Counter(a.exercise for a in ALTERNATIVES)
+    for name in ("mask_tokens", "masked_mean"):
+        assert counts[name] >= 8, counts
+        assert alternatives[name] >= 2, alternatives

@@ -13,9 +13,13 @@ import tensorflow_datasets as tfds
 
 from tf_transformer.data import corpora
 from tf_transformer.data.tokenizers import (
+    CLS_ID,
     END_ID,
+    FRAMING_TOKENS,
+    MASK_ID,
     PAD_ID,
     RESERVED_TOKENS,
+    SEP_ID,
     START_ID,
     UNK_ID,
     SubwordTokenizer,
@@ -76,9 +80,18 @@ def assert_round_trip(tokenizer, texts):
 
 
 def test_reserved_tokens_have_the_project_ids(small_tokenizer):
-    assert RESERVED_TOKENS == ("[PAD]", "[UNK]", "[START]", "[END]")
+    assert RESERVED_TOKENS == (
+        "[PAD]",
+        "[UNK]",
+        "[START]",
+        "[END]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+    )
     assert (PAD_ID, UNK_ID, START_ID, END_ID) == (0, 1, 2, 3)
-    assert small_tokenizer.get_vocabulary()[:4] == list(RESERVED_TOKENS)
+    assert (CLS_ID, SEP_ID, MASK_ID) == (4, 5, 6)
+    assert small_tokenizer.get_vocabulary()[:7] == list(RESERVED_TOKENS)
     for token_id, token in enumerate(RESERVED_TOKENS):
         assert small_tokenizer.token_to_id(token) == token_id
         assert small_tokenizer.id_to_token(token_id) == token
@@ -305,7 +318,7 @@ def test_every_character_gets_a_token_even_in_long_words():
 @pytest.mark.parametrize(
     "texts, size, error, match",
     [
-        (["a b"], 4, ValueError, "`vocabulary_size` must be >= 5"),
+        (["a b"], 7, ValueError, "`vocabulary_size` must be >= 8"),
         (["a b"], "big", TypeError, "`vocabulary_size` must be an int"),
         (["a b"], 5.0, TypeError, "`vocabulary_size` must be an int"),
         ([], 100, ValueError, "holds no words"),
@@ -428,6 +441,53 @@ def test_loading_a_vocabulary_with_wrong_reserved_tokens_fails(
     (directory / "vocabulary.txt").write_text("".join(t + "\n" for t in tokens))
     with pytest.raises(ValueError, match="reserved tokens"):
         load_tokenizer(directory)
+
+
+def save_as_format_version_1(tokenizer, directory):
+    """Writes `tokenizer`'s learned tokens the way version 1 saved them."""
+    learned = tokenizer.get_vocabulary()[len(RESERVED_TOKENS) :]
+    tokens = [*FRAMING_TOKENS, *learned]
+    (directory / "vocabulary.txt").write_text("".join(t + "\n" for t in tokens))
+    config = {
+        "format": "tf_transformer.SubwordTokenizer",
+        "format_version": 1,
+        "lowercase": True,
+        "vocabulary_size": len(tokens),
+        "reserved_tokens": list(FRAMING_TOKENS),
+    }
+    (directory / "tokenizer.json").write_text(json.dumps(config))
+    return tokens
+
+
+def test_a_tokenizer_of_format_version_1_loads_with_its_ids_unchanged(
+    small_tokenizer, tmp_path
+):
+    directory = tmp_path / "old"
+    directory.mkdir()
+    tokens = save_as_format_version_1(small_tokenizer, directory)
+    loaded = load_tokenizer(directory)
+    assert loaded.get_vocabulary() == tokens
+    assert loaded.reserved_tokens == FRAMING_TOKENS
+    ids = loaded.tokenize("vingt et un").numpy().tolist()
+    assert ids[0] == START_ID and ids[-1] == END_ID
+    assert [tokens[i] for i in ids[1:-1]] == ["vingt", "et", "un"]
+    assert loaded.detokenize(ids).numpy() == b"vingt et un"
+    loaded.save(tmp_path / "again")  # saved again as what it is
+    assert load_tokenizer(tmp_path / "again").get_vocabulary() == tokens
+
+
+@pytest.mark.parametrize("token", ["[CLS]", "[SEP]", "[MASK]"])
+def test_a_tokenizer_of_format_version_1_says_it_lacks_the_new_tokens(
+    small_tokenizer, tmp_path, token
+):
+    save_as_format_version_1(small_tokenizer, tmp_path)
+    with pytest.raises(ValueError, match=r"format_version 1.*train_tokenizer"):
+        load_tokenizer(tmp_path).token_to_id(token)
+
+
+def test_a_vocabulary_without_the_new_reserved_tokens_is_rejected():
+    with pytest.raises(ValueError, match=r"must start with the reserved tokens"):
+        SubwordTokenizer([*FRAMING_TOKENS, "vingt", "un"])
 
 
 def test_saved_model_carries_the_tokenizer_to_a_fresh_process(

@@ -86,7 +86,7 @@ def test_readme_course_map_links_every_lesson_to_colab():
 
     text = (ROOT / "README.md").read_text()
     lessons = sorted(p.name for p in (ROOT / "lessons").glob("[0-9]*.ipynb"))
-    assert len(lessons) >= 10
+    assert len(lessons) >= 11
     for name in lessons:
         assert f"(lessons/{name})" in text, name
         assert f"[Colab]({build.colab_url(f'lessons/{name}')})" in text, name

@@ -16,17 +16,25 @@ from tf_transformer.layers import (
     EncoderLayer,
     FeedForward,
     LearnedPositionEmbedding,
+    MaskedLMHead,
     MultiHeadAttention,
     PatchEmbedding,
     PositionalEmbedding,
     causal_mask,
     combine_masks,
     extract_patches,
+    mask_tokens,
+    masked_mean,
     padding_mask,
     positional_encoding,
     scaled_dot_product_attention,
 )
-from tf_transformer.models import Transformer, VisionTransformer
+from tf_transformer.models import (
+    MaskedLanguageModel,
+    SequenceClassifier,
+    Transformer,
+    VisionTransformer,
+)
 from tf_transformer.training import (
     TransformerSchedule,
     masked_accuracy,
@@ -67,4 +75,11 @@ __all__ = [
     "PatchEmbedding",
     "VisionTransformer",
     "extract_patches",
+]
+__all__ += [
+    "MaskedLMHead",
+    "MaskedLanguageModel",
+    "SequenceClassifier",
+    "mask_tokens",
+    "masked_mean",
 ]

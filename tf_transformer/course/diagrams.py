@@ -124,7 +124,9 @@ def draw_layer(sublayers, *, title, norm_first=False, memory=None, ax=None):
     top = y + 0.28
     for index, (label, kind) in enumerate(sublayers):
         branch = top + 0.25  # where the residual path leaves the main path
-        steps = [("LayerNorm", "norm"), (label, kind)] if norm_first else [(label, kind)]
+        steps = (
+            [("LayerNorm", "norm"), (label, kind)] if norm_first else [(label, kind)]
+        )
         y = branch + 0.55
         arrow(ax, (x, top), (x, y - 0.28))
         for step, (text, step_kind) in enumerate(steps):
@@ -142,8 +144,15 @@ def draw_layer(sublayers, *, title, norm_first=False, memory=None, ax=None):
         # The residual path: right, up, and back into the sum.
         ax.plot([x, right, right], [branch, branch, y], color="#2a7ab0", lw=1.5)
         arrow(ax, (right, y), (x + 0.17, y), color="#2a7ab0")
-        ax.text(right + 0.08, (branch + y) / 2, "residual", rotation=90,
-                va="center", fontsize=8, color="#2a7ab0")
+        ax.text(
+            right + 0.08,
+            (branch + y) / 2,
+            "residual",
+            rotation=90,
+            va="center",
+            fontsize=8,
+            color="#2a7ab0",
+        )
         top = y + 0.17
         if not norm_first:
             y += 0.8
@@ -201,8 +210,15 @@ def draw_transformer(ax=None, num_layers="N"):
                 arrow(ax, (x, y - 1.0 + 0.28), (x, y - 0.28))
     # The encoder output is the memory of every decoder layer's cross-attention.
     arrow(ax, (2.0, 2.0), (3.0, 2.0), color="#2a7ab0")
-    ax.text(2.5, 2.12, "encoder output\n(keys, values)", ha="center", va="bottom",
-            fontsize=8, color="#2a7ab0")
+    ax.text(
+        2.5,
+        2.12,
+        "encoder output\n(keys, values)",
+        ha="center",
+        va="bottom",
+        fontsize=8,
+        color="#2a7ab0",
+    )
     ax.set_xlim(-2.2, 7.2)
     ax.set_ylim(-0.6, 4.6)
     ax.set_aspect("equal")
@@ -243,28 +259,46 @@ def draw_projection(length=10, d_model=512, d_k=64, name="Q", ax=None):
     band = min(0.3, 3.0 / length)  # token axis: one band per token
     blocks = [
         (f"X  ({length} × {d_model})", d_model * unit, length * band, "embed", True),
-        (f"W_{name}  ({d_model} × {d_k})", d_k * unit, d_model * unit, "attention",
-         False),
+        (
+            f"W_{name}  ({d_model} × {d_k})",
+            d_k * unit,
+            d_model * unit,
+            "attention",
+            False,
+        ),
         (f"{name}  ({length} × {d_k})", d_k * unit, length * band, "attention", True),
     ]
     x, middle = 0.0, 0.0
     for index, (label, width, height, kind, per_token) in enumerate(blocks):
         bottom = middle - height / 2
-        ax.add_patch(Rectangle((x, bottom), width, height, facecolor=COLORS[kind],
-                               edgecolor="#555555"))
+        ax.add_patch(
+            Rectangle(
+                (x, bottom), width, height, facecolor=COLORS[kind], edgecolor="#555555"
+            )
+        )
         if per_token:
             for row in range(1, length):
                 y = bottom + row * band
                 ax.plot([x, x + width], [y, y], color="#999999", lw=0.5)
-        ax.text(x + width / 2, bottom - 0.25, label, ha="center", va="top",
-                fontsize=9)
+        ax.text(x + width / 2, bottom - 0.25, label, ha="center", va="top", fontsize=9)
         x += width
         if index < 2:
-            ax.text(x + 0.35, middle, "×" if index == 0 else "=", ha="center",
-                    va="center", fontsize=18)
+            ax.text(
+                x + 0.35,
+                middle,
+                "×" if index == 0 else "=",
+                ha="center",
+                va="center",
+                fontsize=18,
+            )
             x += 0.7
-    ax.text(0.0, middle + length * band / 2 + 0.15, "one row per token",
-            fontsize=8, color="#666666")
+    ax.text(
+        0.0,
+        middle + length * band / 2 + 0.15,
+        "one row per token",
+        fontsize=8,
+        color="#666666",
+    )
     ax.set_xlim(-0.3, x + 0.3)
     ax.set_ylim(-d_model * unit / 2 - 0.9, d_model * unit / 2 + 0.4)
     ax.set_aspect("equal")
@@ -277,8 +311,16 @@ def draw_projection(length=10, d_model=512, d_k=64, name="Q", ax=None):
     return ax
 
 
-HEAD_COLORS = ("#e07b39", "#3a87c8", "#5aa55a", "#b05fb0", "#c8b43a", "#4fb3b3",
-               "#d0606a", "#7a7a7a")
+HEAD_COLORS = (
+    "#e07b39",
+    "#3a87c8",
+    "#5aa55a",
+    "#b05fb0",
+    "#c8b43a",
+    "#4fb3b3",
+    "#d0606a",
+    "#7a7a7a",
+)
 
 
 def draw_multi_head(num_heads=4, ax=None):
@@ -312,17 +354,33 @@ def draw_multi_head(num_heads=4, ax=None):
 
     def banded(x, y, heads, label):
         for head in heads:
-            ax.add_patch(Rectangle((x, y), channel, height,
-                                   facecolor=HEAD_COLORS[head], alpha=0.75,
-                                   edgecolor="#444444"))
+            ax.add_patch(
+                Rectangle(
+                    (x, y),
+                    channel,
+                    height,
+                    facecolor=HEAD_COLORS[head],
+                    alpha=0.75,
+                    edgecolor="#444444",
+                )
+            )
             x += channel
-        ax.text(x - channel * len(heads) / 2, y - 0.15, label, ha="center",
-                va="top", fontsize=8)
+        ax.text(
+            x - channel * len(heads) / 2,
+            y - 0.15,
+            label,
+            ha="center",
+            va="top",
+            fontsize=8,
+        )
         return x
 
     def plain(x, y, width, label, kind):
-        ax.add_patch(Rectangle((x, y), width, height, facecolor=COLORS[kind],
-                               edgecolor="#444444"))
+        ax.add_patch(
+            Rectangle(
+                (x, y), width, height, facecolor=COLORS[kind], edgecolor="#444444"
+            )
+        )
         ax.text(x + width / 2, y - 0.15, label, ha="center", va="top", fontsize=8)
         return x + width
 
@@ -330,8 +388,9 @@ def draw_multi_head(num_heads=4, ax=None):
     width = channel * num_heads
     x = plain(0.0, 0.0, width, "x\n(length, d_model)", "embed")
     arrow(ax, (x + 0.1, height / 2), (x + 0.9, height / 2))
-    ax.text(x + 0.5, height / 2 + 0.15, "× W_Q\n(W_K, W_V\nalike)", ha="center",
-            fontsize=8)
+    ax.text(
+        x + 0.5, height / 2 + 0.15, "× W_Q\n(W_K, W_V\nalike)", ha="center", fontsize=8
+    )
     x = banded(x + 1.0, 0.0, heads, "x W_Q\n(length, h · d_k)")
     # Split: one small block per head, stacked, in the head's colour.
     split_x = x + 1.2
@@ -339,16 +398,36 @@ def draw_multi_head(num_heads=4, ax=None):
     tops = [height * 1.6 - i * step for i in heads]
     for head, top in zip(heads, tops, strict=True):
         arrow(ax, (x + 0.1, height / 2), (split_x - 0.05, top + 0.2), lw=0.8)
-        ax.add_patch(Rectangle((split_x, top), channel, 0.4 * height / 2,
-                               facecolor=HEAD_COLORS[head], alpha=0.75,
-                               edgecolor="#444444"))
-        ax.text(split_x + channel + 0.1, top + 0.2,
-                f"head {head + 1}: attention(q, k, v)", va="center", fontsize=8)
-        arrow(ax, (split_x + channel + 2.7, top + 0.2), (split_x + 3.6, height / 2),
-              lw=0.8)
-    ax.text(split_x + 1.4, height * 1.6 + 0.7,
-            "split: (batch, heads, length, d_k)\nevery head attends on its own",
-            ha="center", fontsize=8)
+        ax.add_patch(
+            Rectangle(
+                (split_x, top),
+                channel,
+                0.4 * height / 2,
+                facecolor=HEAD_COLORS[head],
+                alpha=0.75,
+                edgecolor="#444444",
+            )
+        )
+        ax.text(
+            split_x + channel + 0.1,
+            top + 0.2,
+            f"head {head + 1}: attention(q, k, v)",
+            va="center",
+            fontsize=8,
+        )
+        arrow(
+            ax,
+            (split_x + channel + 2.7, top + 0.2),
+            (split_x + 3.6, height / 2),
+            lw=0.8,
+        )
+    ax.text(
+        split_x + 1.4,
+        height * 1.6 + 0.7,
+        "split: (batch, heads, length, d_k)\nevery head attends on its own",
+        ha="center",
+        fontsize=8,
+    )
     x = banded(split_x + 3.7, 0.0, heads, "concat heads\n(length, h · d_k)")
     arrow(ax, (x + 0.1, height / 2), (x + 0.9, height / 2))
     ax.text(x + 0.5, height / 2 + 0.15, "× W_O", ha="center", fontsize=8)

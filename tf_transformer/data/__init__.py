@@ -1,7 +1,9 @@
 """Offline translation corpora, tokenizers and tf.data pipelines.
 
 Importing this package registers the TFDS builders `tf_transformer_numbers`,
-`tf_transformer_dates` and `tf_transformer_mixed`.
+`tf_transformer_dates` and `tf_transformer_mixed` (translation), and
+`tf_transformer_language`, `tf_transformer_parity` and
+`tf_transformer_pretraining_text` (classification and unlabelled text).
 """
 
 from tf_transformer.data.corpora import (
@@ -27,9 +29,13 @@ from tf_transformer.data.digits import (
 )
 from tf_transformer.data.pipeline import make_batches, truncate_ids
 from tf_transformer.data.tokenizers import (
+    CLS_ID,
     END_ID,
+    FRAMING_TOKENS,
+    MASK_ID,
     PAD_ID,
     RESERVED_TOKENS,
+    SEP_ID,
     START_ID,
     UNK_ID,
     SubwordTokenizer,
@@ -71,4 +77,28 @@ __all__ = [
     "DIGIT_SPLITS",
     "NUM_DIGIT_CLASSES",
     "load_digits",
+    "CLS_ID",
+    "FRAMING_TOKENS",
+    "MASK_ID",
+    "SEP_ID",
+]
+
+from tf_transformer.data.classification import (  # noqa: E402
+    CLASSIFICATION_TASKS,
+    TfTransformerLanguage,
+    TfTransformerParity,
+    TfTransformerPretrainingText,
+    language_identification_floor,
+    load_classification,
+    load_pretraining_text,
+)
+
+__all__ += [
+    "CLASSIFICATION_TASKS",
+    "TfTransformerLanguage",
+    "TfTransformerParity",
+    "TfTransformerPretrainingText",
+    "language_identification_floor",
+    "load_classification",
+    "load_pretraining_text",
 ]

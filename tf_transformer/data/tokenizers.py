@@ -13,8 +13,16 @@ Two tokenizers:
 - `word_level_vectorizer`: a Keras `TextVectorization` layer with one id per
   whole word, the tokenizer of the first lesson.
 
-Both start every vocabulary with the reserved tokens
-`[PAD]=0, [UNK]=1, [START]=2, [END]=3`.
+Reserved ids, the same in every vocabulary of the project:
+`[PAD]=0, [UNK]=1, [START]=2, [END]=3` frame and pad sequences;
+`[CLS]=4, [SEP]=5, [MASK]=6` serve the encoder-only models (a classifier
+reads the `[CLS]` position, masked-language-model pretraining hides tokens
+behind `[MASK]`, `[SEP]` separates two segments). `SubwordTokenizer`
+vocabularies start with all seven. Tokenizers saved by earlier versions
+(`format_version` 1) reserve only the first four; they still load and
+translate, and asking them for `[CLS]`, `[SEP]` or `[MASK]` raises an error
+that says to retrain. `word_level_vectorizer` (lesson 01's tokenizer, which
+never masks) reserves only the four framing ids.
 
 Canonical text (`normalize`)
 ----------------------------
@@ -52,15 +60,18 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-RESERVED_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]")
-PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
+RESERVED_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]", "[CLS]", "[SEP]", "[MASK]")
+PAD_ID, UNK_ID, START_ID, END_ID, CLS_ID, SEP_ID, MASK_ID = range(7)
+# What vocabularies of format_version 1 reserve: the ids that never change.
+FRAMING_TOKENS = RESERVED_TOKENS[:4]
 
 SUFFIX_INDICATOR = "##"
 _MAX_BYTES_PER_WORD = 100  # longer words become [UNK]
 _VOCABULARY_FILE = "vocabulary.txt"
 _CONFIG_FILE = "tokenizer.json"
 _FORMAT = "tf_transformer.SubwordTokenizer"
-_FORMAT_VERSION = 1
+# format_version 1 reserved only FRAMING_TOKENS, version 2 all RESERVED_TOKENS.
+_RESERVED_BY_VERSION = {1: FRAMING_TOKENS, 2: RESERVED_TOKENS}
 
 # One character that is not part of a word: punctuation, symbols, U+FFFD, ...
 _NON_WORD_CHARACTER = r"[^\p{L}\p{N}\p{M}\s]"
@@ -197,7 +208,9 @@ def normalize(text, lowercase: bool = True):
 # Subword tokenizer
 
 
-def _check_vocabulary(vocabulary, where: str) -> list[str]:
+def _check_vocabulary(
+    vocabulary, where: str, reserved: tuple[str, ...] = RESERVED_TOKENS
+) -> list[str]:
     """A valid vocabulary as a list of str, or a ValueError/TypeError."""
     if isinstance(vocabulary, (str, bytes)) or not isinstance(
         vocabulary, (Sequence, np.ndarray)
@@ -216,10 +229,10 @@ def _check_vocabulary(vocabulary, where: str) -> list[str]:
                 f"(type {type(token).__name__})"
             )
         tokens.append(token)
-    if tuple(tokens[: len(RESERVED_TOKENS)]) != RESERVED_TOKENS:
+    if tuple(tokens[: len(reserved)]) != reserved:
         raise ValueError(
-            f"{where} must start with the reserved tokens {list(RESERVED_TOKENS)}. "
-            f"Received first tokens: {tokens[: len(RESERVED_TOKENS)]}"
+            f"{where} must start with the reserved tokens {list(reserved)}. "
+            f"Received first tokens: {tokens[: len(reserved)]}"
         )
     bad = [token for token in tokens if not token or token != token.strip()]
     bad += [token for token in tokens if any(c.isspace() for c in token)]
@@ -315,6 +328,11 @@ class SubwordTokenizer(tf.Module):
         lowercase: whether text is lowercased. Defaults to `True`.
         name: optional module name.
 
+    Attributes:
+        reserved_tokens: the reserved tokens the vocabulary starts with:
+            `RESERVED_TOKENS`, or `FRAMING_TOKENS` for a tokenizer of
+            format_version 1 read by `load`.
+
     Example:
 
     >>> tokenizer = train_tokenizer(["vingt et un", "quatre-vingts"], 100)
@@ -329,9 +347,11 @@ class SubwordTokenizer(tf.Module):
         *,
         lowercase: bool = True,
         name: str | None = None,
+        _reserved_tokens: tuple[str, ...] = RESERVED_TOKENS,
     ):
         super().__init__(name=name)
-        tokens = _check_vocabulary(vocabulary, "`vocabulary`")
+        tokens = _check_vocabulary(vocabulary, "`vocabulary`", _reserved_tokens)
+        self.reserved_tokens = _reserved_tokens
         if not isinstance(lowercase, bool):
             raise TypeError(
                 f"`lowercase` must be a bool. Received: lowercase={lowercase!r}"
@@ -371,10 +391,23 @@ class SubwordTokenizer(tf.Module):
         return self._tokens[int(token_id)]
 
     def token_to_id(self, token: str) -> int:
-        """The id of one token, `UNK_ID` if it is not in the vocabulary."""
+        """The id of one token, `UNK_ID` if it is not in the vocabulary.
+
+        Raises:
+            ValueError: `token` is `[CLS]`, `[SEP]` or `[MASK]` and this
+                tokenizer, saved by an earlier version, does not reserve it.
+        """
         try:
             return self._tokens.index(token)
         except ValueError:
+            if token in RESERVED_TOKENS:
+                raise ValueError(
+                    f"This tokenizer has no {token} token: it was saved with "
+                    "format_version 1, whose vocabulary reserves only "
+                    f"{list(FRAMING_TOKENS)}. Train a new one with "
+                    f"`train_tokenizer` to get {list(RESERVED_TOKENS[4:])}. "
+                    f"Received: token={token!r}"
+                ) from None
             return UNK_ID
 
     # ---- graph functions (saved in SavedModels under `tokenize`/`detokenize`)
@@ -494,10 +527,11 @@ class SubwordTokenizer(tf.Module):
             f.write("".join(f"{token}\n" for token in self._tokens))
         config = {
             "format": _FORMAT,
-            "format_version": _FORMAT_VERSION,
+            # A tokenizer read from version 1 is written back as version 1.
+            "format_version": 1 if self.reserved_tokens == FRAMING_TOKENS else 2,
             "lowercase": self.lowercase,
             "vocabulary_size": self.vocabulary_size,
-            "reserved_tokens": list(RESERVED_TOKENS),
+            "reserved_tokens": list(self.reserved_tokens),
         }
         with tf.io.gfile.GFile(os.path.join(directory, _CONFIG_FILE), "w") as f:
             f.write(json.dumps(config, indent=2) + "\n")
@@ -505,6 +539,10 @@ class SubwordTokenizer(tf.Module):
     @classmethod
     def load(cls, directory: str | os.PathLike) -> SubwordTokenizer:
         """Reads a tokenizer written by `save`.
+
+        Tokenizers of format_version 1 (saved before `[CLS]`, `[SEP]` and
+        `[MASK]` were reserved) load with their ids unchanged; see
+        `reserved_tokens`.
 
         Raises:
             FileNotFoundError: `directory` or one of its two files is missing.
@@ -531,10 +569,10 @@ class SubwordTokenizer(tf.Module):
                 config = json.loads(f.read().decode("utf-8"))
             if not isinstance(config, dict) or config.get("format") != _FORMAT:
                 raise ValueError(f"'format' is not {_FORMAT!r}")
-            if config.get("format_version") != _FORMAT_VERSION:
-                raise ValueError(
-                    f"unsupported format_version {config.get('format_version')!r}"
-                )
+            version = config.get("format_version")
+            if version not in _RESERVED_BY_VERSION:
+                raise ValueError(f"unsupported format_version {version!r}")
+            reserved = _RESERVED_BY_VERSION[version]
             lowercase = config.get("lowercase")
             if not isinstance(lowercase, bool):
                 raise ValueError("'lowercase' must be true or false")
@@ -553,12 +591,12 @@ class SubwordTokenizer(tf.Module):
                     f"it has {len(tokens)} tokens, {config_path!r} says "
                     f"{config.get('vocabulary_size')!r}"
                 )
-            tokens = _check_vocabulary(tokens, "the vocabulary")
+            tokens = _check_vocabulary(tokens, "the vocabulary", reserved)
         except (ValueError, TypeError, UnicodeDecodeError) as error:
             raise ValueError(
                 f"Corrupt vocabulary {vocabulary_path!r}: {error}"
             ) from error
-        return cls(tokens, lowercase=lowercase)
+        return cls(tokens, lowercase=lowercase, _reserved_tokens=reserved)
 
 
 def load_tokenizer(directory: str | os.PathLike) -> SubwordTokenizer:
@@ -812,10 +850,10 @@ def word_level_vectorizer(
     if max_tokens is not None and (
         isinstance(max_tokens, bool)
         or not isinstance(max_tokens, int)
-        or max_tokens < len(RESERVED_TOKENS)
+        or max_tokens < len(FRAMING_TOKENS)
     ):
         raise ValueError(
-            f"`max_tokens` must be None or an int >= {len(RESERVED_TOKENS)}. "
+            f"`max_tokens` must be None or an int >= {len(FRAMING_TOKENS)}. "
             f"Received: max_tokens={max_tokens!r}"
         )
     counts: dict[str, int] = {}
@@ -823,7 +861,7 @@ def word_level_vectorizer(
         words = tf.strings.split(frame_words(batch))
         for word in words.flat_values.numpy().tolist():
             counts[word] = counts.get(word, 0) + 1
-    reserved = {token.encode() for token in RESERVED_TOKENS}
+    reserved = {token.encode() for token in RESERVED_TOKENS}  # never words
     words = sorted(
         (word for word in counts if word not in reserved),
         key=lambda word: (-counts[word], word),

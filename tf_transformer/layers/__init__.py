@@ -34,3 +34,8 @@ __all__ = [
     "PatchEmbedding",
     "extract_patches",
 ]
+
+from tf_transformer.layers.masked_lm import MaskedLMHead, mask_tokens  # noqa: E402
+from tf_transformer.layers.pooling import masked_mean  # noqa: E402
+
+__all__ += ["MaskedLMHead", "mask_tokens", "masked_mean"]

@@ -4,3 +4,8 @@ from tf_transformer.models.transformer import Transformer
 from tf_transformer.models.vision_transformer import VisionTransformer
 
 __all__ = ["Transformer", "VisionTransformer"]
+
+from tf_transformer.models.masked_language_model import MaskedLanguageModel  # noqa: E402
+from tf_transformer.models.sequence_classifier import SequenceClassifier  # noqa: E402
+
+__all__ += ["MaskedLanguageModel", "SequenceClassifier"]

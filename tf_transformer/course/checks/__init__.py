@@ -22,6 +22,7 @@ from tf_transformer.course.checks import (  # noqa: F401 - each module registers
     encoder_layer,
     feed_forward,
     losses,
+    masked_lm,
     masks,
     multi_head_attention,
     patches,

@@ -1409,3 +1409,386 @@ def patches_python_loops():
         return tf.stack(patches, axis=1)
 
     return extract_patches
+
+
+# ------------------------------------------------------------- mask_tokens
+
+
+def _masking(
+    select_special=False,
+    pool="allowed",
+    decide="one_draw",
+    fixed_rate=None,
+    fixed_split=None,
+    selection_shape="full",
+    none_seed=None,
+    use_seed=True,
+    output_dtype=None,
+    static_shape=False,
+):
+    """`mask_tokens` with one mistake switched on by each argument."""
+
+    def mask_tokens(
+        token_ids,
+        vocabulary_size,
+        mask_token_id,
+        rate=0.15,
+        mask_token_rate=0.8,
+        random_token_rate=0.1,
+        unselectable_ids=(0, 1, 2, 3),
+        seed=None,
+    ):
+        ids = tf.convert_to_tensor(token_ids)
+        rate = fixed_rate if fixed_rate is not None else rate
+        if fixed_split is not None:
+            mask_token_rate, random_token_rate = fixed_split
+        shape = ids.shape if static_shape else tf.shape(ids)
+        if seed is None:
+            seed = none_seed
+        if seed is None or not use_seed:
+            draw = lambda s, **kw: tf.random.uniform(s, **kw)  # noqa: E731
+        else:
+            if isinstance(seed, int):
+                pair = tf.constant([seed, 0], tf.int64)
+            else:
+                pair = tf.cast(seed, tf.int64)
+            streams = iter(tf.unstack(tf.random.experimental.stateless_split(pair, 4)))
+            draw = lambda s, **kw: tf.random.stateless_uniform(  # noqa: E731
+                s, seed=next(streams), **kw
+            )
+        if selection_shape == "row":
+            select = draw(tf.stack([tf.shape(ids)[0], 1])) < rate
+        elif selection_shape == "column":
+            select = draw(tf.stack([1, tf.shape(ids)[1]])) < rate
+        else:
+            select = draw(shape) < rate
+        selectable = tf.ones_like(ids, tf.bool)
+        if not select_special:
+            for special in unselectable_ids:
+                selectable &= ids != special
+        selected = select & selectable
+        kind = draw(shape)
+        to_mask = selected & (kind < mask_token_rate)
+        if decide == "all_mask":
+            to_mask = selected
+        if decide == "two_draws":
+            to_random = selected & ~to_mask & (draw(shape) < random_token_rate)
+        else:
+            to_random = (
+                selected & ~to_mask & (kind < mask_token_rate + random_token_rate)
+            )
+        if pool == "allowed":
+            excluded = set(unselectable_ids) | {mask_token_id}
+            allowed = [i for i in range(vocabulary_size) if i not in excluded]
+        else:
+            allowed = list(range(vocabulary_size))
+        index = draw(shape, maxval=len(allowed), dtype=tf.int32)
+        random_ids = tf.gather(tf.constant(allowed, ids.dtype), index)
+        masked = tf.where(to_random, random_ids, ids)
+        masked = tf.where(to_mask, tf.cast(mask_token_id, ids.dtype), masked)
+        if output_dtype is not None:
+            masked = tf.cast(masked, output_dtype)
+        return masked, selected
+
+    return mask_tokens
+
+
+@bug("mask_tokens", "select only tokens not in `unselectable_ids`")
+def mask_selects_padding():
+    """padding and special tokens can be selected"""
+    return _masking(select_special=True)
+
+
+@bug("mask_tokens", "only `mask_token_rate` of them")
+def mask_every_selected_token():
+    """every selected token becomes [MASK] (no 80/10/10)"""
+    return _masking(decide="all_mask")
+
+
+@bug("mask_tokens", "without `unselectable_ids` and `mask_token_id`")
+def mask_random_from_whole_vocabulary():
+    """random replacements drawn from the whole vocabulary, specials included"""
+    return _masking(pool="vocabulary")
+
+
+@bug("mask_tokens", "is `rate` used")
+def mask_fixed_rate():
+    """15 % hard-coded instead of `rate`"""
+    return _masking(fixed_rate=0.15)
+
+
+@bug("mask_tokens", "is `mask_token_rate` used")
+def mask_fixed_split():
+    """80/10/10 hard-coded instead of the rate arguments"""
+    return _masking(fixed_split=(0.8, 0.1))
+
+
+@bug("mask_tokens", "ONE draw per token")
+def mask_two_draws():
+    """random replacement decided by a second, independent draw"""
+    return _masking(decide="two_draws")
+
+
+@bug("mask_tokens", "selected all at once")
+def mask_whole_rows():
+    """one selection draw per row: whole sequences selected or not"""
+    return _masking(selection_shape="row")
+
+
+@bug("mask_tokens", "not (length,)")
+def mask_same_for_every_row():
+    """one selection draw per position, shared by every row"""
+    return _masking(selection_shape="column")
+
+
+@bug("mask_tokens", "fresh randomness at every call")
+def mask_fixed_seed_when_none():
+    """seed=None replaced by a fixed seed 0"""
+    return _masking(none_seed=0)
+
+
+@bug("mask_tokens", "the same seed must give the same output")
+def mask_ignores_seed():
+    """stateful random ops: the seed is ignored"""
+    return _masking(use_seed=False)
+
+
+@bug("mask_tokens", "keep the dtype of token_ids")
+def mask_casts_to_int32():
+    """masked_ids always int32"""
+    return _masking(output_dtype=tf.int32)
+
+
+@bug("mask_tokens", "💥")
+def mask_static_shape():
+    """draws with the static shape (None inside tf.function)"""
+    return _masking(static_shape=True)
+
+
+@alternative("mask_tokens")
+def mask_with_categorical_kind():
+    """the kind of replacement from one categorical draw; seeds offset by hand"""
+
+    def mask_tokens(
+        token_ids,
+        vocabulary_size,
+        mask_token_id,
+        rate=0.15,
+        mask_token_rate=0.8,
+        random_token_rate=0.1,
+        unselectable_ids=(0, 1, 2, 3),
+        seed=None,
+    ):
+        token_ids = tf.convert_to_tensor(token_ids)
+        if seed is None:
+            seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+        elif isinstance(seed, int):
+            seed = tf.constant([seed, 1])
+        seed = tf.cast(seed, tf.int32)
+        batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+        special = tf.constant(list(unselectable_ids) or [-1], token_ids.dtype)
+        is_special = tf.reduce_any(token_ids[..., None] == special, axis=-1)
+        coin = tf.random.stateless_uniform([batch, length], seed=seed)
+        selected = (coin < rate) & ~is_special
+        keep_rate = max(0.0, 1.0 - mask_token_rate - random_token_rate)
+        probabilities = [mask_token_rate, random_token_rate, keep_rate]
+        logits = tf.math.log([[max(p, 1e-30) for p in probabilities]])
+        kind = tf.random.stateless_categorical(logits, batch * length, seed + 1)
+        kind = tf.reshape(kind, [batch, length])
+        allowed = np.setdiff1d(
+            np.arange(vocabulary_size), [*unselectable_ids, mask_token_id]
+        )
+        pick = tf.random.stateless_uniform(
+            [batch, length], seed=seed + 2, maxval=len(allowed), dtype=tf.int32
+        )
+        random_ids = tf.gather(tf.constant(allowed, token_ids.dtype), pick)
+        replaced = tf.where(
+            kind == 0, tf.cast(mask_token_id, token_ids.dtype), random_ids
+        )
+        replaced = tf.where(kind == 2, token_ids, replaced)
+        return tf.where(selected, replaced, token_ids), selected
+
+    return mask_tokens
+
+
+@alternative("mask_tokens")
+def mask_with_float_ids():
+    """random ids from a scaled float draw; one uniform table per purpose"""
+
+    def mask_tokens(
+        token_ids,
+        vocabulary_size,
+        mask_token_id,
+        rate=0.15,
+        mask_token_rate=0.8,
+        random_token_rate=0.1,
+        unselectable_ids=(0, 1, 2, 3),
+        seed=None,
+    ):
+        ids = tf.convert_to_tensor(token_ids)
+        if seed is None:
+            seed = tf.random.uniform([2], 0, 2**30, dtype=tf.int64)
+        elif not tf.is_tensor(seed) and np.ndim(seed) == 0:
+            seed = [seed, 7]
+        uniforms = tf.random.stateless_uniform(
+            tf.concat([[3], tf.shape(ids)], 0), seed=tf.cast(seed, tf.int64)
+        )  # (3, batch, length)
+        selectable = tf.logical_not(
+            tf.reduce_any(
+                tf.equal(
+                    ids[..., None], tf.cast(list(unselectable_ids) + [-1], ids.dtype)
+                ),
+                -1,
+            )
+        )
+        selected = tf.logical_and(uniforms[0] < rate, selectable)
+        allowed = sorted(
+            set(range(vocabulary_size)) - set(unselectable_ids) - {mask_token_id}
+        )
+        index = tf.minimum(
+            tf.cast(uniforms[2] * len(allowed), tf.int32), len(allowed) - 1
+        )
+        random_ids = tf.gather(tf.constant(allowed, ids.dtype), index)
+        masked = ids
+        masked = tf.where(
+            selected
+            & (uniforms[1] >= mask_token_rate)
+            & (uniforms[1] < mask_token_rate + random_token_rate),
+            random_ids,
+            masked,
+        )
+        masked = tf.where(
+            selected & (uniforms[1] < mask_token_rate),
+            tf.fill(tf.shape(ids), tf.cast(mask_token_id, ids.dtype)),
+            masked,
+        )
+        return masked, selected
+
+    return mask_tokens
+
+
+# ------------------------------------------------------------- masked_mean
+
+
+@bug("masked_mean", "the mean counts padding")
+def mean_counts_padding():
+    """plain mean over every position"""
+    return lambda sequence, mask: tf.reduce_mean(sequence, axis=1)
+
+
+@bug("masked_mean", "gives NaN")
+def mean_nan_for_empty_row():
+    """masked sum / count, 0 / 0 for a row without real positions"""
+
+    def masked_mean(sequence, mask):
+        weights = tf.cast(mask, sequence.dtype)[..., None]
+        return tf.reduce_sum(sequence * weights, 1) / tf.reduce_sum(weights, 1)
+
+    return masked_mean
+
+
+@bug("masked_mean", "divided by the full length")
+def mean_divides_by_length():
+    """masked sum divided by the padded length"""
+
+    def masked_mean(sequence, mask):
+        weights = tf.cast(mask, sequence.dtype)[..., None]
+        length = tf.cast(tf.shape(sequence)[1], sequence.dtype)
+        return tf.reduce_sum(sequence * weights, 1) / length
+
+    return masked_mean
+
+
+@bug("masked_mean", "this is the masked sum")
+def mean_is_a_sum():
+    """masked sum, never divided"""
+
+    def masked_mean(sequence, mask):
+        return tf.reduce_sum(sequence * tf.cast(mask, sequence.dtype)[..., None], 1)
+
+    return masked_mean
+
+
+@bug("masked_mean", "True/1 in `mask` is a real token")
+def mean_of_the_padding():
+    """the mask read the wrong way round"""
+
+    def masked_mean(sequence, mask):
+        weights = 1 - tf.cast(mask, sequence.dtype)[..., None]
+        total = tf.reduce_sum(sequence * weights, 1)
+        return tf.math.divide_no_nan(total, tf.reduce_sum(weights, 1))
+
+    return masked_mean
+
+
+@bug("masked_mean", "the output dtype must equal sequence.dtype")
+def mean_always_float32():
+    """computes and returns float32 whatever the input"""
+
+    def masked_mean(sequence, mask):
+        sequence = tf.cast(sequence, tf.float32)
+        weights = tf.cast(mask, tf.float32)[..., None]
+        total = tf.reduce_sum(sequence * weights, 1)
+        return tf.math.divide_no_nan(total, tf.reduce_sum(weights, 1))
+
+    return masked_mean
+
+
+@bug("masked_mean", "drop the length axis")
+def mean_keeps_the_length_axis():
+    """keepdims=True: (batch, 1, depth)"""
+
+    def masked_mean(sequence, mask):
+        weights = tf.cast(mask, sequence.dtype)[..., None]
+        total = tf.reduce_sum(sequence * weights, 1, keepdims=True)
+        return tf.math.divide_no_nan(total, tf.reduce_sum(weights, 1, keepdims=True))
+
+    return masked_mean
+
+
+@bug("masked_mean", "not over depth")
+def mean_over_depth():
+    """averages each vector over its depth"""
+
+    def masked_mean(sequence, mask):
+        return tf.reduce_mean(sequence, axis=2) * tf.cast(mask, sequence.dtype)
+
+    return masked_mean
+
+
+@bug("masked_mean", "expected zeros")
+def mean_uniform_for_empty_row():
+    """a row without real positions falls back to the plain mean"""
+
+    def masked_mean(sequence, mask):
+        weights = tf.cast(mask, sequence.dtype)[..., None]
+        count = tf.reduce_sum(weights, 1)
+        masked = tf.math.divide_no_nan(tf.reduce_sum(sequence * weights, 1), count)
+        return tf.where(count > 0, masked, tf.reduce_mean(sequence, 1))
+
+    return masked_mean
+
+
+@alternative("masked_mean")
+def mean_with_einsum_and_maximum():
+    """einsum for the sum, count clipped at 1"""
+
+    def masked_mean(sequence, mask):
+        weights = tf.cast(mask, sequence.dtype)
+        total = tf.einsum("bld,bl->bd", sequence, weights)
+        count = tf.maximum(tf.reduce_sum(weights, -1, keepdims=True), 1)
+        return total / count
+
+    return masked_mean
+
+
+@alternative("masked_mean")
+def mean_with_ragged_rows():
+    """a ragged tensor of the real positions, then its mean, NaN replaced"""
+
+    def masked_mean(sequence, mask):
+        real = tf.ragged.boolean_mask(sequence, tf.cast(mask, tf.bool))
+        mean = tf.reduce_mean(real, axis=1)
+        return tf.where(tf.math.is_nan(mean), tf.zeros_like(mean), mean)
+
+    return masked_mean
