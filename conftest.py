@@ -39,6 +39,7 @@ SLOWEST_FIRST = (
     "tests/test_train.py",
     "tests/test_grade.py",
     "solutions/08_training.ipynb",
+    "solutions/10_sequence_classification.ipynb",
     "solutions/12_vision_transformer.ipynb",
     "tests/test_lessons_unanswered_b.py",
     "tests/test_cli.py",
