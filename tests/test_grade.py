@@ -380,6 +380,11 @@ def test_solutions_get_full_marks_and_lessons_none():
     from tf_transformer.course.checks import EXERCISES, exercises_of_lesson
 
     rows = grades([REPO / "solutions", REPO / "lessons"], timeout=120, execute=False)
+    # The solutions hold the library's code (the build fills them from it):
+    # every answer is flagged as the library's; no unanswered one is.
+    expected_flag = {"solutions": "yes", "lessons": "no"}
+    for (submission, _), row in rows.items():
+        assert row.same_as_library == expected_flag[submission.split("/")[0]], row
     for folder, status in (("solutions", "passed"), ("lessons", "not_attempted")):
         notebooks = sorted(p.name for p in (REPO / folder).glob("*.ipynb"))
         assert len(notebooks) == 10, folder

@@ -9,7 +9,8 @@ For each submission (a notebook; a folder is searched for notebooks):
    (the `lesson` column says which); `--lesson N` grades every submission
    as lesson N instead (absent answers are then `missing`).
 3. The notebook runs top to bottom in a fresh kernel in its own process
-   group, errors in a cell not stopping the rest. If it does not finish
+   group, errors in a cell not stopping the rest (at the same time as step
+   4, which does not depend on it). If it does not finish
    within the timeout (`timeout`) or its kernel dies (`os._exit`, a
    segfault, a kill: `error`), one extra row with an empty `exercise` says
    so, and the exercises are still graded from the notebook's definitions.
@@ -418,14 +419,21 @@ def grade_notebook(
     rows = []
     with tempfile.TemporaryDirectory(prefix="tf-transformer-grade-") as workdir:
         where = Confinement(sandbox, limits or Limits(), os.path.realpath(workdir))
+        # The checks take the answers from the cells, not from the run, so
+        # the run and the checks go side by side (each in its own processes).
+        running = None
         if execute:
-            outcome = _execute(path, timeout, where)
+            running = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+            outcome = running.submit(_execute, path, timeout, where)
+        names = [ex.name for ex in exercises]
+        results = run_checks(cells, names, timeout, where, judges)
+        if running is not None:
+            running.shutdown()
+            outcome = outcome.result()
             if outcome["status"] != "ok":
                 status, message = _execution_failure(outcome, timeout)
                 message += "; the exercises are graded from the notebook's definitions"
                 rows.append(Row(identity, found, "", 0.0, 0.0, status, message))
-        names = [ex.name for ex in exercises]
-        results = run_checks(cells, names, timeout, where, judges)
     copied = same_as_library(cells, exercises)
     for ex in exercises:
         result = results[ex.name]
