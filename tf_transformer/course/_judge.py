@@ -49,6 +49,11 @@ class Abort(BaseException):
     """The submission's process hung or died; nothing more to ask it."""
 
 
+class Unsendable(BaseException):
+    """A check passed the answer something that cannot be pickled (a grader
+    limitation, never the student's fault: it must not become a StudentError)."""
+
+
 class StudentRaised(Exception):
     """Base of the exceptions re-raised here for an answer that raised."""
 
@@ -175,7 +180,10 @@ class Submission:
                 return None
 
         buffer = io.BytesIO()
-        Pickler(buffer).dump(value)
+        try:
+            Pickler(buffer).dump(value)
+        except (pickle.PicklingError, TypeError, AttributeError) as error:
+            raise Unsendable(f"{type(error).__name__}: {error}") from None
         import base64
 
         return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -183,7 +191,11 @@ class Submission:
     def _key(self, obj) -> int:
         if id(obj) not in self.keys:
             key = len(self.keys)
-            self.request("put", key=key, payload=_wire.pack(obj))
+            try:
+                payload = _wire.pack(obj)
+            except Exception as error:  # noqa: BLE001 - any pickling failure
+                raise Unsendable(f"{type(error).__name__}: {error}") from None
+            self.request("put", key=key, payload=payload)
             self.keys[id(obj)] = key
             self.kept.append(obj)  # keep the id valid
         return self.keys[id(obj)]
@@ -344,6 +356,12 @@ def _judge_one(ex, submission: Submission, timeout: float) -> dict:
         message = "all checks passed" if result.passed else result.hint()
     except Abort:
         status, message = "error", ""
+    except Unsendable as error:
+        status = "error"
+        message = (
+            f"grader error: the check of {ex.name} passes an argument that cannot "
+            f"be sent to the answers' process ({error})"
+        )
     except Exception as error:  # noqa: BLE001 - a grader bug must not lose the rest
         status, message = "error", f"grader error: {type(error).__name__}: {error}"
     if submission.failure:

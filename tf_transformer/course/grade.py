@@ -32,6 +32,7 @@ up to names, comments and formatting; see `_likeness`).
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import csv
 import dataclasses
@@ -238,7 +239,6 @@ def run_checks(
     exercises: list[str],
     timeout: float,
     where: Confinement,
-    judges: _JudgePool | None = None,
 ) -> dict[str, dict]:
     """Judge the student's definitions; one result per exercise.
 
@@ -247,9 +247,6 @@ def run_checks(
     the judge itself stops (a grader bug), the exercise in progress gets
     `error` and a new judge takes the rest.
     """
-    if judges is None:
-        with _JudgePool() as judges:
-            return run_checks(cells, exercises, timeout, where, judges)
     results: dict[str, dict] = {}
     remaining = list(exercises)
     serve = where.command(["serve"], hide=_answer_files(exercises))
@@ -263,7 +260,7 @@ def run_checks(
             "timeout": timeout,
             "submission": {"command": serve, "env": env, "cwd": where.workdir},
         }
-        judge = judges.get()
+        judge = _JUDGES.acquire()
         # The judge enforces each exercise's timeout; this is its backstop.
         allowance = 2 * STARTUP_ALLOWANCE + timeout + 60
         finished = False
@@ -280,8 +277,10 @@ def run_checks(
                     break
                 if payload.get("exercise") in remaining:
                     results[payload["exercise"]] = payload
-        if not finished:
-            judges.discard()
+        if finished:
+            _JUDGES.release(judge)
+        else:
+            judge.close()
         remaining = [name for name in remaining if name not in results]
         if not remaining:
             break
@@ -330,35 +329,38 @@ class _Judge:
 
 
 class _JudgePool:
-    """A judge per grading thread, started on first use."""
+    """Idle judges, shared by all grading threads and calls of this process.
+
+    A judge runs no submission code, so reusing it costs no isolation and
+    saves a Python + TensorFlow start per notebook. Idle judges end with
+    this process (their stdin closes).
+    """
 
     def __init__(self):
-        self.local = threading.local()
         self.lock = threading.Lock()
-        self.all: list[_Judge] = []
+        self.idle: list[_Judge] = []
 
-    def get(self) -> _Judge:
-        judge = getattr(self.local, "judge", None)
-        if judge is None:
-            judge = self.local.judge = _Judge()
-            with self.lock:
-                self.all.append(judge)
-        return judge
-
-    def discard(self) -> None:
-        judge = getattr(self.local, "judge", None)
-        if judge is not None:
-            judge.close()
-            self.local.judge = None
-
-    def __enter__(self) -> _JudgePool:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
+    def acquire(self) -> _Judge:
         with self.lock:
-            judges, self.all = self.all, []
+            while self.idle:
+                judge = self.idle.pop()
+                if judge.process.poll() is None:
+                    return judge
+        return _Judge()
+
+    def release(self, judge: _Judge) -> None:
+        with self.lock:
+            self.idle.append(judge)
+
+    def close(self) -> None:
+        with self.lock:
+            judges, self.idle = self.idle, []
         for judge in judges:
             judge.close()
+
+
+_JUDGES = _JudgePool()
+atexit.register(_JUDGES.close)
 
 
 def _answer_files(exercises: list[str]) -> list[str]:
@@ -390,7 +392,6 @@ def grade_notebook(
     lesson: int | None = None,
     sandbox: str = "none",
     limits: Limits | None = None,
-    judges: _JudgePool | None = None,
 ) -> list[Row]:
     """All rows of one submission. Never raises for anything the notebook does.
 
@@ -426,7 +427,7 @@ def grade_notebook(
             running = concurrent.futures.ThreadPoolExecutor(max_workers=1)
             outcome = running.submit(_execute, path, timeout, where)
         names = [ex.name for ex in exercises]
-        results = run_checks(cells, names, timeout, where, judges)
+        results = run_checks(cells, names, timeout, where)
         if running is not None:
             running.shutdown()
             outcome = outcome.result()
@@ -544,7 +545,6 @@ def grade(
                 lesson=lesson,
                 sandbox=mode,
                 limits=limits,
-                judges=judges,
             )
         except Exception as error:  # noqa: BLE001 - a grader bug must not lose the others
             rows = [
@@ -568,10 +568,7 @@ def grade(
                     f"[{done[0]}/{len(submissions)}] {identity}: {earned:g}/{total:g}"
                 )
 
-    with (
-        _JudgePool() as judges,
-        concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool,
-    ):
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(one, submissions))
     return [row for identity, _ in submissions for row in results[identity]]
 
