@@ -12,7 +12,11 @@ importing TensorFlow (what each process that runs submission code pays),
 and a blank notebook graded alone.
 
     python bench/grade_throughput.py [--lessons 2 5 8] [--students 2]
-        [--jobs 1 2] [--sandbox auto] [--no-execute-only]
+        [--jobs 1 2] [--sandbox auto] [--no-execute-only] [--checkout DIR]
+
+`--checkout DIR` grades with the `tf_transformer` of another clone (an
+older grader, for a before/after comparison on the same class); a grader
+without sandbox options runs as it is.
 """
 
 import argparse
@@ -30,8 +34,14 @@ import nbformat
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+if "--checkout" in sys.argv:  # before anything imports tf_transformer
+    CHECKOUT = pathlib.Path(sys.argv[sys.argv.index("--checkout") + 1]).resolve()
+    sys.path.insert(0, str(CHECKOUT))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")])
+    )
 
-from tf_transformer.course import _confine, grade  # noqa: E402
+from tf_transformer.course import grade  # noqa: E402
 from tf_transformer.course.checks import exercises_of_lesson  # noqa: E402
 
 FLIPS = {
@@ -130,17 +140,25 @@ def main() -> None:
     parser.add_argument("--lessons", type=int, nargs="+", default=[2, 5, 8])
     parser.add_argument("--students", type=int, default=2)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--sandbox", default="auto", choices=_confine.SANDBOX_MODES)
+    parser.add_argument("--sandbox", default="auto", choices=("auto", "bwrap", "none"))
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument(
         "--no-execute-only",
         action="store_true",
         help="only grade from definitions (skip the runs that execute notebooks)",
     )
+    parser.add_argument("--checkout", help="grade with this clone's tf_transformer")
     args = parser.parse_args()
-    mode = _confine.resolve(args.sandbox)
     print(machine.header())
-    print(_confine.describe(mode))
+    print(f"grader: {pathlib.Path(grade.__file__).parents[2]}")
+    options = {}
+    if "sandbox" in grade.grade.__code__.co_varnames:
+        from tf_transformer.course import _confine
+
+        options["sandbox"] = _confine.resolve(args.sandbox)
+        print(_confine.describe(options["sandbox"]))
+    else:
+        print("sandbox: this grader has none")
     print(f"python + import tensorflow: {tensorflow_start():.1f} s (best of 3)")
     with tempfile.TemporaryDirectory() as folder:
         root = pathlib.Path(folder) / "class"
@@ -150,7 +168,7 @@ def main() -> None:
         blank = notebook_of("lessons", args.lessons[0])
         for execute in (False, True):
             start = time.perf_counter()
-            grade.grade([blank], timeout=args.timeout, execute=execute, sandbox=mode)
+            grade.grade([blank], timeout=args.timeout, execute=execute, **options)
             what = "run + checked" if execute else "checked"
             print(
                 f"one blank notebook ({blank.name}), {what}: "
@@ -167,7 +185,7 @@ def main() -> None:
                     timeout=args.timeout,
                     jobs=jobs,
                     execute=execute,
-                    sandbox=mode,
+                    **options,
                 )
                 seconds = time.perf_counter() - start
                 graded = len({row.submission for row in rows})
