@@ -5,31 +5,37 @@
 outputs cost nothing) and prints one JSON line: ``{"status": "ok"}``, or
 ``{"status": "dead", "cell": N}`` if the kernel died.
 
-``check``: reads ``{"nonce", "cells", "exercises"}`` as JSON on stdin, takes
-the student's definitions from the cells, runs the *installed* checks on
-them, and writes one line per exercise, prefixed with the nonce, to a copy of
-the original stdout. The notebook's own code never runs here, except:
+Both first set the resource limits the grader asks for (`apply_limits`).
+
+``serve``: the answers' process, driven by the judge (`_judge`) over its
+stdin/stdout, one JSON line per message. The first message gives the
+notebook's code cells and the source text of the library modules that
+define the graded functions, with those functions stubbed
+(`_wire.hide_definitions`); an import hook loads these modules from that
+text, so the references never exist here, and an audit hook refuses to
+open the modules' files and to start processes. Then the student's
+definitions are taken from the cells. The notebook's own code never runs
+here, except:
 
 - import statements, ``def`` and ``class`` statements, and assignments of
   constants or names to plain names (so helpers and constants the answer
   uses exist); nothing else (no calls, no attribute assignments, no check
   cells);
-- the bodies of the student's functions and classes when the checks call
-  them.
+- the bodies of the student's functions and classes, on what the judge
+  sends (``call``, or ``trace`` then ``run`` for `tf.function`), results
+  going back as plain data (`_wire.encode`).
 
-Against tampering from those bodies: the check functions and references are
-captured before any student code runs; the student's imports of
-``tf_transformer`` go through proxies that hide the references of the
-exercises being graded (so an answer cannot just call the library's); the
-student's writes to stdout go to /dev/null; results carry a nonce the
-student's code never sees; checks do not reuse models or results between
-calls (`REUSE_BETWEEN_CHECKS`); and after each check the attributes of the
-grading modules, ``tf_transformer``, ``numpy`` and ``builtins`` are compared
-with a snapshot taken before the student's definitions run (default
-arguments and decorators run then): any change voids the results. The
-snapshot covers each attribute's identity, a function's code and defaults
-(swappable in place), the attributes of the library's classes, and the
-entries of the exercise registry.
+A class exercise is checked here (``legacy``), with its reference, as
+before the judge existed: the student's imports of ``tf_transformer`` go
+through proxies that hide the references of the exercises being graded;
+the student's writes to stdout go to /dev/null; checks do not reuse models
+or results between calls (`REUSE_BETWEEN_CHECKS`); and after each check
+the attributes of the grading modules, ``tf_transformer``, ``numpy`` and
+``builtins`` are compared with a snapshot taken before the student's
+definitions run (default arguments and decorators run then): any change
+voids the results. The snapshot covers each attribute's identity, a
+function's code and defaults (swappable in place), the attributes of the
+library's classes, and the entries of the exercise registry.
 """
 
 from __future__ import annotations
