@@ -25,6 +25,7 @@ COLUMNS = [
     "max_points",
     "status",
     "message",
+    "same_as_library",
 ]
 MASKS = ["padding_mask", "causal_mask"]  # lesson 5
 TRAINING = ["masked_loss", "masked_accuracy", "transformer_schedule"]  # lesson 8
@@ -41,10 +42,24 @@ def grades(paths, **kwargs):
 
 
 def expect(rows, submission, lesson, statuses, message_parts=None):
-    """Exact statuses and points for one submission; messages contain the parts."""
+    """Exact statuses and points for one submission; messages contain the parts.
+
+    The exercise "" is the notebook's own row (a run that did not finish).
+    """
     from tf_transformer.course.checks import EXERCISES
 
     for exercise, status in statuses.items():
+        if exercise == "":
+            row = rows[(submission, "")]
+            assert (row.lesson, row.status, row.points, row.max_points) == (
+                lesson,
+                status,
+                0,
+                0,
+            ), row
+            assert "graded from the notebook's definitions" in row.message, row
+            assert (message_parts or {}).get("", "") in row.message, row
+            continue
         row = rows[(submission, exercise)]
         points = EXERCISES[exercise].points if status == "passed" else 0
         assert (row.lesson, row.status, row.points, row.max_points) == (
@@ -134,29 +149,29 @@ def test_top_level_tampering_gains_nothing(checked):
     )
 
 
-def test_tampering_from_inside_an_answer_voids_the_results(checked):
-    # padding_mask (checked first) patches the checks; causal_mask is right,
-    # but nothing checked after the tampering counts.
-    message = "changed grading code"
+def test_tampering_from_inside_an_answer_changes_nothing(checked):
+    # padding_mask patches the checks' `close` in the process that runs it;
+    # the checks run in the judge, so its wrong mask still fails and the
+    # right causal_mask still passes.
     expect(
         checked,
         "dave/05_masks.ipynb",
         5,
-        dict.fromkeys(MASKS, "error"),
-        dict.fromkeys(MASKS, message),
+        {"padding_mask": "failed", "causal_mask": "passed"},
+        {"padding_mask": "expected (2, 1, 5)"},
     )
 
 
-def test_tampering_when_defined_voids_the_results(checked):
+def test_tampering_when_defined_changes_nothing(checked):
     # Default arguments run when a def runs: nina's swap the code of the
-    # padding_mask check and the registry's causal_mask entry for no-ops, so
-    # that her wrong answers would pass.
+    # padding_mask check and the registry's causal_mask entry for no-ops in
+    # the process that runs her answers; the judge's checks still see that
+    # both are wrong.
     expect(
         checked,
         "nina/05_masks.ipynb",
         5,
-        dict.fromkeys(MASKS, "error"),
-        dict.fromkeys(MASKS, "changed grading code"),
+        dict.fromkeys(MASKS, "failed"),
     )
 
 
@@ -223,8 +238,8 @@ def test_invalid_json_is_one_error_row(executed):
     assert "not a readable notebook" in row.message
 
 
-def test_never_ending_notebook_times_out(executed):
-    statuses = dict.fromkeys(MASKS, "timeout")
+def test_never_ending_notebook_gets_a_timeout_row_and_its_answers_graded(executed):
+    statuses = {"": "timeout", "padding_mask": "missing", "causal_mask": "passed"}
     expect(executed, "gina/05_masks.ipynb", 5, statuses)
 
 
@@ -235,15 +250,9 @@ def test_sys_exit_and_huge_output_do_not_stop_grading(executed):
 
 
 @pytest.mark.parametrize("name", ["ivan", "judy"])
-def test_kernel_crash_is_an_error(executed, name):
-    statuses = dict.fromkeys(MASKS, "error")
-    expect(
-        executed,
-        f"{name}/05_masks.ipynb",
-        5,
-        statuses,
-        {"causal_mask": "kernel died"},
-    )
+def test_kernel_crash_is_an_error_row_and_its_answers_graded(executed, name):
+    statuses = {"": "error", "padding_mask": "missing", "causal_mask": "passed"}
+    expect(executed, f"{name}/05_masks.ipynb", 5, statuses, {"": "kernel died"})
 
 
 def test_command_writes_csv_json_feedback_and_summary(tmp_path, capsys):
@@ -371,6 +380,11 @@ def test_solutions_get_full_marks_and_lessons_none():
     from tf_transformer.course.checks import EXERCISES, exercises_of_lesson
 
     rows = grades([REPO / "solutions", REPO / "lessons"], timeout=120, execute=False)
+    # The solutions hold the library's code (the build fills them from it):
+    # every answer is flagged as the library's; no unanswered one is.
+    expected_flag = {"solutions": "yes", "lessons": "no"}
+    for (submission, _), row in rows.items():
+        assert row.same_as_library == expected_flag[submission.split("/")[0]], row
     for folder, status in (("solutions", "passed"), ("lessons", "not_attempted")):
         notebooks = sorted(p.name for p in (REPO / folder).glob("*.ipynb"))
         assert len(notebooks) >= 11, folder

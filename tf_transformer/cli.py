@@ -59,7 +59,8 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
             "Run each submitted notebook in a fresh kernel, then check the student's "
             "definitions with the installed checks in a separate process. Writes one "
             "CSV row per submission and exercise: "
-            "submission,lesson,exercise,points,max_points,status,message."
+            "submission,lesson,exercise,points,max_points,status,message,"
+            "same_as_library. See docs/grading.md."
         ),
     )
     parser.add_argument(
@@ -107,6 +108,20 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
         action="store_false",
         help="skip running the notebooks; only check their definitions",
     )
+    parser.add_argument(
+        "--sandbox",
+        choices=("auto", "bwrap", "none"),
+        default="auto",
+        help="run submission code in bubblewrap: auto (where bwrap works, the "
+        "default), bwrap (required) or none (resource limits only)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=_positive_float,
+        default=4.0,
+        metavar="GIB",
+        help="data memory of each process running submission code (default 4)",
+    )
     parser.set_defaults(handler=run_grade)
 
 
@@ -120,6 +135,14 @@ def run_grade(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    from tf_transformer.course import _confine
+
+    try:
+        mode = _confine.resolve(args.sandbox)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(_confine.describe(mode), file=sys.stderr, flush=True)
     rows = grade.grade(
         args.paths,
         timeout=args.timeout,
@@ -127,6 +150,8 @@ def run_grade(args: argparse.Namespace) -> int:
         execute=args.execute,
         lesson=args.lesson,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
+        sandbox=mode,
+        limits=_confine.Limits(memory=int(args.memory_limit * _confine.GIB)),
     )
     grade.write_csv(rows, args.out)
     if args.json:

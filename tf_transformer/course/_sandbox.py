@@ -5,31 +5,37 @@
 outputs cost nothing) and prints one JSON line: ``{"status": "ok"}``, or
 ``{"status": "dead", "cell": N}`` if the kernel died.
 
-``check``: reads ``{"nonce", "cells", "exercises"}`` as JSON on stdin, takes
-the student's definitions from the cells, runs the *installed* checks on
-them, and writes one line per exercise, prefixed with the nonce, to a copy of
-the original stdout. The notebook's own code never runs here, except:
+Both first set the resource limits the grader asks for (`apply_limits`).
+
+``serve``: the answers' process, driven by the judge (`_judge`) over its
+stdin/stdout, one JSON line per message. The first message gives the
+notebook's code cells and the source text of the library modules that
+define the graded functions, with those functions stubbed
+(`_wire.hide_definitions`); an import hook loads these modules from that
+text, so the references never exist here, and an audit hook refuses to
+open the modules' files and to start processes. Then the student's
+definitions are taken from the cells. The notebook's own code never runs
+here, except:
 
 - import statements, ``def`` and ``class`` statements, and assignments of
   constants or names to plain names (so helpers and constants the answer
   uses exist); nothing else (no calls, no attribute assignments, no check
   cells);
-- the bodies of the student's functions and classes when the checks call
-  them.
+- the bodies of the student's functions and classes, on what the judge
+  sends (``call``, or ``trace`` then ``run`` for `tf.function`), results
+  going back as plain data (`_wire.encode`).
 
-Against tampering from those bodies: the check functions and references are
-captured before any student code runs; the student's imports of
-``tf_transformer`` go through proxies that hide the references of the
-exercises being graded (so an answer cannot just call the library's); the
-student's writes to stdout go to /dev/null; results carry a nonce the
-student's code never sees; checks do not reuse models or results between
-calls (`REUSE_BETWEEN_CHECKS`); and after each check the attributes of the
-grading modules, ``tf_transformer``, ``numpy`` and ``builtins`` are compared
-with a snapshot taken before the student's definitions run (default
-arguments and decorators run then): any change voids the results. The
-snapshot covers each attribute's identity, a function's code and defaults
-(swappable in place), the attributes of the library's classes, and the
-entries of the exercise registry.
+A class exercise is checked here (``legacy``), with its reference, as
+before the judge existed: the student's imports of ``tf_transformer`` go
+through proxies that hide the references of the exercises being graded;
+the student's writes to stdout go to /dev/null; checks do not reuse models
+or results between calls (`REUSE_BETWEEN_CHECKS`); and after each check
+the attributes of the grading modules, ``tf_transformer``, ``numpy`` and
+``builtins`` are compared with a snapshot taken before the student's
+definitions run (default arguments and decorators run then): any change
+voids the results. The snapshot covers each attribute's identity, a
+function's code and defaults (swappable in place), the attributes of the
+library's classes, and the entries of the exercise registry.
 """
 
 from __future__ import annotations
@@ -308,33 +314,13 @@ def _changed(before: dict[str, dict[str, Any]]) -> str | None:
     return None
 
 
-def check(request: dict, out) -> None:
-    from tf_transformer.course import checks
-
-    nonce = request["nonce"]
-    names = request["exercises"]
-    registry = dict(checks.EXERCISES)
-    runner = checks.run_check
-    references = {name: registry[name].load_reference() for name in names}
-    object_names = {registry[name].object_name: name for name in names}
-
-    def emit(payload: dict) -> None:
-        out.write(nonce + json.dumps(payload) + "\n")
-        out.flush()
-
-    hidden = {obj: _hidden_reference(obj) for obj in object_names}
-    namespace: dict[str, Any] = {"__name__": "__main__"}
-    student_builtins = dict(vars(builtins))
-    student_builtins["__import__"] = _guarded_import(hidden)
-    namespace["__builtins__"] = student_builtins
-    sys.modules["tf_transformer.course.checks._core"].REUSE_BETWEEN_CHECKS = False
-    snapshot = _snapshot()
-
+def _define(cells: list[str], object_names, namespace) -> tuple[dict, dict]:
+    """Run the kept statements of the cells; the answers defined, and errors."""
     import linecache
 
     definitions: dict[str, Any] = {}
     definition_errors: dict[str, str] = {}
-    for index, cell_source in enumerate(request["cells"]):
+    for index, cell_source in enumerate(cells):
         source = python_source(cell_source)
         filename = f"<cell {index}>"
         linecache.cache[filename] = (
@@ -371,70 +357,345 @@ def check(request: dict, out) -> None:
             if defines in object_names:
                 definitions[defines] = namespace[defines]
                 definition_errors.pop(defines, None)
+    return definitions, definition_errors
 
-    for obj, name in object_names.items():
-        emit({"start": name})
-        if obj not in definitions:
-            if obj in definition_errors:
-                emit(
-                    {
-                        "exercise": name,
-                        "status": "error",
-                        "message": definition_errors[obj],
-                    }
-                )
-            else:
-                emit(
-                    {
-                        "exercise": name,
-                        "status": "missing",
-                        "message": f"{obj} is not defined",
-                    }
-                )
-            continue
+
+class _HiddenSource:
+    """Imports the library modules that define graded answers from given text.
+
+    The text (from `_wire.hide_definitions`) has those answers replaced by
+    functions that raise, so the reference never exists in this process.
+    """
+
+    def __init__(self, modules: dict[str, dict]):
+        self.modules = modules
+
+    def find_spec(self, fullname, path=None, target=None):
+        import importlib.util
+
+        info = self.modules.get(fullname)
+        if info is None:
+            return None
+        spec = importlib.util.spec_from_loader(
+            fullname, self, origin=info["origin"], is_package=info["package"]
+        )
+        if info["package"]:
+            spec.submodule_search_locations = [os.path.dirname(info["origin"])]
+        spec.has_location = True
+        return spec
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        info = self.modules[module.__spec__.name]
+        code = compile(info["source"], info["origin"], "exec", dont_inherit=True)
+        exec(code, module.__dict__)  # noqa: S102 - the library's own text
+
+    def get_source(self, fullname: str) -> str:
+        return self.modules[fullname]["source"]
+
+
+PROCESS_EVENTS = (
+    "os.fork",
+    "os.forkpty",
+    "os.system",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.exec",
+    "subprocess.Popen",
+    "pty.spawn",
+)
+
+
+def _install_guard(hidden_files: set[str]) -> None:
+    """An audit hook (it cannot be removed): no reading of the hidden
+    modules' files, no new processes."""
+    busy = threading.local()
+
+    def hook(event: str, args: tuple) -> None:
+        if event in PROCESS_EVENTS:
+            raise PermissionError(f"{event} is not allowed while grading")
+        if event != "open" or not args or getattr(busy, "on", False):
+            return
+        target = args[0]
+        if not isinstance(target, str | bytes | os.PathLike):
+            return
+        busy.on = True
         try:
-            result = runner(name, definitions[obj], reference=references[name])
+            path = os.path.realpath(os.fsdecode(target))
+        finally:
+            busy.on = False
+        if path in hidden_files:
+            raise PermissionError(
+                f"reading {path} is not allowed while grading: it holds the answer"
+            )
+
+    sys.addaudithook(hook)
+
+
+def _hidden_files(modules: dict[str, dict]) -> set[str]:
+    import importlib.util
+
+    files = set()
+    for info in modules.values():
+        origin = os.path.realpath(info["origin"])
+        files.add(origin)
+        for level in ("", 1, 2):
+            files.add(
+                os.path.realpath(
+                    importlib.util.cache_from_source(origin, optimization=level)
+                )
+            )
+    return files
+
+
+def _error_payload(error: BaseException) -> dict:
+    from tf_transformer.course.checks import _core
+
+    payload = {
+        "type": type(error).__name__[:80],
+        "message": str(error)[:4000],
+        "where": _core.student_location(error),
+        "student_raised": _core._raised_in_student_code(error),
+    }
+    if isinstance(error, SystemExit):
+        payload["code"] = repr(error.code)[:80]
+    return payload
+
+
+class _Server:
+    """Runs the student's answers on what the judge sends (see `_judge`)."""
+
+    def __init__(self, definitions: dict, legacy, wire):
+        self.definitions = definitions
+        self.legacy = legacy
+        self.wire = wire
+        self.objects: dict[int, Any] = {}
+        self.traced: dict[int, Any] = {}
+
+    def _load(self, text: str) -> Any:
+        import io
+        import pickle
+
+        objects = self.objects
+
+        class Loader(pickle.Unpickler):
+            def persistent_load(self, key):
+                return objects[key]
+
+        import base64
+
+        return Loader(io.BytesIO(base64.b64decode(text))).load()
+
+    def handle(self, request: dict) -> dict:
+        op = request["op"]
+        if op == "put":
+            self.objects[request["key"]] = self._load(request["payload"])
+            return {}
+        if op == "legacy":
+            return self.legacy(request["exercise"])
+        if op == "call":
+            function = self.definitions[request["name"]]
+            args, kwargs = self._load(request["payload"])
+            try:
+                value = function(*args, **kwargs)
+            except BaseException as error:  # noqa: BLE001 - reported to the judge
+                return {"raised": _error_payload(error)}
+            return {"value": self.wire.encode(value)}
+        if op == "trace":
+            return self._trace(request)
+        if op == "run":
+            values = self._load(request["payload"])
+            try:
+                value = self.traced[request["trace"]](*values)
+            except BaseException as error:  # noqa: BLE001
+                return {"raised": _error_payload(error)}
+            return {"value": self.wire.encode(value)}
+        raise ValueError(op)
+
+    def _trace(self, request: dict) -> dict:
+        import tensorflow as tf
+
+        function = self.definitions[request["name"]]
+        template, specs = self._load(request["payload"])
+        wire = self.wire
+
+        def fill(tensors):
+            return tf.nest.map_structure(
+                lambda x: tensors[x.index] if isinstance(x, wire.Slot) else x,
+                template,
+            )
+
+        def body(*tensors):
+            args, kwargs = fill(tensors)
+            return function(*args, **kwargs)
+
+        graph = tf.function(body, input_signature=specs)
+        try:
+            outputs = graph.get_concrete_function().structured_outputs
+        except BaseException as error:  # noqa: BLE001
+            return {"raised": _error_payload(error)}
+        dtypes: list[str] = []
+
+        def describe(value):
+            if tf.is_tensor(value):
+                dtypes.append(value.dtype.name)
+                return {"leaf": len(dtypes) - 1}
+            if type(value) in (list, tuple):
+                return {type(value).__name__: [describe(v) for v in value]}
+            if type(value) is dict:
+                return {"dict": {str(k): describe(v) for k, v in value.items()}}
+            return {"const": wire.encode(value)}
+
+        structure = describe(outputs)
+        key = len(self.traced)
+
+        def run(*values):
+            return [
+                t.numpy() for t in tf.nest.flatten(graph(*values)) if tf.is_tensor(t)
+            ]
+
+        self.traced[key] = run
+        return {"trace": key, "structure": structure, "dtypes": dtypes}
+
+
+def serve(inp, out) -> None:
+    """The submission's process: the answers run here, the references never."""
+    init = json.loads(inp.readline())
+    hidden_modules = init["hidden_modules"]
+    sys.meta_path.insert(0, _HiddenSource(hidden_modules))
+    import numpy  # noqa: F401 - imported before the guard, as the checks need
+    import tensorflow  # noqa: F401
+
+    from tf_transformer.course import _wire, checks
+
+    _install_guard(_hidden_files(hidden_modules))
+
+    def emit(payload: dict) -> None:
+        out.write(_wire.dumps(payload))
+        out.flush()
+
+    object_names = init["objects"]  # exercise name by object name
+    legacy = _legacy_checker(init["legacy"], object_names, checks)
+    hidden = {obj: _hidden_reference(obj) for obj in object_names}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    student_builtins = dict(vars(builtins))
+    student_builtins["__import__"] = _guarded_import(hidden)
+    namespace["__builtins__"] = student_builtins
+    legacy.prepare()
+    definitions, errors = _define(init["cells"], object_names, namespace)
+    legacy.definitions = definitions
+    found = {}
+    for obj in object_names:
+        if obj in definitions:
+            found[obj] = {
+                "defined": True,
+                "is_class": isinstance(definitions[obj], type),
+            }
+        else:
+            found[obj] = {"defined": False, "error": errors.get(obj)}
+    emit({"ready": found})
+    server = _Server(definitions, legacy, _wire)
+    for line in inp:
+        request = json.loads(line)
+        try:
+            reply = server.handle(request)
+        except BaseException as error:  # noqa: BLE001 - the protocol must go on
+            reply = {"raised": _error_payload(error)}
+        reply["id"] = request["id"]
+        try:
+            emit(reply)
+        except ValueError:  # e.g. a NaN that JSON refuses: report it as text
+            emit(
+                {
+                    "id": request["id"],
+                    "raised": {
+                        "type": "ValueError",
+                        "message": "the result could not be sent",
+                        "where": "",
+                        "student_raised": False,
+                    },
+                }
+            )
+
+
+class _legacy_checker:
+    """Class exercises: checked in this process, as before (see module doc)."""
+
+    def __init__(self, names, object_names, checks):
+        self.names = names
+        self.checks = checks
+        self.definitions: dict = {}
+        self.by_exercise = {name: obj for obj, name in object_names.items()}
+        self.void: str | None = None
+
+    def prepare(self) -> None:
+        registry = dict(self.checks.EXERCISES)
+        self.runner = self.checks.run_check
+        self.references = {n: registry[n].load_reference() for n in self.names}
+        sys.modules["tf_transformer.course.checks._core"].REUSE_BETWEEN_CHECKS = False
+        self.snapshot = _snapshot()
+
+    def __call__(self, name: str) -> dict:
+        if self.void:
+            return {"status": "error", "message": self.void}
+        obj = self.by_exercise[name]
+        try:
+            result = self.runner(
+                name, self.definitions[obj], reference=self.references[name]
+            )
             status = result.status
             message = "all checks passed" if result.passed else result.hint()
             message = message.lstrip("❌💥 ")
         except BaseException as error:  # noqa: BLE001 - never let student code crash this
             status, message = "error", f"{type(error).__name__}: {str(error)[:200]}"
-        tampered = _changed(snapshot)
+        tampered = _changed(self.snapshot)
         if tampered:
-            emit(
-                {
-                    "exercise": name,
-                    "status": "error",
-                    "message": (
-                        f"the submission changed grading code ({tampered}); "
-                        "results void"
-                    ),
-                    "tampered": True,
-                }
+            self.void = (
+                f"the submission changed grading code ({tampered}); results void"
             )
-            return
-        emit({"exercise": name, "status": status, "message": message})
+            return {"status": "error", "message": self.void}
+        return {"status": status, "message": message}
+
+
+LIMITS_ENV = "TF_TRANSFORMER_GRADE_LIMITS"
+
+
+def apply_limits() -> None:
+    """Resource limits the grader asks for (JSON in `LIMITS_ENV`), on this
+    process and everything it starts; set before any submission code runs."""
+    import resource
+
+    for name, value in json.loads(os.environ.get(LIMITS_ENV) or "{}").items():
+        key = getattr(resource, name)
+        _, hard = resource.getrlimit(key)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(key, (value, value))
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    apply_limits()
     if argv[:1] == ["execute"]:
         result = execute(argv[1], float(argv[2]))
         print(json.dumps(result), flush=True)
         return 0
-    if argv[:1] == ["check"]:
-        request = json.loads(sys.stdin.read())
+    if argv[:1] == ["serve"]:
+        inp = os.fdopen(os.dup(0), "r", encoding="utf-8")
         out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         sys.stderr = sys.stdout
-        check(request, out)
+        serve(inp, out)
         out.flush()
         os._exit(0)  # skip interpreter teardown that student objects could hook
     print(
-        "usage: _sandbox.py execute PATH TIMEOUT | check",
+        "usage: _sandbox.py execute PATH TIMEOUT | serve",
         file=sys.stderr,
     )
     return 2

@@ -9,19 +9,30 @@ For each submission (a notebook; a folder is searched for notebooks):
    (the `lesson` column says which); `--lesson N` grades every submission
    as lesson N instead (absent answers are then `missing`).
 3. The notebook runs top to bottom in a fresh kernel in its own process
-   group, errors in a cell not stopping the rest. If it does not finish
-   within the timeout every exercise is `timeout`; if the kernel dies
-   (`os._exit`, a segfault, a kill) every exercise is `error`.
+   group, errors in a cell not stopping the rest (at the same time as step
+   4, which does not depend on it). If it does not finish
+   within the timeout (`timeout`) or its kernel dies (`os._exit`, a
+   segfault, a kill: `error`), one extra row with an empty `exercise` says
+   so, and the exercises are still graded from the notebook's definitions.
 4. The student's definitions are taken from the notebook's cells and
-   checked by the installed `tf_transformer.course.checks` in a separate,
-   fresh process (see `tf_transformer.course._sandbox`): the notebook's
-   check cells, outputs, metadata and any monkeypatching count for nothing.
+   checked by the installed `tf_transformer.course.checks`: the checks run
+   in a judge process that holds the references, the answers in a separate
+   process that never has them (see `_judge` and `_sandbox`). Each exercise
+   has its own timeout; the notebook's check cells, outputs, metadata and
+   any monkeypatching count for nothing.
 
-CSV columns: `submission,lesson,exercise,points,max_points,status,message`.
+Both processes that run submission code (the notebook's kernel and the
+answers' process) run with resource limits (`_confine.Limits`) and, where
+`bwrap` works, in a bubblewrap sandbox (`sandbox="auto"`).
+
+CSV columns: `submission,lesson,exercise,points,max_points,status,message,
+same_as_library` (`yes` where the answer's code is the library's reference
+up to names, comments and formatting; see `_likeness`).
 """
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import csv
 import dataclasses
@@ -30,14 +41,18 @@ import os
 import queue
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from tf_transformer.course import _confine
+from tf_transformer.course._confine import Limits
+from tf_transformer.course._likeness import same_as_library
 
 CSV_COLUMNS = (
     "submission",
@@ -47,6 +62,7 @@ CSV_COLUMNS = (
     "max_points",
     "status",
     "message",
+    "same_as_library",
 )
 DEFAULT_TIMEOUT = 600.0
 
@@ -62,6 +78,7 @@ class Row:
     max_points: float
     status: str
     message: str
+    same_as_library: str = ""
 
     def as_csv(self) -> dict[str, str]:
         return {
@@ -72,6 +89,7 @@ class Row:
             "max_points": f"{self.max_points:g}",
             "status": self.status,
             "message": self.message,
+            "same_as_library": self.same_as_library,
         }
 
 
@@ -156,20 +174,53 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def _submission_env(workdir: str, limits: Limits, wall_seconds: float) -> dict:
+    """Environment of a process that runs submission code: its home, Jupyter
+    and matplotlib folders inside its own folder, and its resource limits."""
+    env = _child_env()
+    home = os.path.join(workdir, "home")
+    os.makedirs(home, exist_ok=True)
+    env.update(
+        HOME=home,
+        JUPYTER_RUNTIME_DIR=os.path.join(home, "jupyter"),
+        IPYTHONDIR=os.path.join(home, "ipython"),
+        MPLCONFIGDIR=os.path.join(home, "matplotlib"),
+        TMPDIR=workdir,
+    )
+    env.update(limits.environment(wall_seconds))
+    return env
+
+
 SANDBOX = Path(__file__).with_name("_sandbox.py")
-STARTUP_ALLOWANCE = 180.0  # seconds for the checking process to import TensorFlow
+STARTUP_ALLOWANCE = 180.0  # seconds for a process to import TensorFlow
 
 
-def _spawn(args: list[str], cwd: str) -> subprocess.Popen:
-    return subprocess.Popen(
+@dataclasses.dataclass(frozen=True)
+class Confinement:
+    """Where and how submission code runs: `mode` is `bwrap` or `none`."""
+
+    mode: str
+    limits: Limits
+    workdir: str
+
+    def command(self, args: list[str], hide=()) -> list[str]:
         # Run as a script: the notebook runner then starts without importing
-        # tf_transformer (and TensorFlow); the checker imports what it needs.
-        [sys.executable, str(SANDBOX), *args],
+        # tf_transformer (and TensorFlow); the answers' process imports what
+        # it needs after hiding the references.
+        command = [sys.executable, str(SANDBOX), *args]
+        if self.mode == "bwrap":
+            return _confine.wrap(command, self.workdir, hide=hide)
+        return command
+
+
+def _spawn(command: list[str], cwd: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        command,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         cwd=cwd,
-        env=_child_env(),
+        env=env,
         start_new_session=True,
         text=True,
     )
@@ -184,72 +235,152 @@ def _kill(process: subprocess.Popen) -> None:
 
 
 def run_checks(
-    cells: list[str], exercises: list[str], timeout: float, cwd: str
+    cells: list[str],
+    exercises: list[str],
+    timeout: float,
+    where: Confinement,
 ) -> dict[str, dict]:
-    """Check the student's definitions in fresh processes; one result per exercise.
+    """Judge the student's definitions; one result per exercise.
 
-    Each exercise's check has `timeout` seconds. If the checking process
-    hangs or dies, the exercise in progress gets `timeout` or `error` and
-    a new process checks the rest.
+    The judge (`_judge`, trusted, no submission code) gives each exercise
+    `timeout` seconds and restarts the answers' process after a failure. If
+    the judge itself stops (a grader bug), the exercise in progress gets
+    `error` and a new judge takes the rest.
     """
     results: dict[str, dict] = {}
     remaining = list(exercises)
+    serve = where.command(["serve"], hide=_answer_files(exercises))
+    env = _submission_env(where.workdir, where.limits, timeout * len(exercises))
     while remaining:
         nonce = secrets.token_hex(16)
-        request = json.dumps({"nonce": nonce, "cells": cells, "exercises": remaining})
-        process = _spawn(["check"], cwd)
-        lines: queue.Queue = queue.Queue()
+        request = {
+            "nonce": nonce,
+            "cells": cells,
+            "exercises": remaining,
+            "timeout": timeout,
+            "submission": {"command": serve, "env": env, "cwd": where.workdir},
+        }
+        judge = _JUDGES.acquire()
+        # The judge enforces each exercise's timeout; this is its backstop.
+        allowance = 2 * STARTUP_ALLOWANCE + timeout + 60
+        finished = False
+        if judge.send(json.dumps(request) + "\n"):
+            while True:
+                line = judge.line(allowance)
+                if line is None:
+                    break
+                if not line.startswith(nonce):
+                    continue
+                payload = json.loads(line[len(nonce) :])
+                if payload.get("done"):
+                    finished = True
+                    break
+                if payload.get("exercise") in remaining:
+                    results[payload["exercise"]] = payload
+        if finished:
+            _JUDGES.release(judge)
+        else:
+            judge.close()
+        remaining = [name for name in remaining if name not in results]
+        if not remaining:
+            break
+        culprit = remaining.pop(0)
+        results[culprit] = {
+            "status": "error",
+            "message": f"grader error: the judge stopped while checking {culprit}",
+        }
+    return results
 
-        def pump(stream=process.stdout, sink=lines) -> None:
+
+class _Judge:
+    """One judge process (`_judge`), reused for many submissions."""
+
+    def __init__(self):
+        self.process = _spawn(
+            [sys.executable, "-m", "tf_transformer.course._judge"],
+            os.getcwd(),
+            _child_env(),
+        )
+        self.lines: queue.Queue = queue.Queue()
+
+        def pump(stream=self.process.stdout, sink=self.lines) -> None:
             for line in stream:
                 sink.put(line)
             sink.put(None)
 
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
+        threading.Thread(target=pump, daemon=True).start()
+
+    def send(self, text: str) -> bool:
         try:
-            process.stdin.write(request)
-            process.stdin.close()
+            self.process.stdin.write(text)
+            self.process.stdin.flush()
+            return True
         except OSError:
-            pass
-        started, timed_out = None, False
-        deadline = time.monotonic() + STARTUP_ALLOWANCE + timeout
-        while True:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                timed_out = True
-                break
-            if line is None:
-                break
-            if not line.startswith(nonce):
-                continue
-            payload = json.loads(line[len(nonce) :])
-            if "start" in payload:
-                started = payload["start"]
-                deadline = time.monotonic() + timeout
-            elif payload.get("exercise") in remaining:
-                results[payload["exercise"]] = payload
-                if payload.get("tampered"):
-                    for name in remaining:
-                        results.setdefault(name, dict(payload, exercise=name))
-        _kill(process)
-        reader.join(timeout=5)
-        code = process.returncode
-        remaining = [name for name in remaining if name not in results]
-        if not remaining:
-            break
-        culprit = started if started in remaining else remaining[0]
-        if timed_out:
-            message = f"checking {culprit} took longer than {timeout:g} s"
-            results[culprit] = {"status": "timeout", "message": message}
-        else:
-            message = (
-                f"the checking process died while checking {culprit} (exit code {code})"
-            )
-            results[culprit] = {"status": "error", "message": message}
-        remaining.remove(culprit)
-    return results
+            return False
+
+    def line(self, timeout: float) -> str | None:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        _kill(self.process)
+
+
+class _JudgePool:
+    """Idle judges, shared by all grading threads and calls of this process.
+
+    A judge runs no submission code, so reusing it costs no isolation and
+    saves a Python + TensorFlow start per notebook. Idle judges end with
+    this process (their stdin closes).
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.idle: list[_Judge] = []
+
+    def acquire(self) -> _Judge:
+        with self.lock:
+            while self.idle:
+                judge = self.idle.pop()
+                if judge.process.poll() is None:
+                    return judge
+        return _Judge()
+
+    def release(self, judge: _Judge) -> None:
+        with self.lock:
+            self.idle.append(judge)
+
+    def close(self) -> None:
+        with self.lock:
+            judges, self.idle = self.idle, []
+        for judge in judges:
+            judge.close()
+
+
+_JUDGES = _JudgePool()
+atexit.register(_JUDGES.close)
+
+
+def _answer_files(exercises: list[str]) -> list[str]:
+    """The files that hold the graded functions' code (source and caches)."""
+    import importlib.util
+    import inspect
+
+    from tf_transformer.course import checks
+
+    files = set()
+    for name in exercises:
+        ex = checks.EXERCISES[name]
+        if ex.kind != "function":
+            continue
+        source = inspect.getsourcefile(inspect.unwrap(ex.load_reference()))
+        if source:
+            files.add(os.path.realpath(source))
+            for level in ("", 1, 2):
+                files.add(importlib.util.cache_from_source(source, optimization=level))
+    return sorted(f for f in files if os.path.isfile(f))
 
 
 def grade_notebook(
@@ -259,8 +390,13 @@ def grade_notebook(
     timeout: float = DEFAULT_TIMEOUT,
     execute: bool = True,
     lesson: int | None = None,
+    sandbox: str = "none",
+    limits: Limits | None = None,
 ) -> list[Row]:
-    """All rows of one submission. Never raises for anything the notebook does."""
+    """All rows of one submission. Never raises for anything the notebook does.
+
+    `sandbox` is `bwrap` or `none` here (`grade` resolves `auto`).
+    """
     from tf_transformer.course import checks
 
     try:
@@ -281,23 +417,46 @@ def grade_notebook(
     exercises = checks.exercises_of_lesson(found)
     if not exercises:
         return []  # a lesson without exercises: nothing to grade
+    rows = []
     with tempfile.TemporaryDirectory(prefix="tf-transformer-grade-") as workdir:
+        where = Confinement(sandbox, limits or Limits(), os.path.realpath(workdir))
+        # The checks take the answers from the cells, not from the run, so
+        # the run and the checks go side by side (each in its own processes).
+        running = None
         if execute:
-            outcome = _execute(path, timeout, workdir)
+            running = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+            outcome = running.submit(_execute, path, timeout, where)
+        names = [ex.name for ex in exercises]
+        results = run_checks(cells, names, timeout, where)
+        if running is not None:
+            running.shutdown()
+            outcome = outcome.result()
             if outcome["status"] != "ok":
                 status, message = _execution_failure(outcome, timeout)
-                return [_row(identity, found, ex, status, message) for ex in exercises]
-        results = run_checks(cells, [ex.name for ex in exercises], timeout, workdir)
-    rows = []
+                message += "; the exercises are graded from the notebook's definitions"
+                rows.append(Row(identity, found, "", 0.0, 0.0, status, message))
+    copied = same_as_library(cells, exercises)
     for ex in exercises:
         result = results[ex.name]
-        rows.append(_row(identity, found, ex, result["status"], result["message"]))
+        row = _row(identity, found, ex, result["status"], result["message"])
+        row.same_as_library = copied.get(ex.name, "")
+        rows.append(row)
     return rows
 
 
-def _execute(path: Path, timeout: float, workdir: str) -> dict:
-    """Run the notebook in a fresh kernel; the whole run has `timeout` seconds."""
-    process = _spawn(["execute", str(Path(path).resolve()), str(timeout)], workdir)
+def _execute(path: Path, timeout: float, where: Confinement) -> dict:
+    """Run the notebook in a fresh kernel; the whole run has `timeout` seconds.
+
+    The notebook is copied into the submission's folder first: inside the
+    sandbox nothing else is guaranteed to be visible.
+    """
+    copy = os.path.join(where.workdir, "submission.ipynb")
+    shutil.copyfile(path, copy)
+    process = _spawn(
+        where.command(["execute", copy, str(timeout)]),
+        where.workdir,
+        _submission_env(where.workdir, where.limits, timeout + STARTUP_ALLOWANCE),
+    )
     try:
         stdout, _ = process.communicate("", timeout=timeout)
         code = process.returncode
@@ -361,8 +520,15 @@ def grade(
     execute: bool = True,
     lesson: int | None = None,
     progress: Callable[[str], None] | None = None,
+    sandbox: str = "auto",
+    limits: Limits | None = None,
 ) -> list[Row]:
-    """Grade every submission under `paths`; rows in submission order."""
+    """Grade every submission under `paths`; rows in submission order.
+
+    `sandbox`: `auto` (bubblewrap where it works), `bwrap` or `none`;
+    `limits`: the children's resource limits (defaults: `Limits()`).
+    """
+    mode = _confine.resolve(sandbox)
     submissions = find_submissions(paths)
     results: dict[str, list[Row]] = {}
     lock = threading.Lock()
@@ -372,7 +538,13 @@ def grade(
         identity, path = item
         try:
             rows = grade_notebook(
-                identity, path, timeout=timeout, execute=execute, lesson=lesson
+                identity,
+                path,
+                timeout=timeout,
+                execute=execute,
+                lesson=lesson,
+                sandbox=mode,
+                limits=limits,
             )
         except Exception as error:  # noqa: BLE001 - a grader bug must not lose the others
             rows = [

@@ -247,6 +247,9 @@ def _numpy_on_a_symbolic_tensor(error: BaseException) -> bool:
 
 
 def _raised_in_student_code(error: BaseException) -> bool:
+    told = getattr(error, "raised_in_student_code", None)
+    if told is not None:  # an error reported by the grader's submission process
+        return bool(told)
     frames = traceback.extract_tb(error.__traceback__)
     return bool(frames) and _is_student_file(frames[-1].filename)
 
@@ -262,13 +265,22 @@ def describe_exception(error: BaseException, what: str) -> str:
         message = f"{what} called sys.exit({error.code!r})"
     elif detail:
         message += f": {detail}"
+    return message + student_location(error)
+
+
+def student_location(error: BaseException) -> str:
+    """` (in f, cell 3, line 4: `code`)`: the student's last line in the
+    traceback, or the location the grader's submission process reported."""
+    told = getattr(error, "student_location", None)
+    if told is not None:
+        return str(told)
     student = _student_frames(error)
-    if student:
-        frame = student[-1]
-        line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
-        where = _pretty_filename(frame.filename)
-        message += f" (in {frame.name}, {where} line {frame.lineno}: `{line}`)"
-    return message
+    if not student:
+        return ""
+    frame = student[-1]
+    line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
+    where = _pretty_filename(frame.filename)
+    return f" (in {frame.name}, {where} line {frame.lineno}: `{line}`)"
 
 
 def _pretty_filename(filename: str) -> str:

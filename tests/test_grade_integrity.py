@@ -1,0 +1,94 @@
+"""The grader's integrity: an answer cannot reach the library's reference.
+
+Every submission here answers lesson 5 (two small function exercises) by
+fetching the reference through a path that is not an import statement:
+`sys.modules`, `importlib`, the garbage collector, the call stack, the
+import proxy's own attributes, or the library's source file. None may pass.
+"""
+
+import json
+
+import pytest
+
+from tests.grade_submissions import CORRECT_CAUSAL, TAMPERING, write_class
+from tf_transformer.course import grade
+
+MASKS = ("padding_mask", "causal_mask")
+
+
+@pytest.fixture(scope="module")
+def tampered(tmp_path_factory):
+    folder = write_class(tmp_path_factory.mktemp("tampering"), TAMPERING)
+    rows = grade.grade([folder], jobs=2, timeout=60, execute=False)
+    return {(row.submission.split("/")[0], row.exercise): row for row in rows}
+
+
+@pytest.mark.parametrize("trick", sorted(TAMPERING))
+def test_an_answer_cannot_reach_the_reference(tampered, trick):
+    for exercise in MASKS:
+        row = tampered[(trick, exercise)]
+        assert (row.status, row.points) != ("passed", 1.0), row
+        assert row.status in ("failed", "error"), row
+
+
+def test_the_library_module_is_served_with_the_graded_functions_stubbed():
+    import inspect
+
+    from tf_transformer.course import _wire
+    from tf_transformer.layers import masks
+
+    source = inspect.getsource(masks)
+    stubbed = _wire.hide_definitions(source, {"padding_mask"})
+    namespace = {"__name__": "stubbed"}
+    exec(compile(stubbed, "masks.py", "exec"), namespace)
+    with pytest.raises(RuntimeError, match="not available while grading"):
+        namespace["padding_mask"]([[1, 0]])
+    assert namespace["causal_mask"](2).numpy().tolist() == [[True, False], [True, True]]
+    # Lines keep their numbers, so tracebacks point at the right lines.
+    assert len(stubbed.splitlines()) == len(source.splitlines())
+    assert "tf.not_equal(token_ids, pad_id)" not in stubbed
+
+
+def test_an_answer_copied_from_the_library_is_flagged():
+    import inspect
+
+    from tf_transformer.course._likeness import same_as_library
+    from tf_transformer.course.checks import exercises_of_lesson
+    from tf_transformer.layers import masks
+
+    copied = (
+        inspect.getsource(masks.padding_mask)
+        .replace("token_ids", "ids")
+        .replace("pad_id", "blank")
+        .replace("    # (batch, seq_len) -> (batch, 1, seq_len)\n", "")
+        .replace('"""Mask that hides', '"""My own mask that hides')
+    )
+    cells = ["from tf_transformer import _validation", copied, CORRECT_CAUSAL]
+    assert same_as_library(cells, exercises_of_lesson(5)) == {
+        "padding_mask": "yes",
+        "causal_mask": "no",
+    }
+
+
+def test_results_cross_between_processes_unchanged():
+    import numpy as np
+    import tensorflow as tf
+
+    from tf_transformer.course import _wire
+
+    value = (
+        tf.constant(1.5),
+        [np.arange(6, dtype="int64").reshape(2, 3), np.float32(2.0)],
+        {"mask": tf.constant([[True, False]]), "n": 3, "none": None},
+        "text",
+    )
+    back = _wire.decode(json.loads(json.dumps(_wire.encode(value))))
+    assert back[0].dtype == tf.float32 and back[0].shape == ()
+    assert back[1][0].tolist() == [[0, 1, 2], [3, 4, 5]] and back[1][0].dtype == "int64"
+    assert back[1][1].shape == () and back[1][1].dtype == "float32"
+    assert back[2]["mask"].dtype == tf.bool and back[2]["n"] == 3
+    assert back[2]["none"] is None and back[3] == "text"
+    opaque = _wire.decode(_wire.encode(object()))
+    assert type(opaque).__name__ == "object"
+    with pytest.raises(ValueError):
+        _wire.decode({"array": {"dtype": "object", "shape": [1], "data": ""}})

@@ -1,0 +1,221 @@
+"""The grader's sandbox and fairness: one failure never costs another
+exercise its points, and submission code cannot get out.
+
+One module-scoped grading run, inside bubblewrap, of five lesson-5
+notebooks that are also run top to bottom: a correct one (full marks inside
+the sandbox), one whose padding_mask loops (also in its check cell, so the
+notebook never finishes), one whose padding_mask kills its process, and two
+whose answers try to escape (write outside their folder, connect to a
+server on this machine, fork without end, allocate 6 GiB) and return the
+right mask only when the attempt failed.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.grade_submissions import write_class
+from tf_transformer.course import _confine, _sandbox, grade
+
+needs_bwrap = pytest.mark.skipif(
+    not _confine.bwrap_works(), reason="bubblewrap is not available"
+)
+# NumPy only: the kernels start in seconds even on a busy machine (the
+# answers still receive tensors, and work on them, when they are checked).
+IMPORTS = "import numpy as np"
+RIGHT = "return (token_ids != pad_id)[:, None, :]"
+CORRECT_PADDING = f"def padding_mask(token_ids, pad_id=0):\n    {RIGHT}"
+RIGHT_CAUSAL = "return np.tril(np.ones((length, length), dtype=bool))"
+CORRECT_CAUSAL = f"def causal_mask(length):\n    {RIGHT_CAUSAL}"
+CHECK_PADDING = "padding_mask(np.array([[5, 0]]))"
+
+
+class Listener:
+    """A TCP server on 127.0.0.1 that counts the connections it accepts."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.accepted = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            connection.close()
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.server.close()
+
+
+def submissions(outside: Path, port: int) -> dict[str, list[str]]:
+    escape_files = f"""
+def padding_mask(token_ids, pad_id=0):
+    try:
+        with open({str(outside / "escaped.txt")!r}, "w") as handle:
+            handle.write("out")
+    except OSError:
+        {RIGHT}
+
+def causal_mask(length):
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", {port}), timeout=2).close()
+    except OSError:
+        {RIGHT_CAUSAL}
+"""
+    escape_resources = f"""
+def padding_mask(token_ids, pad_id=0):
+    import os
+    import time
+    try:
+        for _ in range(100):
+            if os.fork() == 0:
+                time.sleep(20)
+                os._exit(0)
+    except Exception:
+        {RIGHT}
+
+def causal_mask(length):
+    try:
+        hog = np.zeros(6 << 30, dtype=np.uint8)  # not touched: no real use
+    except MemoryError:
+        {RIGHT_CAUSAL}
+    return hog
+"""
+    return {
+        "correct": [IMPORTS, CORRECT_PADDING, CORRECT_CAUSAL, CHECK_PADDING],
+        "looping": [
+            IMPORTS,
+            "def padding_mask(token_ids, pad_id=0):\n    while True:\n        pass",
+            CORRECT_CAUSAL,
+            CHECK_PADDING,
+        ],
+        "exiting": [
+            IMPORTS,
+            "def padding_mask(token_ids, pad_id=0):\n    import os\n    os._exit(3)",
+            CORRECT_CAUSAL,
+            CHECK_PADDING,
+        ],
+        "escape_files": [IMPORTS, escape_files, f"{CHECK_PADDING}\ncausal_mask(3)"],
+        "escape_resources": [IMPORTS, escape_resources],
+    }
+
+
+@pytest.fixture(scope="module")
+def sandboxed(tmp_path_factory):
+    if not _confine.bwrap_works():
+        pytest.skip("bubblewrap is not available")
+    # Outside /tmp, which the sandbox replaces by its own.
+    outside = Path("/var/tmp") / f"tf-transformer-escape-{uuid.uuid4().hex}"
+    outside.mkdir(parents=True)
+    listener = Listener()
+    try:
+        folder = write_class(
+            tmp_path_factory.mktemp("sandboxed"), submissions(outside, listener.port)
+        )
+        rows = grade.grade([folder], jobs=2, timeout=30, sandbox="bwrap")
+        escaped = sorted(p.name for p in outside.iterdir())
+    finally:
+        listener.close()
+        shutil.rmtree(outside, ignore_errors=True)
+    table = {(row.submission.split("/")[0], row.exercise): row for row in rows}
+    return table, escaped, listener.accepted
+
+
+def statuses(table, name):
+    return {
+        exercise: row.status
+        for (student, exercise), row in table.items()
+        if student == name
+    }
+
+
+@needs_bwrap
+def test_correct_answers_get_full_marks_inside_the_sandbox(sandboxed):
+    table, _, _ = sandboxed
+    assert statuses(table, "correct") == dict.fromkeys(
+        ["padding_mask", "causal_mask"], "passed"
+    )
+
+
+@needs_bwrap
+@pytest.mark.parametrize(
+    ("name", "status", "exercise", "part"),
+    [
+        ("looping", "timeout", "", "did not finish within 30 s"),
+        ("exiting", "error", "padding_mask", "process died"),
+    ],
+)
+def test_an_answer_that_loops_or_exits_costs_only_its_own_exercise(
+    sandboxed, name, status, exercise, part
+):
+    # The answer also runs in its check cell: the notebook does not finish.
+    table, _, _ = sandboxed
+    assert statuses(table, name) == {
+        "": status,
+        "padding_mask": status,
+        "causal_mask": "passed",
+    }
+    assert part in table[(name, exercise)].message
+
+
+@needs_bwrap
+def test_submission_cannot_write_outside_its_folder_or_connect(sandboxed):
+    table, escaped, accepted = sandboxed
+    # The kernel (check cells) and the answers' process both tried.
+    assert escaped == [] and accepted == 0
+    assert statuses(table, "escape_files") == dict.fromkeys(
+        ["padding_mask", "causal_mask"], "passed"
+    )
+
+
+@needs_bwrap
+def test_submission_cannot_fork_without_end_or_exhaust_memory(sandboxed):
+    table, _, _ = sandboxed
+    assert statuses(table, "escape_resources") == dict.fromkeys(
+        ["padding_mask", "causal_mask"], "passed"
+    )
+
+
+def test_resource_limits_hold_without_the_sandbox(tmp_path):
+    """The limits `_sandbox.py` sets on itself, with no bubblewrap at all."""
+    limits = _confine.Limits(memory=1 << 30, file_size=1 << 20)
+    env = dict(os.environ, **limits.environment(wall_seconds=60))
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(_sandbox.__file__).parent)!r})
+import _sandbox
+_sandbox.apply_limits()
+try:
+    bytearray(2 << 30)
+    print("memory: allocated")
+except MemoryError:
+    print("memory: refused")
+try:
+    with open({str(tmp_path / "big")!r}, "wb") as handle:
+        handle.write(bytes(2 << 20))
+    print("file: written")
+except OSError:
+    print("file: refused")
+"""
+    output = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True
+    ).stdout.split()
+    assert output == ["memory:", "refused", "file:", "refused"]

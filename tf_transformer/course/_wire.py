@@ -1,0 +1,200 @@
+"""Messages between the grader's judge and the process that runs an answer.
+
+The judge (trusted) sends arguments as pickles: only the submission's
+process unpickles them. What comes back is untrusted, so it is plain JSON
+that `decode` turns into tensors, arrays and Python values (nothing the
+submission chose runs in the judge): arrays travel as dtype, shape and raw
+bytes, any other object as its type name and a short `repr`.
+
+`hide_definitions` rewrites a library module's source so that the functions
+being graded raise instead of computing the answer; the submission's process
+imports that text instead of the file.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import math
+import pickle
+from typing import Any
+
+import numpy as np
+
+# dtypes an answer may return (names as NumPy/TensorFlow spell them)
+DTYPES = (
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+    "bfloat16",
+)
+MAX_DEPTH = 16
+MAX_ELEMENTS = 1 << 26  # elements of one returned array (256 MiB of float32)
+
+
+class Slot:
+    """Stands for the `index`-th tensor argument of a traced call."""
+
+    def __init__(self, index: int):
+        self.index = index
+
+
+def pack(value: Any) -> str:
+    """Judge -> submission: a pickle, as text."""
+    return base64.b64encode(pickle.dumps(value)).decode("ascii")
+
+
+def unpack(text: str) -> Any:
+    """Only ever called in the submission's process (the data is the judge's)."""
+    return pickle.loads(base64.b64decode(text))  # noqa: S301 - sent by the judge
+
+
+def _numpy_dtype(name: str):
+    if name == "bfloat16":
+        import tensorflow as tf
+
+        return np.dtype(tf.bfloat16.as_numpy_dtype)
+    return np.dtype(name)
+
+
+def _array(array) -> dict:
+    array = np.asarray(array)  # a scalar stays 0-d
+    name = array.dtype.name
+    if name not in DTYPES:
+        raise TypeError(name)
+    return {
+        "dtype": name,
+        "shape": list(array.shape),
+        "data": base64.b64encode(array.tobytes(order="C")).decode("ascii"),
+    }
+
+
+def encode(value: Any, depth: int = 0) -> dict:
+    """A JSON-safe description of what an answer returned (submission side)."""
+    import tensorflow as tf
+
+    try:
+        if value is None or type(value) in (bool, int, str):
+            return {"py": value}
+        if type(value) is float:
+            return {"float": repr(value)}
+        if depth < MAX_DEPTH:
+            if isinstance(value, tf.Tensor | tf.Variable) and hasattr(value, "numpy"):
+                return {"tensor": _array(value.numpy())}
+            if isinstance(value, np.ndarray):
+                return {"array": _array(value)}
+            if isinstance(value, np.generic):
+                return {"scalar": _array(np.asarray(value))}
+            if type(value) in (list, tuple):
+                return {type(value).__name__: [encode(v, depth + 1) for v in value]}
+            if type(value) is dict and all(type(k) is str for k in value):
+                return {"dict": {k: encode(v, depth + 1) for k, v in value.items()}}
+    except Exception:  # noqa: BLE001 - an odd object is reported as opaque
+        pass
+    try:
+        text = repr(value)[:200]
+    except Exception:  # noqa: BLE001
+        text = "?"
+    return {"opaque": type(value).__name__[:80], "repr": text}
+
+
+class Opaque:
+    """Something an answer returned that is not a tensor, array or plain value."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError(f"{type(self).__name__} is not an array")
+
+
+def _decode_array(item: dict) -> np.ndarray:
+    if set(item) != {"dtype", "shape", "data"} or item["dtype"] not in DTYPES:
+        raise ValueError("malformed array")
+    shape = item["shape"]
+    if not (
+        isinstance(shape, list)
+        and len(shape) <= 32
+        and all(type(n) is int and 0 <= n for n in shape)
+    ):
+        raise ValueError("malformed shape")
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise ValueError("array too large")
+    dtype = _numpy_dtype(item["dtype"])
+    data = base64.b64decode(item["data"], validate=True)
+    if len(data) != math.prod(shape) * dtype.itemsize:
+        raise ValueError("array size does not match its shape")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
+def decode(item: Any, depth: int = 0) -> Any:
+    """The judge's view of an encoded value; raises ValueError if malformed."""
+    if not isinstance(item, dict) or len(item) not in (1, 2) or depth > MAX_DEPTH:
+        raise ValueError("malformed value")
+    (key, value), *_ = item.items()
+    if key == "py" and (value is None or type(value) in (bool, int, str)):
+        return value
+    if key == "float" and isinstance(value, str):
+        return float(value)
+    if key == "tensor":
+        import tensorflow as tf
+
+        array = _decode_array(value)
+        return tf.constant(array, dtype=tf.as_dtype(value["dtype"]))
+    if key == "array":
+        return _decode_array(value)
+    if key == "scalar":
+        return _decode_array(value)[()]
+    if key in ("list", "tuple") and isinstance(value, list):
+        items = [decode(v, depth + 1) for v in value]
+        return items if key == "list" else tuple(items)
+    if key == "dict" and isinstance(value, dict):
+        return {str(k): decode(v, depth + 1) for k, v in value.items()}
+    if key == "opaque" and isinstance(value, str) and isinstance(item.get("repr"), str):
+        name = value if value.isidentifier() else "object"
+        return type(name, (Opaque,), {})(item["repr"])
+    raise ValueError("malformed value")
+
+
+def dumps(message: dict) -> str:
+    return json.dumps(message, allow_nan=False) + "\n"
+
+
+def hide_definitions(source: str, names: set[str]) -> str:
+    """`source` with the bodies of the top-level functions `names` replaced.
+
+    Each replaced body raises `RuntimeError`; blank lines keep the other
+    lines where they were, so tracebacks still point at the right lines.
+    """
+    lines = source.splitlines(keepends=True)
+    tree = ast.parse(source)
+    for node in reversed(tree.body):
+        if (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.name in names
+        ):
+            first, last = node.body[0].lineno, node.end_lineno
+            indent = " " * node.body[0].col_offset
+            message = (
+                f"tf_transformer's {node.name} is the answer of an exercise being "
+                "graded; it is not available while grading"
+            )
+            body = [f"{indent}raise RuntimeError({message!r})\n"]
+            body += ["\n"] * (last - first)
+            lines[first - 1 : last] = body
+    return "".join(lines)
