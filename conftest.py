@@ -38,6 +38,7 @@ if _OWNER not in os.environ:
 SLOWEST_FIRST = (
     "tests/test_train.py",
     "tests/test_grade.py",
+    "tests/test_grade_sandbox.py",
     "solutions/08_training.ipynb",
     "solutions/10_sequence_classification.ipynb",
     "solutions/12_vision_transformer.ipynb",
