@@ -6,7 +6,14 @@ exercises are answered by. Everything below is importable from the top level.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from tf_transformer.inference import Translator, beam_search, greedy_decode
+from tf_transformer.inference import (
+    Translator,
+    beam_search,
+    generate,
+    greedy_decode,
+    top_k_filter,
+    top_p_filter,
+)
 from tf_transformer.layers import (
     Decoder,
     DecoderLayer,
@@ -22,7 +29,7 @@ from tf_transformer.layers import (
     positional_encoding,
     scaled_dot_product_attention,
 )
-from tf_transformer.models import Transformer
+from tf_transformer.models import CausalLM, Transformer
 from tf_transformer.training import (
     TransformerSchedule,
     masked_accuracy,
@@ -59,3 +66,4 @@ __all__ = [
     "positional_encoding",
     "scaled_dot_product_attention",
 ]
+__all__ += ["CausalLM", "generate", "top_k_filter", "top_p_filter"]
