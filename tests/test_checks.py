@@ -20,6 +20,7 @@ DESIGN_FUNCTIONS = {
     "masked_accuracy",
     "greedy_decode",
 }
+DESIGN_FUNCTIONS |= {"top_k_filter", "top_p_filter"}
 DESIGN_CLASSES = {
     "multi_head_attention",
     "feed_forward",
@@ -44,6 +45,7 @@ LESSONS = {
     "masked_accuracy": 8,
     "greedy_decode": 9,
 }
+LESSONS.update({"top_k_filter": 11, "top_p_filter": 11})
 
 
 def test_registry_lists_every_exercise_of_the_design():

@@ -25,6 +25,7 @@ from tf_transformer.course.checks import (  # noqa: F401 - each module registers
     masks,
     multi_head_attention,
     positional,
+    sampling,
     schedule,
 )
 from tf_transformer.course.checks._core import (
