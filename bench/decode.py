@@ -27,6 +27,19 @@ from tf_transformer.inference import greedy_decode  # noqa: E402
 BATCH, SOURCE_LEN, VOCAB = 16, 16, 1000
 
 
+def median_seconds(decode, inputs, repeats):
+    """Median wall time of `decode(inputs)` after a first (tracing) call that
+    must generate every requested token (no 0 = stopped early)."""
+    ids = decode(inputs)  # trace and compile
+    assert int(tf.reduce_sum(tf.cast(ids == 0, tf.int32))) == 0, "stopped early"
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        decode(inputs).numpy()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[8, 32, 64])
@@ -56,14 +69,7 @@ def main():
                 return greedy_decode(model, s, max_length=length, use_cache=use_cache)
 
             decode = tf.function(run, jit_compile=args.jit_compile)
-            ids = decode(source)  # trace and compile
-            assert int(tf.reduce_sum(tf.cast(ids == 0, tf.int32))) == 0, "stopped early"
-            runs = []
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                decode(source).numpy()
-                runs.append(time.perf_counter() - start)
-            timings[use_cache] = statistics.median(runs)
+            timings[use_cache] = median_seconds(decode, source, args.repeats)
         print(
             f"| {length} | {timings[True] * 1e3:.1f} | {timings[False] * 1e3:.1f} | "
             f"{timings[False] / timings[True]:.1f}x |",

@@ -19,6 +19,12 @@ from tf_transformer.data.corpora import (
     load_translation,
     number_in_words,
 )
+from tf_transformer.data.language_modelling import (
+    language_model_texts,
+    make_language_model_batches,
+    tokenize_prompts,
+    translation_prompt,
+)
 from tf_transformer.data.pipeline import make_batches, truncate_ids
 from tf_transformer.data.tokenizers import (
     END_ID,
@@ -61,4 +67,10 @@ __all__ = [
     "train_tokenizers",
     "truncate_ids",
     "word_level_vectorizer",
+]
+__all__ += [
+    "language_model_texts",
+    "make_language_model_batches",
+    "tokenize_prompts",
+    "translation_prompt",
 ]
