@@ -19,7 +19,7 @@ import keras  # noqa: E402
 import machine  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from decode import median_seconds  # noqa: E402
+from decode import cache_speed_table, never_end  # noqa: E402
 
 import tf_transformer as tt  # noqa: E402
 
@@ -36,8 +36,7 @@ def main():
     keras.utils.set_random_seed(0)
     model = tt.CausalLM(4, 128, 4, 512, VOCAB, max_length=256)
     model.build((None, None))
-    bias = model.output_projection.bias
-    bias.assign(tf.tensor_scatter_nd_update(bias, [[3]], [-1e4]))  # never [END]
+    never_end(model)
     prompts = np.random.default_rng(0).integers(4, VOCAB, (BATCH, PROMPT_LEN))
     prompts = tf.constant(prompts, tf.int32)
 
@@ -45,22 +44,16 @@ def main():
         f"{machine.header()}; TensorFlow {tf.__version__}; "
         f"jit_compile={args.jit_compile}; batch {BATCH}, prompt length {PROMPT_LEN}"
     )
-    print("| new tokens | cached (ms) | uncached (ms) | speed-up |")
-    print("|---|---|---|---|")
-    for length in args.lengths:
-        timings = {}
-        for use_cache in (True, False):
-
-            def run(p, use_cache=use_cache, length=length):
-                return tt.generate(model, p, length, temperature=0, use_cache=use_cache)
-
-            generate = tf.function(run, jit_compile=args.jit_compile)
-            timings[use_cache] = median_seconds(generate, prompts, args.repeats)
-        print(
-            f"| {length} | {timings[True] * 1e3:.1f} | {timings[False] * 1e3:.1f} | "
-            f"{timings[False] / timings[True]:.1f}x |",
-            flush=True,
-        )
+    cache_speed_table(
+        lambda p, length, use_cache: tt.generate(
+            model, p, length, temperature=0, use_cache=use_cache
+        ),
+        prompts,
+        args.lengths,
+        args.repeats,
+        args.jit_compile,
+        "new tokens",
+    )
 
 
 if __name__ == "__main__":

@@ -97,3 +97,11 @@ def test_prompts_are_right_padded_without_end(tokenizer):
 def test_bad_arguments_raise_errors_naming_them(pairs, tokenizer, call, error, message):
     with pytest.raises(error, match=message):
         call(pairs, tokenizer)
+
+
+def test_padding_to_max_length_gives_one_static_shape(pairs, tokenizer):
+    batches = make_language_model_batches(
+        pairs, tokenizer, 16, max_length=40, pad_to_max_length=True
+    )
+    assert batches.element_spec[0].shape == (16, 40)
+    assert all(ids.shape == (16, 40) for ids, _ in batches.take(3))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tf_transformer import _validation
 from tf_transformer._validation import check_int
 from tf_transformer.data.pipeline import _check_tokenizer
 from tf_transformer.data.tokenizers import (
@@ -113,6 +114,7 @@ def make_language_model_batches(
     shuffle_buffer: int = 20_000,
     seed: int | None = None,
     cache: bool = True,
+    pad_to_max_length: bool = False,
 ) -> tf.data.Dataset:
     """Batches `(input_ids, labels)` for training a `CausalLM` to translate.
 
@@ -135,6 +137,10 @@ def make_language_model_batches(
         shuffle_buffer: Defaults to 20 000.
         seed: shuffle seed. Defaults to None.
         cache: keep the tokenized corpus in memory. Defaults to True.
+        pad_to_max_length: pad every batch to `max_length` tokens and drop
+            the last, smaller batch, so every batch has one static shape
+            (what `jit_compile=True` wants: one compilation). Defaults to
+            False: pad to the longest stream of each batch.
 
     Returns:
         A `tf.data.Dataset` of int32 `(input_ids, labels)`, both
@@ -152,6 +158,7 @@ def make_language_model_batches(
     batch_size = check_int("batch_size", batch_size)
     max_length = check_int("max_length", max_length, minimum=4)
     shuffle_buffer = check_int("shuffle_buffer", shuffle_buffer)
+    _validation.check_bool("pad_to_max_length", pad_to_max_length)
 
     def tokenize(sources, targets):
         prompt_ids = tokenizer.tokenize(
@@ -172,7 +179,12 @@ def make_language_model_batches(
         examples = examples.cache()
     if shuffle:
         examples = examples.shuffle(shuffle_buffer, seed=seed)
-    return examples.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if pad_to_max_length:
+        shapes = ([max_length], [max_length])
+        batches = examples.padded_batch(batch_size, shapes, drop_remainder=True)
+    else:
+        batches = examples.padded_batch(batch_size)
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 __all__ = [

@@ -185,7 +185,8 @@ def _check_prompt(model, prompt_ids, use_cache):
             f"Received: model of type {type(model).__name__}"
         )
     if hasattr(model, "_build_for_any_length"):
-        model._build_for_any_length()
+        with tf.init_scope():  # variables are made eagerly, even when tracing
+            model._build_for_any_length()
     prompt_ids = tf.cast(prompt_ids, tf.int32)
     is_real = tf.not_equal(prompt_ids, PAD_ID)
     if tf.executing_eagerly():

@@ -7,10 +7,11 @@ from tf_transformer import _validation
 from tf_transformer.layers.encoder import Encoder
 from tf_transformer.layers.masks import causal_mask
 from tf_transformer.layers.positional import PositionalEmbedding
+from tf_transformer.models._eager_build import BuiltBeforeTracing
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
-class CausalLM(keras.Model):
+class CausalLM(BuiltBeforeTracing):
     """A decoder-only Transformer language model, as in GPT.
 
     token ids -> `PositionalEmbedding` -> `num_layers` blocks of masked
@@ -140,23 +141,11 @@ class CausalLM(keras.Model):
         self.output_projection.build(tuple(shape) + (d_model,))
         self.built = True
 
-    def _build_for_any_length(self):
-        """Create the variables; none depends on the batch size or length."""
-        if not self.built:
-            with tf.init_scope():  # eagerly, even when called while tracing
-                self.build((None, None))
+    def _any_length_shape(self):
+        return (None, None)
 
-    def make_train_function(self, force=False):
-        self._build_for_any_length()
-        return super().make_train_function(force)
-
-    def make_test_function(self, force=False):
-        self._build_for_any_length()
-        return super().make_test_function(force)
-
-    def make_predict_function(self, force=False):
-        self._build_for_any_length()
-        return super().make_predict_function(force)
+    def _one_token_inputs(self, ids):
+        return ids
 
     def call(
         self,
