@@ -35,6 +35,7 @@ SHORTER_TRAINING = {
     "08_training": [("epochs=7,", "epochs=1,")],
     "09_inference": [("callbacks=[StopAfter(35)]", "callbacks=[StopAfter(5)]")],
 }
+SHORTER_TRAINING["11_language_models"] = [("SECONDS = 45", "SECONDS = 3")]
 
 
 def shorten_training(notebook, stem):

@@ -373,7 +373,7 @@ def test_solutions_get_full_marks_and_lessons_none():
     rows = grades([REPO / "solutions", REPO / "lessons"], timeout=120, execute=False)
     for folder, status in (("solutions", "passed"), ("lessons", "not_attempted")):
         notebooks = sorted(p.name for p in (REPO / folder).glob("*.ipynb"))
-        assert len(notebooks) == 10, folder
+        assert len(notebooks) == 11, folder
         seen = []
         for name in notebooks:
             identity, lesson = f"{folder}/{name}", int(name[:2])
