@@ -35,7 +35,11 @@ SHORTER_TRAINING = {
     "08_training": [("epochs=7,", "epochs=1,")],
     "09_inference": [("callbacks=[StopAfter(35)]", "callbacks=[StopAfter(5)]")],
 }
-SHORTER_TRAINING["11_language_models"] = [("SECONDS = 45", "SECONDS = 3")]
+SHORTER_TRAINING["11_language_models"] = [
+    ("SECONDS = 45", "SECONDS = 3"),
+    ("test_pairs.take(300)", "test_pairs.take(16)"),
+    ("lengths = [16, 64, 128]", "lengths = [4, 8]"),
+]
 
 
 def shorten_training(notebook, stem):
