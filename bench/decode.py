@@ -27,6 +27,46 @@ from tf_transformer.inference import greedy_decode  # noqa: E402
 BATCH, SOURCE_LEN, VOCAB = 16, 16, 1000
 
 
+def median_seconds(decode, inputs, repeats):
+    """Median wall time of `decode(inputs)` after a first (tracing) call that
+    must generate every requested token (no 0 = stopped early)."""
+    ids = decode(inputs)  # trace and compile
+    assert int(tf.reduce_sum(tf.cast(ids == 0, tf.int32))) == 0, "stopped early"
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        decode(inputs).numpy()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def never_end(model):
+    """Push the `[END]` logit down so that every run has the requested length."""
+    bias = model.output_projection.bias
+    bias.assign(tf.tensor_scatter_nd_update(bias, [[3]], [-1e4]))
+
+
+def cache_speed_table(decode, inputs, lengths, repeats, jit_compile, column):
+    """Print a markdown table: cached vs uncached `decode(inputs, length,
+    use_cache)` for each length, compiled with `tf.function`."""
+    print(f"| {column} | cached (ms) | uncached (ms) | speed-up |")
+    print("|---|---|---|---|")
+    for length in lengths:
+        timings = {}
+        for use_cache in (True, False):
+
+            def run(x, use_cache=use_cache, length=length):
+                return decode(x, length, use_cache)
+
+            compiled = tf.function(run, jit_compile=jit_compile)
+            timings[use_cache] = median_seconds(compiled, inputs, repeats)
+        print(
+            f"| {length} | {timings[True] * 1e3:.1f} | {timings[False] * 1e3:.1f} | "
+            f"{timings[False] / timings[True]:.1f}x |",
+            flush=True,
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[8, 32, 64])
@@ -37,8 +77,7 @@ def main():
     keras.utils.set_random_seed(0)
     model = tt.Transformer(2, 128, 4, 512, VOCAB, VOCAB, max_length=128)
     model.build(((None, None), (None, None)))
-    bias = model.output_projection.bias
-    bias.assign(tf.tensor_scatter_nd_update(bias, [[3]], [-1e4]))  # never [END]
+    never_end(model)
     source = np.random.default_rng(0).integers(4, VOCAB, (BATCH, SOURCE_LEN))
     source = tf.constant(source, tf.int32)
 
@@ -46,29 +85,16 @@ def main():
         f"{machine.header()}; TensorFlow {tf.__version__}; "
         f"jit_compile={args.jit_compile}; batch {BATCH}, source length {SOURCE_LEN}"
     )
-    print("| output tokens | cached (ms) | uncached (ms) | speed-up |")
-    print("|---|---|---|---|")
-    for length in args.lengths:
-        timings = {}
-        for use_cache in (True, False):
-
-            def run(s, use_cache=use_cache, length=length):
-                return greedy_decode(model, s, max_length=length, use_cache=use_cache)
-
-            decode = tf.function(run, jit_compile=args.jit_compile)
-            ids = decode(source)  # trace and compile
-            assert int(tf.reduce_sum(tf.cast(ids == 0, tf.int32))) == 0, "stopped early"
-            runs = []
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                decode(source).numpy()
-                runs.append(time.perf_counter() - start)
-            timings[use_cache] = statistics.median(runs)
-        print(
-            f"| {length} | {timings[True] * 1e3:.1f} | {timings[False] * 1e3:.1f} | "
-            f"{timings[False] / timings[True]:.1f}x |",
-            flush=True,
-        )
+    cache_speed_table(
+        lambda s, length, use_cache: greedy_decode(
+            model, s, max_length=length, use_cache=use_cache
+        ),
+        source,
+        args.lengths,
+        args.repeats,
+        args.jit_compile,
+        "output tokens",
+    )
 
 
 if __name__ == "__main__":

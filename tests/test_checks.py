@@ -23,6 +23,7 @@ DESIGN_FUNCTIONS = {
     "mask_tokens",
     "masked_mean",
 }
+DESIGN_FUNCTIONS |= {"top_k_filter", "top_p_filter"}
 DESIGN_CLASSES = {
     "multi_head_attention",
     "feed_forward",
@@ -50,6 +51,7 @@ LESSONS = {
     "mask_tokens": 10,
     "masked_mean": 10,
 }
+LESSONS.update({"top_k_filter": 11, "top_p_filter": 11})
 
 
 def test_registry_lists_every_exercise_of_the_design():

@@ -6,7 +6,14 @@ exercises are answered by. Everything below is importable from the top level.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from tf_transformer.inference import Translator, beam_search, greedy_decode
+from tf_transformer.inference import (
+    Translator,
+    beam_search,
+    generate,
+    greedy_decode,
+    top_k_filter,
+    top_p_filter,
+)
 from tf_transformer.layers import (
     ClassToken,
     Decoder,
@@ -30,6 +37,7 @@ from tf_transformer.layers import (
     scaled_dot_product_attention,
 )
 from tf_transformer.models import (
+    CausalLM,
     MaskedLanguageModel,
     SequenceClassifier,
     Transformer,
@@ -83,3 +91,4 @@ __all__ += [
     "mask_tokens",
     "masked_mean",
 ]
+__all__ += ["CausalLM", "generate", "top_k_filter", "top_p_filter"]

@@ -27,6 +27,12 @@ from tf_transformer.data.digits import (
     NUM_DIGIT_CLASSES,
     load_digits,
 )
+from tf_transformer.data.language_modelling import (
+    language_model_texts,
+    make_language_model_batches,
+    tokenize_prompts,
+    translation_prompt,
+)
 from tf_transformer.data.pipeline import make_batches, truncate_ids
 from tf_transformer.data.tokenizers import (
     CLS_ID,
@@ -101,4 +107,10 @@ __all__ += [
     "language_identification_floor",
     "load_classification",
     "load_pretraining_text",
+]
+__all__ += [
+    "language_model_texts",
+    "make_language_model_batches",
+    "tokenize_prompts",
+    "translation_prompt",
 ]

@@ -1,4 +1,5 @@
-"""Inference: decoding with a key/value cache, the Translator, attention plots."""
+"""Inference: decoding with a key/value cache, the Translator, attention plots,
+and sampling from a decoder-only language model."""
 
 from tf_transformer.inference.attention_plot import plot_attention
 from tf_transformer.inference.decoding import (
@@ -7,6 +8,8 @@ from tf_transformer.inference.decoding import (
     length_penalty,
     sequence_log_probability,
 )
+from tf_transformer.inference.generation import generate, next_token_logits
+from tf_transformer.inference.sampling import top_k_filter, top_p_filter
 from tf_transformer.inference.translator import Translator
 
 __all__ = [
@@ -17,3 +20,4 @@ __all__ = [
     "plot_attention",
     "sequence_log_probability",
 ]
+__all__ += ["generate", "next_token_logits", "top_k_filter", "top_p_filter"]

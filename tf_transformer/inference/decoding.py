@@ -16,6 +16,10 @@ functions run eagerly, inside `tf.function` and under `jit_compile=True`.
 `use_cache=False` selects the readable reference path, which re-runs the full
 model on the whole (padded) prefix at every step; tests check that both paths
 give the same tokens.
+
+The cache and its one-token step serve both model shapes: the decoder of the
+encoder-decoder `Transformer` here, and the decoder-only `CausalLM`, which
+`generation.generate` samples from.
 """
 
 import tensorflow as tf
@@ -28,22 +32,27 @@ DEFAULT_MARGIN = 10
 
 
 class _DecoderCache:
-    """Encoder output, cross-attention keys/values and self-attention buffers.
+    """Self-attention buffers, and for an encoder-decoder model the encoder's
+    cross-attention keys/values.
 
     Stored as a flat dict of tensors so it can ride through `tf.while_loop`.
     Shapes (B = rows being decoded, h = heads, L = max_length + 1 positions,
     S = source length): `self_key_i`/`self_value_i` (B, h, L, depth),
     `cross_key_i`/`cross_value_i` (B, h, S, depth), `source_mask` (B, 1, 1, S).
+    A decoder-only model (`CausalLM`) has only the `self_*` entries.
     """
 
     @staticmethod
     def create(model, source_ids, length):
+        """The cache of a `Transformer` translating `source_ids`."""
         source_mask = tf.not_equal(source_ids, PAD_ID)  # (B, S)
         encoded = model.encoder(
             model.source_embedding(source_ids), padding_mask=source_mask, training=False
         )
-        batch = tf.shape(source_ids)[0]
-        cache = {"source_mask": source_mask[:, tf.newaxis, tf.newaxis, :]}
+        cache = _DecoderCache.create_self_attention(
+            model, tf.shape(source_ids)[0], length
+        )
+        cache["source_mask"] = source_mask[:, tf.newaxis, tf.newaxis, :]
         for i, layer in enumerate(model.decoder.stack):
             cross = layer.cross_attention
             cache[f"cross_key_{i}"] = cross.split_heads(
@@ -52,6 +61,13 @@ class _DecoderCache:
             cache[f"cross_value_{i}"] = cross.split_heads(
                 cross.value_dense(encoded), cross._value_dim
             )
+        return cache
+
+    @staticmethod
+    def create_self_attention(model, batch, length):
+        """Empty key/value buffers of every layer's self-attention."""
+        cache = {}
+        for i, layer in enumerate(_generating_parts(model)[1].stack):
             attention = layer.self_attention
             for name, depth in (
                 ("key", attention._key_dim),
@@ -63,11 +79,23 @@ class _DecoderCache:
         return cache
 
 
+def _generating_parts(model):
+    """(token embedding, layer stack, output projection) of the model's
+    autoregressive part: the decoder side of a `Transformer`, or all of a
+    `CausalLM`."""
+    if hasattr(model, "target_embedding"):
+        embedding = model.target_embedding
+    else:
+        embedding = model.embedding
+    return embedding, model.decoder, model.output_projection
+
+
 def _decoder_step(model, token_ids, index, cache):
     """Logits for position `index` given its input token; updates the cache.
 
     Mirrors `DecoderLayer.call` (post- or pre-LN, inference mode) for a
-    single query position.
+    single query position; without cross-attention entries in the cache
+    (a `CausalLM`), mirrors `EncoderLayer.call` under a causal mask.
 
     Args:
         token_ids: (B,) the token at position `index` of the decoder input.
@@ -77,12 +105,13 @@ def _decoder_step(model, token_ids, index, cache):
         `(logits (B, vocab) float32, new_cache)`.
     """
     cache = dict(cache)
-    x = model.target_embedding(token_ids[:, tf.newaxis], start_index=index)  # (B, 1, d)
+    embedding, stack, output_projection = _generating_parts(model)
+    x = embedding(token_ids[:, tf.newaxis], start_index=index)  # (B, 1, d)
     length = cache["self_key_0"].shape[2] or tf.shape(cache["self_key_0"])[2]
     positions = tf.range(length)
     is_current = tf.reshape(positions == index, (1, 1, -1, 1))  # (1, 1, L, 1)
     seen = tf.reshape(positions <= index, (1, 1, 1, -1))  # (1, 1, 1, L) causal
-    for i, layer in enumerate(model.decoder.stack):
+    for i, layer in enumerate(stack.stack):
         # Masked self-attention against the cached keys/values.
         attention = layer.self_attention
         y = layer.self_attention_layer_norm(x) if layer.norm_first else x
@@ -102,27 +131,28 @@ def _decoder_step(model, token_ids, index, cache):
         if not layer.norm_first:
             x = layer.self_attention_layer_norm(x)
 
-        # Cross-attention against the precomputed encoder keys/values.
-        cross = layer.cross_attention
-        y = layer.cross_attention_layer_norm(x) if layer.norm_first else x
-        query = cross.split_heads(cross.query_dense(y), cross._key_dim)
-        attended, _ = scaled_dot_product_attention(
-            query,
-            cache[f"cross_key_{i}"],
-            cache[f"cross_value_{i}"],
-            cache["source_mask"],
-        )
-        x = x + cross.output_dense(cross.merge_heads(attended))
-        if not layer.norm_first:
-            x = layer.cross_attention_layer_norm(x)
+        if f"cross_key_{i}" in cache:
+            # Cross-attention against the precomputed encoder keys/values.
+            cross = layer.cross_attention
+            y = layer.cross_attention_layer_norm(x) if layer.norm_first else x
+            query = cross.split_heads(cross.query_dense(y), cross._key_dim)
+            attended, _ = scaled_dot_product_attention(
+                query,
+                cache[f"cross_key_{i}"],
+                cache[f"cross_value_{i}"],
+                cache["source_mask"],
+            )
+            x = x + cross.output_dense(cross.merge_heads(attended))
+            if not layer.norm_first:
+                x = layer.cross_attention_layer_norm(x)
 
         y = layer.feed_forward_layer_norm(x) if layer.norm_first else x
         x = x + layer.feed_forward(y, training=False)
         if not layer.norm_first:
             x = layer.feed_forward_layer_norm(x)
-    if model.decoder.norm_first:
-        x = model.decoder.final_layer_norm(x)
-    return model.output_projection(x)[:, 0, :], cache
+    if stack.norm_first:
+        x = stack.final_layer_norm(x)
+    return output_projection(x)[:, 0, :], cache
 
 
 def _full_model_step(model, source_ids, tokens, index):

@@ -378,6 +378,10 @@ class Encoder(_Stack):
         return_attention_scores: if True, return `(outputs, weights)` where
             weights is a list with one (batch, num_heads, seq_len, seq_len)
             tensor per layer.
+        attention_mask: optional boolean mask broadcastable to
+            (batch, seq_len, seq_len) given to every layer, combined with the
+            padding mask by AND; `causal_mask(seq_len)` makes the stack a
+            decoder-only (GPT) stack.
 
     Example:
 
@@ -394,7 +398,12 @@ class Encoder(_Stack):
         self.built = True
 
     def call(
-        self, inputs, padding_mask=None, training=None, return_attention_scores=False
+        self,
+        inputs,
+        padding_mask=None,
+        training=None,
+        return_attention_scores=False,
+        attention_mask=None,
     ):
         x, padding_mask = self._embed(inputs, padding_mask, training)
         weights = []
@@ -402,6 +411,7 @@ class Encoder(_Stack):
             x, layer_weights = layer(
                 x,
                 padding_mask=padding_mask,
+                attention_mask=attention_mask,
                 training=training,
                 return_attention_scores=True,
             )

@@ -1,5 +1,6 @@
 """Complete models built from tf_transformer layers."""
 
+from tf_transformer.models.causal_lm import CausalLM
 from tf_transformer.models.transformer import Transformer
 from tf_transformer.models.vision_transformer import VisionTransformer
 
@@ -9,3 +10,5 @@ from tf_transformer.models.masked_language_model import MaskedLanguageModel  # n
 from tf_transformer.models.sequence_classifier import SequenceClassifier  # noqa: E402
 
 __all__ += ["MaskedLanguageModel", "SequenceClassifier"]
+
+__all__ += ["CausalLM"]

@@ -1,17 +1,17 @@
 """The encoder-decoder Transformer model."""
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tf_transformer import _validation
 from tf_transformer.layers.decoder import Decoder
 from tf_transformer.layers.encoder import Encoder
 from tf_transformer.layers.positional import PositionalEmbedding
+from tf_transformer.models._eager_build import BuiltBeforeTracing
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
-class Transformer(keras.Model):
+class Transformer(BuiltBeforeTracing):
     """The Transformer of "Attention Is All You Need" for sequence to sequence.
 
     source ids -> embedding -> Encoder; target ids (shifted right, starting
@@ -167,47 +167,11 @@ class Transformer(keras.Model):
         self.output_projection.build(tuple(target_shape) + (d_model,))
         self.built = True
 
-    def make_train_function(self, force=False):
-        self._build_training_state()
-        return super().make_train_function(force)
+    def _any_length_shape(self):
+        return ((None, None), (None, None))
 
-    def make_test_function(self, force=False):
-        self._build_training_state()
-        return super().make_test_function(force)
-
-    def make_predict_function(self, force=False):
-        self._build_for_any_length()  # variables made in the trace: a second trace
-        return super().make_predict_function(force)
-
-    def _build_for_any_length(self):
-        """No variable depends on the batch size or the sequence lengths."""
-        if not self.built:
-            self.build(((None, None), (None, None)))
-
-    def _build_training_state(self):
-        """Create the model's, the optimizer's and the metrics' variables eagerly.
-
-        Without a distribution strategy, Keras (TensorFlow backend) creates
-        them inside the first traced train or test step. A variable created
-        there makes TensorFlow trace the whole step a second time and
-        initialise every variable through a traced function, which about
-        doubles the first step of a small model on a CPU (measured by
-        bench/first_step.py). Under a strategy Keras builds them
-        symbolically before tracing, and this does nothing.
-        """
-        if getattr(self, "_distribute_strategy", None) is not None:
-            return
-        self._build_for_any_length()
-        if not self.compiled:
-            return  # Keras reports the missing compile() itself
-        if self.optimizer is not None and not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
-        if self.train_function is None and self.test_function is None:
-            # The compiled loss and metrics build on their first batch: a
-            # one-token batch here, then their state is reset.
-            ids = np.ones((1, 1), "int32")
-            self.compute_metrics((ids, ids), ids, self((ids, ids), training=False))
-            self.reset_metrics()
+    def _one_token_inputs(self, ids):
+        return (ids, ids)
 
     def call(self, inputs, training=None, return_attention_scores=False):
         source_ids, target_ids = _split_pair("inputs", inputs)

@@ -27,6 +27,7 @@ from tf_transformer.course.checks import (  # noqa: F401 - each module registers
     multi_head_attention,
     patches,
     positional,
+    sampling,
     schedule,
 )
 from tf_transformer.course.checks._core import (

@@ -1792,3 +1792,308 @@ def mean_with_ragged_rows():
         return tf.where(tf.math.is_nan(mean), tf.zeros_like(mean), mean)
 
     return masked_mean
+
+
+# ------------------------------------------------------ top_k_filter (lesson 11)
+
+_NEG_INF = float("-inf")
+
+
+def _below(logits, threshold, fill=_NEG_INF):
+    """Entries below `threshold` replaced by `fill` (dtype kept)."""
+    return tf.where(logits < threshold, tf.cast(fill, logits.dtype), logits)
+
+
+@bug("top_k_filter", "keeps k + 1 tokens")
+def top_k_one_too_many():
+    """k + 1 kept: the threshold is the (k + 1)-th largest value"""
+
+    def top_k_filter(logits, k):
+        k = tf.minimum(k + 1, tf.shape(logits)[-1])
+        return _below(logits, tf.math.top_k(logits, k).values[..., -1:])
+
+    return top_k_filter
+
+
+@bug("top_k_filter", "keeps the k smallest")
+def top_k_smallest():
+    """the k smallest kept (top_k of the negated logits)"""
+
+    def top_k_filter(logits, k):
+        k = tf.minimum(k, tf.shape(logits)[-1])
+        kth_smallest = -tf.math.top_k(-logits, k).values[..., -1:]
+        return tf.where(logits > kth_smallest, tf.cast(_NEG_INF, logits.dtype), logits)
+
+    return top_k_filter
+
+
+@bug("top_k_filter", "removed entries are 0")
+def top_k_zero_fill():
+    """0 instead of −inf for the removed tokens"""
+
+    def top_k_filter(logits, k):
+        k = tf.minimum(k, tf.shape(logits)[-1])
+        return _below(logits, tf.math.top_k(logits, k).values[..., -1:], fill=0.0)
+
+    return top_k_filter
+
+
+@bug("top_k_filter", "filters along axis 0")
+def top_k_wrong_axis():
+    """filters along the batch axis (top_k of the transposed logits)"""
+
+    def top_k_filter(logits, k):
+        columns = tf.transpose(logits)  # (vocab, batch): the wrong way round
+        k = tf.minimum(k, tf.shape(columns)[-1])
+        kth = tf.math.top_k(columns, k).values[..., -1:]
+        return tf.transpose(_below(columns, kth))
+
+    return top_k_filter
+
+
+@bug("top_k_filter", "ties with the k-th largest value are kept")
+def top_k_ties_dropped():
+    """exactly k kept: top_k's indices scattered into a mask, ties dropped"""
+
+    def top_k_filter(logits, k):
+        k = tf.minimum(k, tf.shape(logits)[-1])
+        indices = tf.math.top_k(logits, k).indices
+        kept = tf.reduce_any(
+            tf.one_hot(indices, tf.shape(logits)[-1], on_value=True, off_value=False),
+            axis=-2,
+        )
+        return tf.where(kept, logits, tf.cast(_NEG_INF, logits.dtype))
+
+    return top_k_filter
+
+
+@bug("top_k_filter", "k at least the vocabulary size must change nothing")
+def top_k_no_clip():
+    """k larger than the vocabulary is passed to tf.math.top_k (an error)"""
+    return lambda logits, k: _below(logits, tf.math.top_k(logits, k).values[..., -1:])
+
+
+@bug("top_k_filter", "any number of leading axes")
+def top_k_rank_two_only():
+    """assumes (batch, vocab): the threshold is read with [:, k - 1]"""
+
+    def top_k_filter(logits, k):
+        k = min(k, logits.shape[-1])
+        kth = tf.sort(logits, direction="DESCENDING")[:, k - 1]
+        return _below(logits, kth[:, tf.newaxis])
+
+    return top_k_filter
+
+
+@bug("top_k_filter", "keep the logits' dtype")
+def top_k_float32():
+    """casts to float32 and returns float32"""
+
+    def top_k_filter(logits, k):
+        logits = tf.cast(logits, tf.float32)
+        k = tf.minimum(k, tf.shape(logits)[-1])
+        return _below(logits, tf.math.top_k(logits, k).values[..., -1:])
+
+    return top_k_filter
+
+
+@bug("top_k_filter", "a temperature belongs to the sampler")
+def top_k_temperature_multiplied():
+    """the kept logits multiplied by a temperature of 0.7"""
+
+    def top_k_filter(logits, k, temperature=0.7):
+        k = tf.minimum(k, tf.shape(logits)[-1])
+        return _below(logits, tf.math.top_k(logits, k).values[..., -1:]) * temperature
+
+    return top_k_filter
+
+
+@bug("top_k_filter", "so it runs inside tf.function")
+def top_k_numpy():
+    """NumPy on .numpy(): right eagerly, fails inside tf.function"""
+
+    def top_k_filter(logits, k):
+        values = logits.numpy()
+        kth = np.sort(values, axis=-1)[..., ::-1][..., min(k, values.shape[-1]) - 1]
+        kept = np.where(values < kth[..., None], -np.inf, values)
+        return tf.constant(kept, logits.dtype)
+
+    return top_k_filter
+
+
+@alternative("top_k_filter")
+def top_k_sorted_threshold():
+    """threshold from tf.sort and tf.gather, k clipped in Python when known"""
+
+    def top_k_filter(logits, k):
+        vocab = tf.shape(logits)[-1]
+        ranked = tf.sort(logits, axis=-1, direction="DESCENDING")
+        kth = tf.gather(ranked, [tf.minimum(k, vocab) - 1], axis=-1)
+        return tf.where(logits >= kth, logits, -np.inf * tf.ones_like(logits))
+
+    return top_k_filter
+
+
+@alternative("top_k_filter")
+def top_k_flattened_rows():
+    """flattened to (rows, vocab), filtered, reshaped back"""
+
+    def top_k_filter(logits, k):
+        shape = tf.shape(logits)
+        rows = tf.reshape(logits, (-1, shape[-1]))
+        values, _ = tf.math.top_k(rows, tf.minimum(k, shape[-1]))
+        smallest_kept = tf.reduce_min(values, axis=1, keepdims=True)
+        masked = tf.where(
+            rows < smallest_kept, float("-inf"), tf.cast(rows, tf.float32)
+        )
+        return tf.cast(tf.reshape(masked, shape), logits.dtype)
+
+    return top_k_filter
+
+
+# ------------------------------------------------------ top_p_filter (lesson 11)
+
+
+def _nucleus(
+    logits,
+    p,
+    *,
+    direction="DESCENDING",
+    crossing_kept=True,
+    softmax=True,
+    sort=True,
+    fill=_NEG_INF,
+    axis=-1,
+):
+    """A top-p filter with knobs for the catalogue's mistakes."""
+    scores = (
+        tf.nn.softmax(tf.cast(logits, tf.float32), axis=axis) if softmax else logits
+    )
+    scores = tf.cast(scores, tf.float32)
+    ranked = tf.sort(scores, axis=axis, direction=direction) if sort else scores
+    total = tf.cumsum(ranked, axis=axis)
+    needed = total - ranked < p if crossing_kept else total <= p
+    if not sort:  # the set is read in vocabulary order
+        return tf.where(needed, logits, tf.cast(fill, logits.dtype))
+    smallest = tf.reduce_min(tf.where(needed, ranked, np.inf), axis=axis, keepdims=True)
+    if direction == "ASCENDING":
+        largest = tf.reduce_max(
+            tf.where(needed, ranked, -np.inf), axis=axis, keepdims=True
+        )
+        return tf.where(scores > largest, tf.cast(fill, logits.dtype), logits)
+    return tf.where(scores < smallest, tf.cast(fill, logits.dtype), logits)
+
+
+@bug("top_p_filter", "the token whose probability crosses p is missing")
+def top_p_drops_crossing_token():
+    """keeps tokens while the running total including them is <= p"""
+    return lambda logits, p: _nucleus(logits, p, crossing_kept=False)
+
+
+@bug("top_p_filter", "sort the probabilities in descending order")
+def top_p_no_sort():
+    """cumulative sum in vocabulary order, without sorting"""
+    return lambda logits, p: _nucleus(logits, p, sort=False)
+
+
+@bug("top_p_filter", "keeps the least probable tokens")
+def top_p_ascending():
+    """sorted in ascending order"""
+    return lambda logits, p: _nucleus(logits, p, direction="ASCENDING")
+
+
+@bug("top_p_filter", "removed entries are 0")
+def top_p_zero_fill():
+    """0 instead of −inf for the removed tokens"""
+    return lambda logits, p: _nucleus(logits, p, fill=0.0)
+
+
+@bug("top_p_filter", "turn them into probabilities with a softmax")
+def top_p_on_logits():
+    """cumulative sum of the logits, no softmax"""
+    return lambda logits, p: _nucleus(logits, p, softmax=False)
+
+
+@bug("top_p_filter", "filters along axis 0")
+def top_p_wrong_axis():
+    """softmax, sort and sum along axis 0"""
+    return lambda logits, p: _nucleus(logits, p, axis=0)
+
+
+@bug("top_p_filter", "rounding makes the running total")
+def top_p_one_not_special():
+    """p = 1 goes through the float32 running total (rounding drops tiny tokens)"""
+    return lambda logits, p: _nucleus(logits, p)
+
+
+@bug("top_p_filter", "keep the logits' dtype")
+def top_p_float32():
+    """returns float32 for any input"""
+    return lambda logits, p: tf.cast(
+        logits if p == 1 else _nucleus(logits, p), "float32"
+    )
+
+
+@bug("top_p_filter", "a temperature belongs to the sampler")
+def top_p_temperature_multiplied():
+    """the kept logits multiplied by a temperature of 0.7"""
+
+    def top_p_filter(logits, p, temperature=0.7):
+        return logits if p == 1 else _nucleus(logits, p) * temperature
+
+    return top_p_filter
+
+
+@bug("top_p_filter", "any number of leading axes")
+def top_p_rank_two_only():
+    """assumes (batch, vocab): sorts with argsort and gathers with batch_dims=1"""
+
+    def top_p_filter(logits, p):
+        if p == 1:
+            return logits
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
+        order = tf.argsort(probabilities, direction="DESCENDING")
+        ranked = tf.gather(probabilities, order, batch_dims=1)
+        needed = tf.cumsum(ranked, axis=1, exclusive=True) < p
+        inverse = tf.argsort(order)
+        kept = tf.gather(needed, inverse, batch_dims=1)
+        return tf.where(kept, logits, tf.cast(_NEG_INF, logits.dtype))
+
+    return top_p_filter
+
+
+@alternative("top_p_filter")
+def top_p_argsort_scatter():
+    """argsort, exclusive cumsum, the kept flags put back with the inverse order"""
+
+    def top_p_filter(logits, p):
+        if p >= 1:
+            return logits
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        order = tf.argsort(probabilities, axis=-1, direction="DESCENDING")
+        ranked = tf.gather(probabilities, order, batch_dims=order.shape.rank - 1)
+        needed = tf.cumsum(ranked, axis=-1, exclusive=True) < p
+        inverse = tf.argsort(order, axis=-1)
+        kept = tf.gather(needed, inverse, batch_dims=order.shape.rank - 1)
+        return tf.where(kept, logits, tf.cast(-np.inf, logits.dtype))
+
+    return top_p_filter
+
+
+@alternative("top_p_filter")
+def top_p_log_space_threshold():
+    """the smallest kept probability as a logit threshold (log-softmax)"""
+
+    def top_p_filter(logits, p):
+        if p == 1:
+            return logits
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+        ranked = tf.sort(log_probs, direction="DESCENDING")
+        before = tf.cumsum(tf.exp(ranked), axis=-1) - tf.exp(ranked)
+        threshold = tf.reduce_min(
+            tf.where(before < p, ranked, ranked[..., :1]), axis=-1, keepdims=True
+        )
+        removed = log_probs < threshold
+        return tf.where(removed, tf.constant(-np.inf, logits.dtype), logits)
+
+    return top_p_filter
