@@ -40,7 +40,7 @@ SHORTER_TRAINING = {
     ],
     "10_sequence_classification": [
         ("steps=150, seed=0", "steps=3, seed=0"),
-        (".batch(64)", ".take(192).batch(64)"),
+        (".shuffle(len(pretraining_ids), seed=0)", ".take(192)"),
         ("steps=120)", "steps=3)"),
     ],
 }

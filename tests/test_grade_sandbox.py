@@ -32,7 +32,12 @@ needs_bwrap = pytest.mark.skipif(
 IMPORTS = "import numpy as np"
 RIGHT = "return (token_ids != pad_id)[:, None, :]"
 CORRECT_PADDING = f"def padding_mask(token_ids, pad_id=0):\n    {RIGHT}"
-RIGHT_CAUSAL = "return np.tril(np.ones((length, length), dtype=bool))"
+# causal_mask must also work inside tf.function (a symbolic length): TensorFlow
+# ops, imported where the answer runs.
+RIGHT_CAUSAL = (
+    "import tensorflow as tf; "
+    "return tf.linalg.band_part(tf.ones((length, length), tf.bool), -1, 0)"
+)
 CORRECT_CAUSAL = f"def causal_mask(length):\n    {RIGHT_CAUSAL}"
 CHECK_PADDING = "padding_mask(np.array([[5, 0]]))"
 

@@ -100,3 +100,16 @@ def test_generating_a_corpus_says_what_and_how_long(tmp_path, capsys):
     ), err
     load_translation("dates", "validation", "de", "en", data_dir=str(tmp_path))
     assert capsys.readouterr().err == ""  # prepared: nothing to say
+
+
+def test_a_one_config_dataset_is_named_when_it_is_generated():
+    # The classification builders share the translation plumbing but have no
+    # language pair: their message names the dataset.
+    import tensorflow_datasets as tfds
+
+    from tf_transformer.data import classification  # noqa: F401 - registers them
+    from tf_transformer.data.corpora import _preparation_message
+
+    builder = tfds.builder("tf_transformer_parity")
+    message = _preparation_message(builder)
+    assert message == "generating the dataset tf_transformer_parity"

@@ -632,6 +632,8 @@ def _prepare(name: str, data_dir: str | None, progress_bar: bool):
 def _preparation_message(builder: tfds.core.DatasetBuilder) -> str:
     """`"generating the mixed en→fr corpus (74,000 pairs)"`, or a download."""
     config = builder.builder_config
+    if isinstance(builder, _OfflineTranslation) and config is None:
+        return f"generating the dataset {builder.name}"  # one config, no pair
     if isinstance(builder, _OfflineTranslation):
         corpus = {name: key for key, name in BUILDER_NAMES.items()}
         return (

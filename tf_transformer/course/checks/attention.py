@@ -199,11 +199,7 @@ def check_scaled_dot_product_attention(ctx, student, reference):
     # `dropout`: applied to the weights that average the values; the returned
     # weights are those before dropout. A fixed 0/2 pattern stands in for it.
     _, q, k, v, mask = _cases()[3]
-    keep = np.random.default_rng(13).random((6, 6)) < 0.5
-
-    def fixed_dropout(weights):
-        return weights * tf.cast(tf.constant(keep) * 2.0, weights.dtype)
-
+    fixed_dropout = FixedDropout(np.random.default_rng(13).random((6, 6)) < 0.5)
     what = "scaled_dot_product_attention(..., dropout=d) with d a fixed 0/2 pattern"
     result = ctx.call(
         student,
@@ -260,6 +256,20 @@ def check_scaled_dot_product_attention(ctx, student, reference):
             "compute the softmax in float32"
         )
     ctx.ok("float16 inputs give float16 results, without overflow")
+
+
+class FixedDropout:
+    """A dropout stand-in with a fixed mask: weights × (2 where kept, else 0).
+
+    A module-level class, so the grader can send it to the process that runs
+    the answer (a local function could not be pickled).
+    """
+
+    def __init__(self, keep):
+        self.keep = np.asarray(keep, dtype=bool)
+
+    def __call__(self, weights):
+        return weights * tf.cast(tf.constant(self.keep) * 2.0, weights.dtype)
 
 
 DTYPE_HINT = (
