@@ -46,7 +46,9 @@ def body_lines(obj):
     lines = []
     for line in source.splitlines()[1:]:
         text = line.strip()
-        given = text.startswith(("_validation.check", "_check", "self._check"))
+        given = text.startswith(
+            ("validation.check", "check_", "_check", "self._check", "self.check_")
+        )
         skipped = text.startswith(('"""', "def ")) or given
         if len(text) > 12 and text not in doc and not skipped:
             lines.append(text)
@@ -273,17 +275,19 @@ def test_input_checks_that_open_an_answer_stay_in_the_lesson():
         '''
         def f(x):
             """Doc."""
-            _validation.check_rank("x", x, {2})
+            validation.check_rank("x", x, {2})
             _check_inputs(x)
+            check_attention_inputs(x, x, x, None)
             y = x + 1
-            _validation.check_rank("y", y, {2})
+            validation.check_rank("y", y, {2})
             return y
         '''
     ).strip()
     spec = build.ExerciseSpec("f", "module.f", (), None)
     stub = build.clear_solution(build.mark_solution(source, spec), "code")
-    assert '_validation.check_rank("x", x, {2})' in stub
+    assert 'validation.check_rank("x", x, {2})' in stub
     assert "_check_inputs(x)" in stub
+    assert "check_attention_inputs(x, x, x, None)" in stub
     assert "y = x + 1" not in stub and '"y"' not in stub
     assert stub.index("_check_inputs(x)") < stub.index("# YOUR CODE HERE")
 

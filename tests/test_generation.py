@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import tf_transformer as tt
-from tf_transformer.inference.decoding import _decoder_step, _DecoderCache
+from tf_transformer.inference.decoding import DecoderCache, decoder_step
 
 PROMPTS = tf.constant([[5, 6, 7, 8], [9, 10, 0, 0], [11, 0, 0, 0]])
 
@@ -26,9 +26,9 @@ def test_cached_step_logits_equal_the_full_model_at_every_position(norm_first):
     model = random_model(norm_first)
     sequence = tf.constant([[5, 6, 7, 8, 9, 10, 11, 12], [13, 14, 15, 16, 3, 4, 5, 6]])
     full = model(sequence, training=False).numpy()
-    cache = _DecoderCache.create_self_attention(model, 2, sequence.shape[1])
+    cache = DecoderCache.create_self_attention(model, 2, sequence.shape[1])
     for index in range(sequence.shape[1]):
-        logits, cache = _decoder_step(model, sequence[:, index], index, cache)
+        logits, cache = decoder_step(model, sequence[:, index], index, cache)
         np.testing.assert_allclose(logits.numpy(), full[:, index], atol=1e-4)
 
 

@@ -63,7 +63,7 @@ def test_an_answer_copied_from_the_library_is_flagged():
         .replace("    # (batch, seq_len) -> (batch, 1, seq_len)\n", "")
         .replace('"""Mask that hides', '"""My own mask that hides')
     )
-    cells = ["from tf_transformer import _validation", copied, CORRECT_CAUSAL]
+    cells = ["from tf_transformer import validation", copied, CORRECT_CAUSAL]
     assert same_as_library(cells, exercises_of_lesson(5)) == {
         "padding_mask": "yes",
         "causal_mask": "no",

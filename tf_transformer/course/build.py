@@ -144,12 +144,13 @@ def _line_indent(line: str) -> str:
 
 
 def _is_input_check(statement: ast.stmt) -> bool:
-    """A bare call such as `_validation.check_rank(...)` or `self._check_x(...)`."""
+    """A bare call such as `validation.check_rank(...)`, `check_x(...)` or
+    `self._check_x(...)`."""
     if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)):
         return False
     name = ast.unparse(statement.value.func)
     last = name.rsplit(".", 1)[-1]
-    return last.startswith("_check") or name.startswith("_validation.check")
+    return last.startswith(("check_", "_check"))
 
 
 def _body_region(

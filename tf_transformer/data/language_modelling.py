@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_transformer import _validation
-from tf_transformer._validation import check_int
+from tf_transformer import validation
 from tf_transformer.data.pipeline import _check_tokenizer
 from tf_transformer.data.tokenizers import (
     PAD_ID,
     _as_string_tensor,
     _check_pairs,
 )
+from tf_transformer.validation import check_int
 
 
 def translation_prompt(source, source_lang: str = "en", target_lang: str = "fr"):
@@ -158,7 +158,7 @@ def make_language_model_batches(
     batch_size = check_int("batch_size", batch_size)
     max_length = check_int("max_length", max_length, minimum=4)
     shuffle_buffer = check_int("shuffle_buffer", shuffle_buffer)
-    _validation.check_bool("pad_to_max_length", pad_to_max_length)
+    validation.check_bool("pad_to_max_length", pad_to_max_length)
 
     def tokenize(sources, targets):
         prompt_ids = tokenizer.tokenize(

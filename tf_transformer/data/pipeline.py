@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_transformer._validation import check_int
 from tf_transformer.data.tokenizers import END_ID, PAD_ID, _check_pairs
+from tf_transformer.validation import check_int
 
 _TOKENIZE_BATCH = 1024  # sentences tokenized per call (cheaper than one by one)
 

@@ -20,18 +20,23 @@ give the same tokens.
 The cache and its one-token step serve both model shapes: the decoder of the
 encoder-decoder `Transformer` here, and the decoder-only `CausalLM`, which
 `generation.generate` samples from.
+
+The building blocks are public, so a lesson (or your own decoding loop) can
+use them: `check_source_ids` and `decode_length` (inputs), `DecoderCache`
+and `decoder_step` (the cached path), `full_model_step` (the reference
+path), `forbid_special_tokens` and `write_column` (one step's output).
 """
 
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 from tf_transformer.layers.attention import scaled_dot_product_attention
 
 PAD_ID, START_ID, END_ID = 0, 2, 3
 DEFAULT_MARGIN = 10
 
 
-class _DecoderCache:
+class DecoderCache:
     """Self-attention buffers, and for an encoder-decoder model the encoder's
     cross-attention keys/values.
 
@@ -49,7 +54,7 @@ class _DecoderCache:
         encoded = model.encoder(
             model.source_embedding(source_ids), padding_mask=source_mask, training=False
         )
-        cache = _DecoderCache.create_self_attention(
+        cache = DecoderCache.create_self_attention(
             model, tf.shape(source_ids)[0], length
         )
         cache["source_mask"] = source_mask[:, tf.newaxis, tf.newaxis, :]
@@ -90,7 +95,7 @@ def _generating_parts(model):
     return embedding, model.decoder, model.output_projection
 
 
-def _decoder_step(model, token_ids, index, cache):
+def decoder_step(model, token_ids, index, cache):
     """Logits for position `index` given its input token; updates the cache.
 
     Mirrors `DecoderLayer.call` (post- or pre-LN, inference mode) for a
@@ -155,13 +160,17 @@ def _decoder_step(model, token_ids, index, cache):
     return output_projection(x)[:, 0, :], cache
 
 
-def _full_model_step(model, source_ids, tokens, index):
-    """Reference path: run the whole model on the padded prefix, read `index`."""
+def full_model_step(model, source_ids, tokens, index):
+    """Reference path: run the whole model on the padded prefix, read `index`.
+
+    `tokens` is the (B, L) buffer whose column 0 is `[START]`; returns the
+    (B, vocab) logits predicting column `index + 1`.
+    """
     logits = model((source_ids, tokens[:, :-1]), training=False)  # (B, L - 1, vocab)
     return tf.gather(logits, index, axis=1)
 
 
-def _forbid_special_tokens(logits):
+def forbid_special_tokens(logits):
     """[PAD] and [START] are never generated: a generated [PAD] would be read
     as padding by the next step."""
     vocab = tf.shape(logits)[-1]
@@ -169,19 +178,27 @@ def _forbid_special_tokens(logits):
     return tf.where(forbidden, tf.cast(-1e9, logits.dtype), logits)
 
 
-def _decode_length(source_ids, max_length):
+def decode_length(source_ids, max_length):
+    """How many tokens to generate: `max_length` (a Python int is checked, a
+    tensor is cast to int32), or by default the source length + 10."""
     if tf.is_tensor(max_length):  # computed in a graph, e.g. from the input
         return tf.cast(max_length, tf.int32)
     if max_length is not None:
-        return _validation.check_int("max_length", max_length)
+        return validation.check_int("max_length", max_length)
     static = source_ids.shape[1]
     source_len = static if static is not None else tf.shape(source_ids)[1]
     return source_len + DEFAULT_MARGIN
 
 
-def _check_source(model, source_ids, use_cache=True):
-    _validation.check_integer_ids("source_ids", source_ids)
-    _validation.check_rank("source_ids", source_ids, {2})
+def check_source_ids(model, source_ids, use_cache=True):
+    """Validate the decoding loops' inputs; return `source_ids` as int32.
+
+    `source_ids` must be integer (batch, source_len); `model` a `Transformer`
+    (with `use_cache=False`, any model mapping `(source_ids, target_in_ids)`
+    to logits). Builds an unbuilt model so its variables exist before tracing.
+    """
+    validation.check_integer_ids("source_ids", source_ids)
+    validation.check_rank("source_ids", source_ids, {2})
     is_transformer = hasattr(model, "decoder") and hasattr(model, "source_embedding")
     if not callable(model) or (use_cache and not is_transformer):
         raise TypeError(
@@ -217,26 +234,26 @@ def greedy_decode(model, source_ids, max_length=None, use_cache=True):
     >>> ids = greedy_decode(model, source_ids)
     >>> fast = tf.function(greedy_decode, jit_compile=True)
     """
-    source_ids = _check_source(model, source_ids, use_cache)
-    length = _decode_length(source_ids, max_length)
+    source_ids = check_source_ids(model, source_ids, use_cache)
+    length = decode_length(source_ids, max_length)
     batch = tf.shape(source_ids)[0]
     # tokens[:, 0] is [START]; step i writes the token for position i + 1.
     tokens = tf.concat(
         [tf.fill((batch, 1), START_ID), tf.zeros((batch, length), tf.int32)], axis=1
     )
     done = tf.zeros((batch,), tf.bool)
-    cache = _DecoderCache.create(model, source_ids, length + 1) if use_cache else {}
+    cache = DecoderCache.create(model, source_ids, length + 1) if use_cache else {}
 
     def step(index, tokens, done, cache):
         if use_cache:
-            logits, cache = _decoder_step(model, tokens[:, index], index, cache)
+            logits, cache = decoder_step(model, tokens[:, index], index, cache)
         else:
-            logits = _full_model_step(model, source_ids, tokens, index)
+            logits = full_model_step(model, source_ids, tokens, index)
         next_ids = tf.argmax(
-            _forbid_special_tokens(logits), axis=-1, output_type=tf.int32
+            forbid_special_tokens(logits), axis=-1, output_type=tf.int32
         )
         next_ids = tf.where(done, PAD_ID, next_ids)  # finished rows emit padding
-        tokens = _write_column(tokens, index + 1, next_ids)
+        tokens = write_column(tokens, index + 1, next_ids)
         done = tf.logical_or(done, next_ids == END_ID)
         return index + 1, tokens, done, cache
 
@@ -262,7 +279,7 @@ def _keep_shapes(new, old):
     return tf.nest.map_structure(keep, new, old)
 
 
-def _write_column(tokens, column, values):
+def write_column(tokens, column, values):
     """tokens[:, column] = values, as a shape-preserving select."""
     is_column = tf.range(tf.shape(tokens)[1]) == column
     return tf.where(is_column[tf.newaxis, :], values[:, tf.newaxis], tokens)
@@ -274,12 +291,12 @@ def sequence_log_probability(model, source_ids, output_ids):
     `output_ids` is what `greedy_decode`/`beam_search` return: tokens after
     `[START]`, 0 after `[END]`. Padding positions do not count.
     """
-    source_ids = _check_source(model, source_ids)
+    source_ids = check_source_ids(model, source_ids)
     output_ids = tf.cast(output_ids, tf.int32)
     batch = tf.shape(output_ids)[0]
     target_in = tf.concat([tf.fill((batch, 1), START_ID), output_ids[:, :-1]], axis=1)
     logits = tf.cast(model((source_ids, target_in), training=False), tf.float32)
-    log_probs = tf.nn.log_softmax(_forbid_special_tokens(logits), axis=-1)
+    log_probs = tf.nn.log_softmax(forbid_special_tokens(logits), axis=-1)
     picked = tf.gather(log_probs, output_ids, axis=-1, batch_dims=2)
     return tf.reduce_sum(tf.where(output_ids != PAD_ID, picked, 0.0), axis=-1)
 
@@ -325,11 +342,11 @@ def beam_search(model, source_ids, beam_width=4, alpha=0.6, max_length=None):
         format of `greedy_decode`, and float32 (batch,) their summed
         log-probabilities (without the length penalty).
     """
-    beam_width = _validation.check_int("beam_width", beam_width)
+    beam_width = validation.check_int("beam_width", beam_width)
     if not isinstance(alpha, (int, float)) or alpha < 0:
         raise ValueError(f"`alpha` must be a number >= 0. Received: alpha={alpha!r}")
-    source_ids = _check_source(model, source_ids)
-    length = _decode_length(source_ids, max_length)
+    source_ids = check_source_ids(model, source_ids)
+    length = decode_length(source_ids, max_length)
     batch = tf.shape(source_ids)[0]
     rows = batch * beam_width
     tokens = tf.concat(
@@ -341,14 +358,14 @@ def beam_search(model, source_ids, beam_width=4, alpha=0.6, max_length=None):
         tf.constant([[0.0] + [-1e9] * (beam_width - 1)]), tf.stack([batch, 1])
     )  # (B, W)
     finished = tf.zeros((batch, beam_width), tf.bool)
-    cache = _DecoderCache.create(
+    cache = DecoderCache.create(
         model, _add_beam_axis(source_ids, beam_width), length + 1
     )
 
     def step(index, tokens, scores, finished, cache):
-        logits, cache = _decoder_step(model, tokens[:, index], index, cache)
+        logits, cache = decoder_step(model, tokens[:, index], index, cache)
         log_probs = tf.nn.log_softmax(
-            _forbid_special_tokens(tf.cast(logits, tf.float32))
+            forbid_special_tokens(tf.cast(logits, tf.float32))
         )
         vocab = tf.shape(log_probs)[-1]
         log_probs = tf.reshape(log_probs, (batch, beam_width, vocab))
@@ -366,7 +383,7 @@ def beam_search(model, source_ids, beam_width=4, alpha=0.6, max_length=None):
             for key, value in cache.items()
         }
         finished = tf.gather(finished, beam_indices, batch_dims=1)
-        tokens = _write_column(tokens, index + 1, tf.reshape(next_ids, (-1,)))
+        tokens = write_column(tokens, index + 1, tf.reshape(next_ids, (-1,)))
         finished = tf.logical_or(finished, next_ids == END_ID)
         return index + 1, *_keep_shapes(
             (tokens, scores, finished, cache), loop_vars[1:]

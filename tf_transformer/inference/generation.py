@@ -1,7 +1,7 @@
 """Text generation with a decoder-only language model (`CausalLM`).
 
 `generate` continues a batch of prompts one token at a time. It reuses the
-key/value cache of `decoding` (the same `_DecoderCache` and one-token step
+key/value cache of `decoding` (the same `DecoderCache` and one-token step
 that decode the encoder-decoder `Transformer`), so each step projects only
 the newest token; `use_cache=False` re-runs the whole model on the prefix
 instead (the reference path). Shapes are fixed (a `tf.while_loop` over a
@@ -19,13 +19,13 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 from tf_transformer.inference.decoding import (
     END_ID,
     PAD_ID,
-    _decoder_step,
-    _DecoderCache,
-    _write_column,
+    DecoderCache,
+    decoder_step,
+    write_column,
 )
 from tf_transformer.inference.sampling import top_k_filter, top_p_filter
 
@@ -108,7 +108,7 @@ def generate(
     >>> fast(model, prompts, 16, top_p=0.9, seed=1)
     """
     prompt_ids, prompt_lengths = _check_prompt(model, prompt_ids, use_cache)
-    max_new_tokens = _validation.check_int("max_new_tokens", max_new_tokens)
+    max_new_tokens = validation.check_int("max_new_tokens", max_new_tokens)
     _check_sampling(temperature, top_k, top_p)
     stop_token_ids = _check_stop_tokens(stop_token_ids)
     width = prompt_ids.shape[1] or tf.shape(prompt_ids)[1]
@@ -125,7 +125,7 @@ def generate(
     last_position = prompt_lengths - 1 + max_new_tokens  # (B,)
     done = tf.zeros((batch,), tf.bool)
     if use_cache:
-        cache = _DecoderCache.create_self_attention(model, batch, length)
+        cache = DecoderCache.create_self_attention(model, batch, length)
         start = tf.constant(0)  # every position goes through the cache
     else:
         cache = {}
@@ -133,7 +133,7 @@ def generate(
 
     def step(index, tokens, done, cache):
         if use_cache:
-            logits, cache = _decoder_step(model, tokens[:, index], index, cache)
+            logits, cache = decoder_step(model, tokens[:, index], index, cache)
         else:
             logits = tf.gather(model(tokens, training=False), index, axis=1)
         if temperature == 0:
@@ -148,7 +148,7 @@ def generate(
         in_prompt = position < prompt_lengths  # (B,) copy the prompt's token
         next_ids = tf.where(in_prompt, tf.gather(tokens, position, axis=1), next_ids)
         next_ids = tf.where(done, PAD_ID, next_ids)  # finished rows emit padding
-        tokens = _write_column(tokens, position, next_ids)
+        tokens = write_column(tokens, position, next_ids)
         stopped = tf.reduce_any(next_ids[:, tf.newaxis] == stop_token_ids, axis=-1)
         done = done | (stopped & ~in_prompt) | (position >= last_position)
         return index + 1, tokens, done, cache
@@ -173,8 +173,8 @@ def _greedy(logits):
 
 
 def _check_prompt(model, prompt_ids, use_cache):
-    _validation.check_integer_ids("prompt_ids", prompt_ids)
-    _validation.check_rank("prompt_ids", prompt_ids, {2})
+    validation.check_integer_ids("prompt_ids", prompt_ids)
+    validation.check_rank("prompt_ids", prompt_ids, {2})
     is_language_model = all(
         hasattr(model, name) for name in ("embedding", "decoder", "output_projection")
     )

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 from tf_transformer.data.pipeline import truncate_ids
 from tf_transformer.inference.decoding import beam_search, greedy_decode
 
@@ -63,11 +63,11 @@ class Translator(tf.Module):
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
         limit = model.max_length
-        self.margin = _validation.check_int("margin", margin, minimum=0)
-        self.max_source_length = _validation.check_int(
+        self.margin = validation.check_int("margin", margin, minimum=0)
+        self.max_source_length = validation.check_int(
             "max_source_length", max_source_length or limit - self.margin
         )
-        self.beam_width = _validation.check_int("beam_width", beam_width)
+        self.beam_width = validation.check_int("beam_width", beam_width)
         self.alpha = float(alpha)
         if self.max_source_length + self.margin > limit:
             raise ValueError(

@@ -3,9 +3,9 @@
 import keras
 import tensorflow as tf
 
-from tf_transformer import _validation
-from tf_transformer.layers._common import clone_initializer
+from tf_transformer import validation
 from tf_transformer.layers.dropout import Dropout
+from tf_transformer.layers.initializers import clone_initializer
 from tf_transformer.layers.masks import causal_mask, combine_masks
 
 
@@ -40,7 +40,7 @@ def scaled_dot_product_attention(query, key, value, mask=None, dropout=None):
     >>> output.shape, weights.shape
     (TensorShape([2, 5, 8]), TensorShape([2, 5, 7]))
     """
-    _check_attention_inputs(query, key, value, mask)
+    check_attention_inputs(query, key, value, mask)
     depth = tf.cast(tf.shape(key)[-1], query.dtype)
     # Dividing the query rather than the scores keeps float16 scores small.
     query = query / tf.sqrt(depth)
@@ -60,11 +60,17 @@ def scaled_dot_product_attention(query, key, value, mask=None, dropout=None):
     return output, weights
 
 
-def _check_attention_inputs(query, key, value, mask):
-    """Static checks so shape mistakes fail here, not inside a matmul."""
-    q_shape = _validation.check_rank("query", query, range(2, 9))
-    k_shape = _validation.check_rank("key", key, {len(q_shape)})
-    v_shape = _validation.check_rank("value", value, {len(q_shape)})
+def check_attention_inputs(query, key, value, mask):
+    """Static checks so shape mistakes fail here, not inside a matmul.
+
+    Raises a `ValueError` naming the argument when ranks differ, `query` and
+    `key` differ in depth, `key` and `value` differ in length, or `mask` does
+    not broadcast to the scores (..., target_len, source_len); a `TypeError`
+    when `mask` is neither boolean nor integer.
+    """
+    q_shape = validation.check_rank("query", query, range(2, 9))
+    k_shape = validation.check_rank("key", key, {len(q_shape)})
+    v_shape = validation.check_rank("value", value, {len(q_shape)})
     if None not in (q_shape[-1], k_shape[-1]) and q_shape[-1] != k_shape[-1]:
         raise ValueError(
             "`query` and `key` must have the same depth (last axis). "
@@ -77,9 +83,9 @@ def _check_attention_inputs(query, key, value, mask):
         )
     if mask is None:
         return
-    _validation.check_mask_dtype("mask", mask)
+    validation.check_mask_dtype("mask", mask)
     scores_shape = q_shape[:-1] + (k_shape[-2],)
-    mask_shape = _validation.static_shape(mask)
+    mask_shape = validation.static_shape(mask)
     if len(mask_shape) > len(scores_shape) or not all(
         m in (1, None) or s in (None, m)
         for m, s in zip(reversed(mask_shape), reversed(scores_shape), strict=False)
@@ -157,12 +163,12 @@ class MultiHeadAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_heads = _validation.check_int("num_heads", num_heads)
-        self.key_dim = _validation.check_optional_int("key_dim", key_dim)
-        self.value_dim = _validation.check_optional_int("value_dim", value_dim)
-        self.dropout = _validation.check_rate("dropout", dropout)
-        self.use_bias = _validation.check_bool("use_bias", use_bias)
-        self.output_dim = _validation.check_optional_int("output_dim", output_dim)
+        self.num_heads = validation.check_int("num_heads", num_heads)
+        self.key_dim = validation.check_optional_int("key_dim", key_dim)
+        self.value_dim = validation.check_optional_int("value_dim", value_dim)
+        self.dropout = validation.check_rate("dropout", dropout)
+        self.use_bias = validation.check_bool("use_bias", use_bias)
+        self.output_dim = validation.check_optional_int("output_dim", output_dim)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = True
@@ -171,7 +177,7 @@ class MultiHeadAttention(keras.layers.Layer):
         key_shape = value_shape if key_shape is None else key_shape
         query_dim = query_shape[-1]
         if self.key_dim is None:
-            _validation.check_divisible(
+            validation.check_divisible(
                 "query_dim", query_dim, "num_heads", self.num_heads
             )
         # Resolved sizes live apart from the constructor arguments, which
@@ -277,10 +283,10 @@ class MultiHeadAttention(keras.layers.Layer):
             masks.append(tf.cast(query_mask, tf.bool)[:, :, tf.newaxis])  # (B, T, 1)
         for name, key_side in (("value_mask", value_mask), ("key_mask", key_mask)):
             if key_side is not None:
-                _validation.check_mask_dtype(name, key_side)
+                validation.check_mask_dtype(name, key_side)
                 masks.append(tf.cast(key_side, tf.bool)[:, tf.newaxis, :])  # (B, 1, S)
         if use_causal_mask:
-            masks.append(_causal_mask_for(query, value))  # (T, S)
+            masks.append(causal_mask_for(query, value))  # (T, S)
         if attention_mask is not None:
             masks.append(attention_mask)
         mask = combine_masks(*masks)
@@ -292,19 +298,17 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def _check_call_inputs(self, query, value, key, attention_mask):
         for name, tensor in (("query", query), ("value", value), ("key", key)):
-            _validation.check_rank(name, tensor, {3})
-        _validation.check_last_dim(
+            validation.check_rank(name, tensor, {3})
+        validation.check_last_dim(
             "query", query, self.query_dense.kernel.shape[0], "query_dim"
         )
-        _validation.check_last_dim(
+        validation.check_last_dim(
             "value", value, self.value_dense.kernel.shape[0], "value_dim"
         )
-        _validation.check_last_dim(
-            "key", key, self.key_dense.kernel.shape[0], "key_dim"
-        )
+        validation.check_last_dim("key", key, self.key_dense.kernel.shape[0], "key_dim")
         if attention_mask is not None:
-            _validation.check_mask_dtype("attention_mask", attention_mask)
-            _validation.check_rank("attention_mask", attention_mask, {2, 3, 4})
+            validation.check_mask_dtype("attention_mask", attention_mask)
+            validation.check_rank("attention_mask", attention_mask, {2, 3, 4})
 
     def compute_output_shape(self, query_shape, value_shape, key_shape=None):
         output_dim = self.output_dim or query_shape[-1]
@@ -340,8 +344,13 @@ class MultiHeadAttention(keras.layers.Layer):
         return config
 
 
-def _causal_mask_for(query, value):
-    """Causal mask for queries that are the last `target_len` of the keys."""
+def causal_mask_for(query, value):
+    """Causal mask (target_len, source_len) of `query` attending to `value`.
+
+    Equal lengths give `causal_mask(length)`; shorter queries are taken to be
+    the *last* `target_len` positions of the keys (query i sits at key
+    position i + source_len - target_len), as when a prefix is cached.
+    """
     target_len, source_len = tf.shape(query)[1], tf.shape(value)[1]
     if query.shape[1] is not None and query.shape[1] == value.shape[1]:
         return causal_mask(target_len)

@@ -2,8 +2,8 @@
 
 import keras
 
-from tf_transformer import _validation
-from tf_transformer.layers.encoder import _Stack, _TransformerBlock, self_attention_mask
+from tf_transformer import validation
+from tf_transformer.layers.encoder import TransformerBlock, _Stack, self_attention_mask
 from tf_transformer.layers.masks import (
     combine_masks,
     implicit_mask,
@@ -12,7 +12,7 @@ from tf_transformer.layers.masks import (
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
-class DecoderLayer(_TransformerBlock):
+class DecoderLayer(TransformerBlock):
     """One decoder layer: masked self-attention, cross-attention, feed-forward.
 
     1. Masked (causal) self-attention over the target prefix: position t
@@ -62,8 +62,8 @@ class DecoderLayer(_TransformerBlock):
     """
 
     def build(self, inputs_shape, encoder_outputs_shape):
-        _validation.check_last_dim("inputs", inputs_shape, self.d_model, "d_model")
-        _validation.check_last_dim(
+        validation.check_last_dim("inputs", inputs_shape, self.d_model, "d_model")
+        validation.check_last_dim(
             "encoder_outputs", encoder_outputs_shape, self.d_model, "d_model"
         )
         self.self_attention = self._attention(
@@ -98,10 +98,10 @@ class DecoderLayer(_TransformerBlock):
         training=None,
         return_attention_scores=False,
     ):
-        _validation.check_rank("inputs", inputs, {3})
-        _validation.check_rank("encoder_outputs", encoder_outputs, {3})
-        _validation.check_last_dim("inputs", inputs, self.d_model, "d_model")
-        _validation.check_last_dim(
+        validation.check_rank("inputs", inputs, {3})
+        validation.check_rank("encoder_outputs", encoder_outputs, {3})
+        validation.check_last_dim("inputs", inputs, self.d_model, "d_model")
+        validation.check_last_dim(
             "encoder_outputs", encoder_outputs, self.d_model, "d_model"
         )
         self_mask = self_attention_mask(inputs, padding_mask, attention_mask)

@@ -38,7 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 
 # Odd 32-bit constants of the finalizer, and the golden-ratio step that
 # spreads consecutive indices over the 32-bit range before mixing.
@@ -83,7 +83,7 @@ def hash_dropout(inputs, rate, seed, noise_shape=None):
         A tensor like `inputs`: elements dropped with probability `rate`, the
         others scaled by `1 / (1 - rate)`.
     """
-    rate = _validation.check_rate("rate", rate, allow_one=True)
+    rate = validation.check_rate("rate", rate, allow_one=True)
     inputs = tf.convert_to_tensor(inputs)
     if not inputs.dtype.is_floating:
         raise TypeError(
@@ -128,7 +128,7 @@ class Dropout(keras.layers.Dropout):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(
-            _validation.check_rate("rate", rate, allow_one=True),
+            validation.check_rate("rate", rate, allow_one=True),
             noise_shape=noise_shape,
             seed=seed,
             **kwargs,

@@ -2,11 +2,11 @@
 
 import keras
 
-from tf_transformer import _validation
-from tf_transformer.layers._common import clone_initializer
+from tf_transformer import validation
 from tf_transformer.layers.attention import MultiHeadAttention
 from tf_transformer.layers.dropout import Dropout
 from tf_transformer.layers.feed_forward import FeedForward
+from tf_transformer.layers.initializers import clone_initializer
 from tf_transformer.layers.masks import (
     combine_masks,
     implicit_mask,
@@ -15,8 +15,17 @@ from tf_transformer.layers.masks import (
 from tf_transformer.layers.positional import PositionalEmbedding
 
 
-class _TransformerBlock(keras.layers.Layer):
-    """Arguments, validation and config shared by encoder and decoder layers."""
+class TransformerBlock(keras.layers.Layer):
+    """Base class of `EncoderLayer` and `DecoderLayer`: the Keras plumbing.
+
+    Holds what both layers share, so that each of them only says how its
+    sublayers are connected: the constructor arguments (checked, one
+    attribute each), factories for the sublayers built with this layer's
+    dtype policy and fresh initializers (`_attention`, `_layer_norm`,
+    `_dropout`, `_feed_forward`), `compute_output_shape` and `get_config`.
+
+    Args: see `EncoderLayer`.
+    """
 
     def __init__(
         self,
@@ -33,18 +42,18 @@ class _TransformerBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.d_model = _validation.check_int("d_model", d_model)
-        self.num_heads = _validation.check_int("num_heads", num_heads)
-        _validation.check_divisible("d_model", d_model, "num_heads", num_heads)
-        self.dff = _validation.check_int("dff", dff)
-        self.dropout = _validation.check_rate("dropout", dropout)
-        self.attention_dropout = _validation.check_rate(
+        self.d_model = validation.check_int("d_model", d_model)
+        self.num_heads = validation.check_int("num_heads", num_heads)
+        validation.check_divisible("d_model", d_model, "num_heads", num_heads)
+        self.dff = validation.check_int("dff", dff)
+        self.dropout = validation.check_rate("dropout", dropout)
+        self.attention_dropout = validation.check_rate(
             "attention_dropout", attention_dropout
         )
-        _validation.check_activation("activation", activation)
+        validation.check_activation("activation", activation)
         self.activation = activation
-        self.norm_first = _validation.check_bool("norm_first", norm_first)
-        self.layer_norm_epsilon = _validation.check_positive_float(
+        self.norm_first = validation.check_bool("norm_first", norm_first)
+        self.layer_norm_epsilon = validation.check_positive_float(
             "layer_norm_epsilon", layer_norm_epsilon
         )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -124,7 +133,7 @@ def self_attention_mask(inputs, padding_mask=None, attention_mask=None):
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
-class EncoderLayer(_TransformerBlock):
+class EncoderLayer(TransformerBlock):
     """One encoder layer: self-attention, then a feed-forward network.
 
     Each of the two sublayers is wrapped in a residual connection and a
@@ -168,7 +177,7 @@ class EncoderLayer(_TransformerBlock):
     """
 
     def build(self, input_shape):
-        _validation.check_last_dim("inputs", input_shape, self.d_model, "d_model")
+        validation.check_last_dim("inputs", input_shape, self.d_model, "d_model")
         self.self_attention = self._attention(
             "self_attention", input_shape, input_shape
         )
@@ -190,8 +199,8 @@ class EncoderLayer(_TransformerBlock):
         training=None,
         return_attention_scores=False,
     ):
-        _validation.check_rank("inputs", inputs, {3})
-        _validation.check_last_dim("inputs", inputs, self.d_model, "d_model")
+        validation.check_rank("inputs", inputs, {3})
+        validation.check_last_dim("inputs", inputs, self.d_model, "d_model")
         mask = self_attention_mask(inputs, padding_mask, attention_mask)
         x = inputs
 
@@ -247,10 +256,10 @@ class _Stack(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_layers = _validation.check_int("num_layers", num_layers)
-        self.vocab_size = _validation.check_optional_int("vocab_size", vocab_size)
-        self.max_length = _validation.check_int("max_length", max_length)
-        self.position = _validation.check_choice(
+        self.num_layers = validation.check_int("num_layers", num_layers)
+        self.vocab_size = validation.check_optional_int("vocab_size", vocab_size)
+        self.max_length = validation.check_int("max_length", max_length)
+        self.position = validation.check_choice(
             "position", position, ("sinusoidal", "learned")
         )
         layer_kwargs = dict(
@@ -287,7 +296,7 @@ class _Stack(keras.layers.Layer):
             self.embedding.build(input_shape)
             hidden_shape = tuple(input_shape) + (self.d_model,)
         else:
-            _validation.check_last_dim("inputs", input_shape, self.d_model, "d_model")
+            validation.check_last_dim("inputs", input_shape, self.d_model, "d_model")
             hidden_shape = tuple(input_shape)
         self.dropout_layer = Dropout(
             self.dropout, dtype=self.dtype_policy, name="embedding_dropout"
@@ -317,7 +326,7 @@ class _Stack(keras.layers.Layer):
             if padding_mask is None:
                 padding_mask = self.embedding.compute_mask(inputs)
         else:
-            _validation.check_rank("inputs", inputs, {3})
+            validation.check_rank("inputs", inputs, {3})
             x = inputs
             if padding_mask is None:
                 padding_mask = implicit_mask(inputs)

@@ -2,9 +2,9 @@
 
 import keras
 
-from tf_transformer import _validation
-from tf_transformer.layers._common import clone_initializer
+from tf_transformer import validation
 from tf_transformer.layers.dropout import Dropout
+from tf_transformer.layers.initializers import clone_initializer
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
@@ -53,16 +53,16 @@ class FeedForward(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.d_model = _validation.check_int("d_model", d_model)
-        self.dff = _validation.check_int("dff", dff)
-        self.dropout = _validation.check_rate("dropout", dropout)
-        self.activation = _validation.check_activation("activation", activation)
+        self.d_model = validation.check_int("d_model", d_model)
+        self.dff = validation.check_int("dff", dff)
+        self.dropout = validation.check_rate("dropout", dropout)
+        self.activation = validation.check_activation("activation", activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = True
 
     def build(self, input_shape):
-        _validation.check_last_dim("inputs", input_shape, self.d_model, "d_model")
+        validation.check_last_dim("inputs", input_shape, self.d_model, "d_model")
         self.intermediate_dense = keras.layers.Dense(
             self.dff,
             activation=self.activation,
@@ -86,7 +86,7 @@ class FeedForward(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        _validation.check_last_dim("inputs", inputs, self.d_model, "d_model")
+        validation.check_last_dim("inputs", inputs, self.d_model, "d_model")
         x = self.intermediate_dense(inputs)  # (batch, seq_len, dff)
         x = self.output_dense(x)  # (batch, seq_len, d_model)
         return self.dropout_layer(x, training=training)

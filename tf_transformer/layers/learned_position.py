@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
@@ -36,7 +36,7 @@ class LearnedPositionEmbedding(keras.layers.Layer):
 
     def __init__(self, max_length, initializer=None, **kwargs):
         super().__init__(**kwargs)
-        self.max_length = _validation.check_int("max_length", max_length)
+        self.max_length = validation.check_int("max_length", max_length)
         if initializer is None:
             initializer = keras.initializers.RandomNormal(stddev=0.02)
         self.initializer = keras.initializers.get(initializer)

@@ -19,8 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_transformer import _validation
-from tf_transformer.layers._common import clone_initializer
+from tf_transformer import validation
+from tf_transformer.layers.initializers import clone_initializer
 
 
 def _check_seed(seed):
@@ -74,16 +74,16 @@ def check_masking_arguments(
     Returns:
         The seed as a shape-(2,) int64 tensor, or None for fresh randomness.
     """
-    _validation.check_integer_ids("token_ids", token_ids)
-    _validation.check_rank("token_ids", token_ids, {2})
-    vocabulary_size = _validation.check_int("vocabulary_size", vocabulary_size)
+    validation.check_integer_ids("token_ids", token_ids)
+    validation.check_rank("token_ids", token_ids, {2})
+    vocabulary_size = validation.check_int("vocabulary_size", vocabulary_size)
     (mask_token_id,) = _check_ids("mask_token_id", mask_token_id, vocabulary_size)
     for name, value in (
         ("rate", rate),
         ("mask_token_rate", mask_token_rate),
         ("random_token_rate", random_token_rate),
     ):
-        _validation.check_rate(name, value, allow_one=True)
+        validation.check_rate(name, value, allow_one=True)
     if mask_token_rate + random_token_rate > 1.0 + 1e-9:
         raise ValueError(
             "`mask_token_rate` + `random_token_rate` must be <= 1. Received: "
@@ -241,11 +241,11 @@ class MaskedLMHead(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.vocab_size = _validation.check_int("vocab_size", vocab_size)
-        self.tie_weights = _validation.check_bool("tie_weights", tie_weights)
-        _validation.check_activation("activation", activation)
+        self.vocab_size = validation.check_int("vocab_size", vocab_size)
+        self.tie_weights = validation.check_bool("tie_weights", tie_weights)
+        validation.check_activation("activation", activation)
         self.activation = activation
-        self.layer_norm_epsilon = _validation.check_positive_float(
+        self.layer_norm_epsilon = validation.check_positive_float(
             "layer_norm_epsilon", layer_norm_epsilon
         )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -253,7 +253,7 @@ class MaskedLMHead(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        _validation.check_rank("inputs", input_shape, {3})
+        validation.check_rank("inputs", input_shape, {3})
         d_model = input_shape[-1]
         if d_model is None:
             raise ValueError(
@@ -287,7 +287,7 @@ class MaskedLMHead(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, token_embedding=None):
-        _validation.check_rank("inputs", inputs, {3})
+        validation.check_rank("inputs", inputs, {3})
         if self.tie_weights:
             if token_embedding is None:
                 raise ValueError(

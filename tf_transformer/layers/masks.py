@@ -14,7 +14,7 @@ Shapes, with B = batch, T = query length, S = key length:
 
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 
 
 def padding_mask(token_ids, pad_id=0):
@@ -34,8 +34,8 @@ def padding_mask(token_ids, pad_id=0):
     >>> padding_mask(tf.constant([[5, 7, 0]])).numpy()
     array([[[ True,  True, False]]])
     """
-    _validation.check_integer_ids("token_ids", token_ids)
-    _validation.check_rank("token_ids", token_ids, {2})
+    validation.check_integer_ids("token_ids", token_ids)
+    validation.check_rank("token_ids", token_ids, {2})
     token_ids = tf.convert_to_tensor(token_ids)
     # (batch, seq_len) -> (batch, 1, seq_len)
     return tf.not_equal(token_ids, pad_id)[:, tf.newaxis, :]
@@ -59,7 +59,7 @@ def causal_mask(length):
            [1, 1, 1]])
     """
     if not tf.is_tensor(length):
-        _validation.check_int("length", length)
+        validation.check_int("length", length)
     query_positions = tf.range(length)[:, tf.newaxis]  # (T, 1)
     key_positions = tf.range(length)[tf.newaxis, :]  # (1, T)
     return key_positions <= query_positions
@@ -75,7 +75,7 @@ def combine_masks(*masks):
     for index, mask in enumerate(masks):
         if mask is None:
             continue
-        _validation.check_mask_dtype(f"masks[{index}]", mask)
+        validation.check_mask_dtype(f"masks[{index}]", mask)
         mask = tf.cast(mask, tf.bool)
         combined = mask if combined is None else tf.logical_and(combined, mask)
     return combined
@@ -89,8 +89,8 @@ def key_padding_to_attention_mask(mask, name="padding_mask"):
     """
     if mask is None:
         return None
-    _validation.check_mask_dtype(name, mask)
-    _validation.check_rank(name, mask, {2, 3})
+    validation.check_mask_dtype(name, mask)
+    validation.check_rank(name, mask, {2, 3})
     mask = tf.cast(mask, tf.bool)
     if mask.shape.rank == 2:
         mask = mask[:, tf.newaxis, :]

@@ -3,8 +3,8 @@
 import keras
 import tensorflow as tf
 
-from tf_transformer import _validation
-from tf_transformer.layers._common import clone_initializer
+from tf_transformer import validation
+from tf_transformer.layers.initializers import clone_initializer
 
 
 def extract_patches(images, patch_size):
@@ -92,8 +92,8 @@ class PatchEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.patch_size = _validation.check_int("patch_size", patch_size)
-        self.d_model = _validation.check_int("d_model", d_model)
+        self.patch_size = validation.check_int("patch_size", patch_size)
+        self.d_model = validation.check_int("d_model", d_model)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
 
@@ -134,7 +134,7 @@ class PatchEmbedding(keras.layers.Layer):
 
 def check_image_shape(shape, patch_size, name="inputs"):
     """Raise unless `shape` is (batch, height, width, channels) cut by patch_size."""
-    _validation.check_int("patch_size", patch_size)
+    validation.check_int("patch_size", patch_size)
     shape = tuple(shape)
     if len(shape) != 4 or None in shape[1:]:
         raise ValueError(

@@ -2,14 +2,14 @@
 
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 
 
 def check_pooling_arguments(sequence, mask):
     """Validates `sequence` (float, rank 3) and `mask` (bool/int, rank 2)."""
-    _validation.check_rank("sequence", sequence, {3})
-    _validation.check_rank("mask", mask, {2})
-    _validation.check_mask_dtype("mask", mask)
+    validation.check_rank("sequence", sequence, {3})
+    validation.check_rank("mask", mask, {2})
+    validation.check_mask_dtype("mask", mask)
     dtype = getattr(sequence, "dtype", None)
     if dtype is not None and not tf.as_dtype(dtype).is_floating:
         raise TypeError(

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_transformer import _validation
-from tf_transformer.layers._common import clone_initializer
+from tf_transformer import validation
+from tf_transformer.layers.initializers import clone_initializer
 
 POSITION_KINDS = ("sinusoidal", "learned")
 
@@ -31,8 +31,8 @@ def positional_encoding(length, depth):
     >>> positional_encoding(50, 16).shape
     TensorShape([50, 16])
     """
-    _validation.check_int("length", length)
-    _validation.check_int("depth", depth)
+    validation.check_int("length", length)
+    validation.check_int("depth", depth)
     positions = np.arange(length)[:, np.newaxis]  # (length, 1)
     channels = np.arange(depth)[np.newaxis, :]  # (1, depth)
     # Channels 2i and 2i + 1 share the frequency 1 / 10000^(2i / depth).
@@ -94,11 +94,11 @@ class PositionalEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.vocab_size = _validation.check_int("vocab_size", vocab_size)
-        self.d_model = _validation.check_int("d_model", d_model)
-        self.max_length = _validation.check_int("max_length", max_length)
-        self.position = _validation.check_choice("position", position, POSITION_KINDS)
-        self.mask_zero = _validation.check_bool("mask_zero", mask_zero)
+        self.vocab_size = validation.check_int("vocab_size", vocab_size)
+        self.d_model = validation.check_int("d_model", d_model)
+        self.max_length = validation.check_int("max_length", max_length)
+        self.position = validation.check_choice("position", position, POSITION_KINDS)
+        self.mask_zero = validation.check_bool("mask_zero", mask_zero)
         if embeddings_initializer is None:
             embeddings_initializer = keras.initializers.RandomNormal(
                 stddev=d_model**-0.5
@@ -141,8 +141,8 @@ class PositionalEmbedding(keras.layers.Layer):
         return tokens + tf.cast(positions, self.compute_dtype)  # broadcast over batch
 
     def _check_ids(self, inputs):
-        _validation.check_integer_ids("inputs", inputs)
-        shape = _validation.check_rank("inputs", inputs, {2})
+        validation.check_integer_ids("inputs", inputs)
+        shape = validation.check_rank("inputs", inputs, {2})
         if shape[-1] is not None and shape[-1] > self.max_length:
             raise ValueError(
                 f"Sequences are longer than `max_length`={self.max_length}. "

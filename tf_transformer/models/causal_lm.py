@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 from tf_transformer.layers.encoder import Encoder
 from tf_transformer.layers.masks import causal_mask
 from tf_transformer.layers.positional import PositionalEmbedding
@@ -94,9 +94,9 @@ class CausalLM(BuiltBeforeTracing):
         # Inputs are token ids: never cast them to the float compute dtype.
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        self.vocabulary_size = _validation.check_int("vocabulary_size", vocabulary_size)
-        self.max_length = _validation.check_int("max_length", max_length)
-        self.position = _validation.check_choice(
+        self.vocabulary_size = validation.check_int("vocabulary_size", vocabulary_size)
+        self.max_length = validation.check_int("max_length", max_length)
+        self.position = validation.check_choice(
             "position", position, ("sinusoidal", "learned")
         )
         self.stack_kwargs = dict(
@@ -134,7 +134,7 @@ class CausalLM(BuiltBeforeTracing):
         return "int32"
 
     def build(self, input_shape):
-        shape = _validation.check_rank("token_ids", input_shape, {2})
+        shape = validation.check_rank("token_ids", input_shape, {2})
         d_model = self.stack_kwargs["d_model"]
         self.embedding.build(shape)
         self.decoder.build(tuple(shape) + (d_model,))
@@ -154,8 +154,8 @@ class CausalLM(BuiltBeforeTracing):
         training=None,
         return_attention_scores=False,
     ):
-        _validation.check_integer_ids("token_ids", token_ids)
-        _validation.check_rank("token_ids", token_ids, {2})
+        validation.check_integer_ids("token_ids", token_ids)
+        validation.check_rank("token_ids", token_ids, {2})
         if padding_mask is None:
             padding_mask = tf.not_equal(token_ids, 0)  # (batch, seq_len)
         x = self.embedding(token_ids)  # (batch, seq_len, d_model)

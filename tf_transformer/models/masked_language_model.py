@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 from tf_transformer.layers.masked_lm import MaskedLMHead
 from tf_transformer.models._encoder_model import EncoderModel
 
@@ -52,8 +52,8 @@ class MaskedLanguageModel(EncoderModel):
 
     def __init__(self, encoder, tie_weights=True, activation="gelu", **kwargs):
         super().__init__(encoder, **kwargs)
-        self.tie_weights = _validation.check_bool("tie_weights", tie_weights)
-        _validation.check_activation("activation", activation)
+        self.tie_weights = validation.check_bool("tie_weights", tie_weights)
+        validation.check_activation("activation", activation)
         self.activation = activation
         self.head = MaskedLMHead(
             encoder.vocab_size,
@@ -76,8 +76,8 @@ class MaskedLanguageModel(EncoderModel):
         super().compile(optimizer=optimizer, **kwargs)
 
     def call(self, token_ids, padding_mask=None, training=None):
-        _validation.check_integer_ids("token_ids", token_ids)
-        _validation.check_rank("token_ids", token_ids, {2})
+        validation.check_integer_ids("token_ids", token_ids)
+        validation.check_rank("token_ids", token_ids, {2})
         hidden, _, _ = self.encode(token_ids, padding_mask, training, False)
         embedding = None
         if self.tie_weights:

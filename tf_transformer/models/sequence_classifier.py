@@ -2,7 +2,7 @@
 
 import keras
 
-from tf_transformer import _validation
+from tf_transformer import validation
 from tf_transformer.layers.dropout import Dropout
 from tf_transformer.layers.pooling import masked_mean
 from tf_transformer.models._encoder_model import EncoderModel
@@ -55,9 +55,9 @@ class SequenceClassifier(EncoderModel):
 
     def __init__(self, encoder, num_classes, pooling="cls", dropout=0.1, **kwargs):
         super().__init__(encoder, **kwargs)
-        self.num_classes = _validation.check_int("num_classes", num_classes)
-        self.pooling = _validation.check_choice("pooling", pooling, ("cls", "mean"))
-        self.dropout = _validation.check_rate("dropout", dropout)
+        self.num_classes = validation.check_int("num_classes", num_classes)
+        self.pooling = validation.check_choice("pooling", pooling, ("cls", "mean"))
+        self.dropout = validation.check_rate("dropout", dropout)
         self.pooled_dropout = Dropout(
             self.dropout, dtype=self.dtype_policy, name="pooled_dropout"
         )
@@ -72,8 +72,8 @@ class SequenceClassifier(EncoderModel):
     def call(
         self, token_ids, padding_mask=None, training=None, return_attention_scores=False
     ):
-        _validation.check_integer_ids("token_ids", token_ids)
-        _validation.check_rank("token_ids", token_ids, {2})
+        validation.check_integer_ids("token_ids", token_ids)
+        validation.check_rank("token_ids", token_ids, {2})
         hidden, mask, weights = self.encode(
             token_ids, padding_mask, training, return_attention_scores
         )

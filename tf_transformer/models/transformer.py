@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 from tf_transformer.layers.decoder import Decoder
 from tf_transformer.layers.encoder import Encoder
 from tf_transformer.layers.positional import PositionalEmbedding
@@ -88,13 +88,13 @@ class Transformer(BuiltBeforeTracing):
         # (a float id is an error, reported by call()).
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        self.input_vocab_size = _validation.check_int(
+        self.input_vocab_size = validation.check_int(
             "input_vocab_size", input_vocab_size
         )
-        self.target_vocab_size = _validation.check_int(
+        self.target_vocab_size = validation.check_int(
             "target_vocab_size", target_vocab_size
         )
-        self.shared_embeddings = _validation.check_bool(
+        self.shared_embeddings = validation.check_bool(
             "shared_embeddings", shared_embeddings
         )
         if shared_embeddings and input_vocab_size != target_vocab_size:
@@ -114,8 +114,8 @@ class Transformer(BuiltBeforeTracing):
             norm_first=norm_first,
             layer_norm_epsilon=layer_norm_epsilon,
         )
-        self.max_length = _validation.check_int("max_length", max_length)
-        self.position = _validation.check_choice(
+        self.max_length = validation.check_int("max_length", max_length)
+        self.position = validation.check_choice(
             "position", position, ("sinusoidal", "learned")
         )
         # The stacks read embedded vectors; the model owns the embeddings so
@@ -234,8 +234,8 @@ def _split_pair(name, inputs):
         )
     source_ids, target_ids = inputs
     for part, ids in (("source_ids", source_ids), ("target_in_ids", target_ids)):
-        _validation.check_integer_ids(part, ids)
-        _validation.check_rank(part, ids, {2})
+        validation.check_integer_ids(part, ids)
+        validation.check_rank(part, ids, {2})
     return source_ids, target_ids
 
 

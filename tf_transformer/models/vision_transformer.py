@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 from tf_transformer.layers.class_token import ClassToken
 from tf_transformer.layers.encoder import Encoder
 from tf_transformer.layers.learned_position import LearnedPositionEmbedding
@@ -85,14 +85,14 @@ class VisionTransformer(keras.Model):
     ):
         super().__init__(**kwargs)
         self.image_shape = _check_image_shape(image_shape)
-        self.patch_size = _validation.check_int("patch_size", patch_size)
+        self.patch_size = validation.check_int("patch_size", patch_size)
         if self.image_shape[0] % patch_size or self.image_shape[1] % patch_size:
             raise ValueError(
                 "`patch_size` must divide the image height and width. Received: "
                 f"patch_size={patch_size}, image_shape={self.image_shape}"
             )
-        self.num_classes = _validation.check_optional_int("num_classes", num_classes)
-        self.pooling = _validation.check_choice("pooling", pooling, POOLINGS)
+        self.num_classes = validation.check_optional_int("num_classes", num_classes)
+        self.pooling = validation.check_choice("pooling", pooling, POOLINGS)
         self.num_patches = num_patches(self.image_shape, patch_size)
         self.num_tokens = self.num_patches + (pooling == "class_token")
         self.patch_embedding = PatchEmbedding(
@@ -181,7 +181,7 @@ class VisionTransformer(keras.Model):
         return outputs
 
     def _check_images(self, images):
-        shape = _validation.check_rank("images", images, {4})
+        shape = validation.check_rank("images", images, {4})
         if shape is not None and shape[1:] != self.image_shape:
             raise ValueError(
                 f"`images` must have shape (batch,) + image_shape={self.image_shape}. "

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
@@ -30,8 +30,8 @@ def masked_loss(y_true, y_pred, label_smoothing=0.0, pad_id=0):
     >>> model.compile(optimizer="adam", loss=masked_loss,
     ...               metrics=[masked_accuracy])
     """
-    _validation.check_rate("label_smoothing", label_smoothing)
-    _check_labels_and_logits(y_true, y_pred)
+    validation.check_rate("label_smoothing", label_smoothing)
+    check_labels_and_logits(y_true, y_pred)
     logits = tf.cast(y_pred, tf.float32)
     labels = tf.cast(y_true, tf.int32)
     # -log p(y) = logsumexp(logits) - logit_y, without building one-hot rows.
@@ -57,7 +57,7 @@ def masked_accuracy(y_true, y_pred, pad_id=0):
     Returns:
         A float32 scalar in [0, 1].
     """
-    _check_labels_and_logits(y_true, y_pred)
+    check_labels_and_logits(y_true, y_pred)
     labels = tf.cast(y_true, tf.int32)
     predictions = tf.argmax(y_pred, axis=-1, output_type=tf.int32)
     mask = tf.not_equal(labels, pad_id)
@@ -86,17 +86,19 @@ def masked_sentence_accuracy(y_true, y_pred, pad_id=0):
         A float32 tensor (batch,) of 0.0 and 1.0; as a Keras metric, its mean
         over the sentences seen.
     """
-    _check_labels_and_logits(y_true, y_pred)
+    check_labels_and_logits(y_true, y_pred)
     labels = tf.cast(y_true, tf.int32)
     predictions = tf.argmax(y_pred, axis=-1, output_type=tf.int32)
     right = tf.logical_or(tf.equal(predictions, labels), tf.equal(labels, pad_id))
     return tf.cast(tf.reduce_all(right, axis=-1), tf.float32)
 
 
-def _check_labels_and_logits(y_true, y_pred):
+def check_labels_and_logits(y_true, y_pred):
+    """Raise a `ValueError` naming the argument unless `y_true` is
+    (batch, target_len) and `y_pred` (batch, target_len, vocab_size)."""
     # y_true may arrive as floats: Keras casts labels to the loss dtype.
-    true_shape = _validation.check_rank("y_true", y_true, {2})
-    pred_shape = _validation.check_rank("y_pred", y_pred, {3})
+    true_shape = validation.check_rank("y_true", y_true, {2})
+    pred_shape = validation.check_rank("y_pred", y_pred, {3})
     if not all(
         a is None or b is None or a == b
         for a, b in zip(true_shape, pred_shape[:2], strict=True)
@@ -125,9 +127,7 @@ class MaskedLoss(keras.losses.Loss):
 
     def __init__(self, label_smoothing=0.0, pad_id=0, name="masked_loss", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.label_smoothing = _validation.check_rate(
-            "label_smoothing", label_smoothing
-        )
+        self.label_smoothing = validation.check_rate("label_smoothing", label_smoothing)
         self.pad_id = pad_id
 
     def call(self, y_true, y_pred):

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
@@ -28,9 +28,9 @@ class TransformerSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, d_model, warmup_steps=4000, scale=1.0):
-        self.d_model = _validation.check_int("d_model", d_model)
-        self.warmup_steps = _validation.check_int("warmup_steps", warmup_steps)
-        self.scale = _validation.check_positive_float("scale", scale)
+        self.d_model = validation.check_int("d_model", d_model)
+        self.warmup_steps = validation.check_int("warmup_steps", warmup_steps)
+        self.scale = validation.check_positive_float("scale", scale)
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32) + 1.0  # the paper counts from 1

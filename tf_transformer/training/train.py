@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_transformer import _validation
+from tf_transformer import validation
 from tf_transformer.models.transformer import Transformer
 from tf_transformer.training.losses import (
     MaskedLoss,
@@ -142,31 +142,29 @@ class TrainConfig:
     dropout: float | None = None
 
     def __post_init__(self):
-        _validation.check_choice("config", self.config, MODEL_CONFIGS)
-        _validation.check_choice("strategy", self.strategy, STRATEGIES)
-        _validation.check_bool("bucket_by_length", self.bucket_by_length)
+        validation.check_choice("config", self.config, MODEL_CONFIGS)
+        validation.check_choice("strategy", self.strategy, STRATEGIES)
+        validation.check_bool("bucket_by_length", self.bucket_by_length)
         warmup_steps, scale = SCHEDULES[self.config]
         if self.warmup_steps is None:
             self.warmup_steps = warmup_steps
         if self.learning_rate_scale is None:
             self.learning_rate_scale = scale
         for name in ("epochs", "batch_size", "vocabulary_size", "warmup_steps"):
-            _validation.check_int(name, getattr(self, name))
-        _validation.check_int("max_length", self.max_length, minimum=4)
-        _validation.check_int("validation_size", self.validation_size)
+            validation.check_int(name, getattr(self, name))
+        validation.check_int("max_length", self.max_length, minimum=4)
+        validation.check_int("validation_size", self.validation_size)
         for name in ("steps", "train_size"):
-            _validation.check_optional_int(name, getattr(self, name))
-        _validation.check_int("seed", self.seed, minimum=0)
-        _validation.check_rate("label_smoothing", self.label_smoothing)
+            validation.check_optional_int(name, getattr(self, name))
+        validation.check_int("seed", self.seed, minimum=0)
+        validation.check_rate("label_smoothing", self.label_smoothing)
         if self.ema_momentum is not None:
-            _validation.check_rate("ema_momentum", self.ema_momentum)
-        _validation.check_positive_float(
-            "learning_rate_scale", self.learning_rate_scale
-        )
+            validation.check_rate("ema_momentum", self.ema_momentum)
+        validation.check_positive_float("learning_rate_scale", self.learning_rate_scale)
         if self.dropout is not None:
-            _validation.check_rate("dropout", self.dropout)
+            validation.check_rate("dropout", self.dropout)
         if self.time_budget is not None:
-            _validation.check_positive_float("time_budget", self.time_budget)
+            validation.check_positive_float("time_budget", self.time_budget)
         if not 0 < self.target_exact_match <= 1:
             raise ValueError(
                 "`target_exact_match` must be in (0, 1]. "
@@ -190,7 +188,7 @@ class TrainConfig:
 
 def make_strategy(name):
     """The `tf.distribute` strategy for `--strategy`."""
-    _validation.check_choice("strategy", name, STRATEGIES)
+    validation.check_choice("strategy", name, STRATEGIES)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":

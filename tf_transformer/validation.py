@@ -1,5 +1,11 @@
 """Argument checks shared by every layer: fail fast, name the argument and value.
 
+Public so that any code (the lessons' exercise cells, your own layers) can
+give the same clear errors: `validation.check_int("num_heads", num_heads)`.
+Each check returns the (normalised) value it accepts, or raises a
+`TypeError`/`ValueError` whose message names the argument and the value
+received.
+
 TensorFlow reports a bad size or a bad shape deep inside a graph, with a message
 about an op the user never wrote. These helpers run in constructors and at the
 top of `call`, on Python values and static shapes only, so they cost nothing in
@@ -26,6 +32,7 @@ def check_int(name, value, minimum=1):
 
 
 def check_optional_int(name, value, minimum=1):
+    """`None`, or an int >= `minimum` (see `check_int`)."""
     return None if value is None else check_int(name, value, minimum)
 
 
@@ -43,6 +50,7 @@ def check_rate(name, value, allow_one=False):
 
 
 def check_positive_float(name, value):
+    """Return `value` as a float if it is a real number > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(
             f"`{name}` must be a positive number. "
@@ -54,6 +62,7 @@ def check_positive_float(name, value):
 
 
 def check_bool(name, value):
+    """Return `value` if it is exactly True or False (not 0/1)."""
     if not isinstance(value, bool):
         raise TypeError(
             f"`{name}` must be True or False. "
@@ -63,6 +72,7 @@ def check_bool(name, value):
 
 
 def check_choice(name, value, choices):
+    """Return `value` if it is one of `choices`."""
     if value not in choices:
         raise ValueError(
             f"`{name}` must be one of {sorted(choices)}. Received: {name}={value!r}"
@@ -82,6 +92,7 @@ def check_activation(name, value):
 
 
 def check_divisible(name, value, divisor_name, divisor):
+    """Raise unless `value` is a multiple of `divisor`."""
     if value % divisor:
         raise ValueError(
             f"`{name}` must be divisible by `{divisor_name}`. "
@@ -112,6 +123,7 @@ def check_rank(name, x, ranks):
 
 
 def check_last_dim(name, x, expected, expected_name):
+    """Raise if the static last dimension of `x` is known and not `expected`."""
     shape = static_shape(x)
     if shape and shape[-1] is not None and shape[-1] != expected:
         raise ValueError(
@@ -137,6 +149,7 @@ def check_mask_dtype(name, mask):
 
 
 def check_integer_ids(name, ids):
+    """Raise unless `ids` (when it has a dtype) holds integers."""
     dtype = getattr(ids, "dtype", None)
     if dtype is None:
         return
