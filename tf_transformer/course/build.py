@@ -21,6 +21,12 @@ Cell metadata in solutions/ (under the key ``"tf_transformer"``):
     ``### BEGIN SOLUTION`` / ``### END SOLUTION``. Without ``"points"`` it
     is a *practice* exercise: its check cell is locked but not graded, so
     nbgrader gives it no points; with ``"points"`` nbgrader grades it.
+``{"answer": NAME}``
+    A "predict, then run" answer: a markdown cell placed after a question
+    and before the code cell that runs the experiment. Solutions keep the
+    explanation; in the lesson `build` replaces it with an editable
+    ``PREDICTION_STUB`` for the learner's prediction, so the answer appears
+    in the solutions only.
 ``{"check": NAME}``
     The self-check cell after an exercise. For library-backed exercises
     `build` writes (or inserts) it; a notebook-only exercise's check cell is
@@ -67,6 +73,9 @@ BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
 CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 TEXT_STUB = "YOUR ANSWER HERE"
+PREDICTION_STUB = (
+    "**Your prediction** (write it here, *before* you run the next cell): …"
+)
 DEFAULT_METHODS = ("call",)
 NBGRADER_SCHEMA = 3
 
@@ -540,6 +549,14 @@ def make_lesson(solution: dict, lesson_path: str) -> dict:
                 grade=graded_markdown,
                 points=points_of[spec.name] if graded_markdown else None,
             )
+        elif "answer" in meta:
+            if cell["cell_type"] != "markdown":
+                raise BuildError(
+                    f"{lesson_path} cell {index}: a predict-then-run answer "
+                    f"({meta['answer']!r}) must be a markdown cell"
+                )
+            cell["source"] = PREDICTION_STUB
+            _set_nbgrader(cell, f"prediction_{meta['answer']}")  # editable, ungraded
         elif "check" in meta:
             name = meta["check"]
             points = meta.get("points", points_of.get(name, 1.0))

@@ -97,15 +97,15 @@ def check_attention_inputs(query, key, value, mask):
         )
 
 
-@keras.saving.register_keras_serializable(package="tf_transformer")
-class MultiHeadAttention(keras.layers.Layer):
-    """Multi-head attention built from its parts (section 3.2.2).
+class MultiHeadAttentionBase(keras.layers.Layer):
+    """The Keras plumbing of `MultiHeadAttention`: arguments, weights, masks.
 
-    MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W_O with
-    head_i = Attention(Q W_Q_i, K W_K_i, V W_V_i). The projections of all
-    heads are computed by one dense layer each (W_Q, W_K, W_V); their outputs
-    are split into `num_heads` slices, attended in parallel, merged back and
-    projected by W_O.
+    `MultiHeadAttention` subclasses it and adds the three methods that are
+    the idea (`split_heads`, `merge_heads`, `call`); everything a Keras
+    layer needs besides lives here: the checked constructor arguments, the
+    projections W_Q, W_K, W_V, W_O built in `build`, the join of every mask
+    that applies (`compute_attention_mask`), input checks, output shapes
+    and `get_config`.
 
     Args:
         num_heads: number of attention heads h.
@@ -138,13 +138,6 @@ class MultiHeadAttention(keras.layers.Layer):
     from `PositionalEmbedding(mask_zero=True)`) are honoured and combined with
     `attention_mask` and the causal mask by logical AND. The query's mask is
     carried by the output.
-
-    Example:
-
-    >>> mha = MultiHeadAttention(num_heads=2)
-    >>> x = tf.random.normal((3, 5, 16))
-    >>> mha(x, x).shape
-    TensorShape([3, 5, 16])
 
     References:
         Vaswani et al., "Attention Is All You Need", arXiv:1706.03762.
@@ -208,61 +201,6 @@ class MultiHeadAttention(keras.layers.Layer):
             name=name,
         )
 
-    def split_heads(self, x, depth):
-        """(batch, length, num_heads * depth) -> (batch, num_heads, length, depth)."""
-        batch, length = tf.shape(x)[0], tf.shape(x)[1]
-        x = tf.reshape(x, (batch, length, self.num_heads, depth))
-        return tf.transpose(x, (0, 2, 1, 3))
-
-    def merge_heads(self, x):
-        """(batch, num_heads, length, depth) -> (batch, length, num_heads * depth)."""
-        batch, length = tf.shape(x)[0], tf.shape(x)[2]
-        x = tf.transpose(x, (0, 2, 1, 3))
-        return tf.reshape(x, (batch, length, self.num_heads * x.shape[-1]))
-
-    def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        attention_mask=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
-    ):
-        if key is None:
-            key = value
-        self._check_call_inputs(query, value, key, attention_mask)
-        mask = self.compute_attention_mask(
-            query,
-            value,
-            query_mask,
-            value_mask,
-            key_mask,
-            attention_mask,
-            use_causal_mask,
-        )
-        # W_Q, W_K, W_V project; the heads are slices of the projections.
-        query = self.split_heads(self.query_dense(query), self._key_dim)
-        key = self.split_heads(self.key_dense(key), self._key_dim)
-        value = self.split_heads(self.value_dense(value), self._value_dim)
-        # query: (batch, heads, target_len, key_dim); key/value: source_len
-        dropout = None
-        if self.dropout > 0:
-            dropout = lambda weights: self.dropout_layer(weights, training=training)  # noqa: E731
-        attended, weights = scaled_dot_product_attention(
-            query, key, value, mask, dropout
-        )
-        # attended: (batch, heads, target_len, value_dim)
-        output = self.output_dense(self.merge_heads(attended))
-        # output: (batch, target_len, output_dim)
-        if return_attention_scores:
-            return output, weights
-        return output
-
     def compute_attention_mask(
         self,
         query,
@@ -296,7 +234,8 @@ class MultiHeadAttention(keras.layers.Layer):
             mask = mask[:, tf.newaxis]  # broadcast over the heads
         return mask
 
-    def _check_call_inputs(self, query, value, key, attention_mask):
+    def check_call_inputs(self, query, value, key, attention_mask):
+        """Raise a clear error for inputs of the wrong rank or size."""
         for name, tensor in (("query", query), ("value", value), ("key", key)):
             validation.check_rank(name, tensor, {3})
         validation.check_last_dim(
@@ -342,6 +281,82 @@ class MultiHeadAttention(keras.layers.Layer):
             }
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="tf_transformer")
+class MultiHeadAttention(MultiHeadAttentionBase):
+    """Multi-head attention built from its parts (section 3.2.2).
+
+    MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W_O with
+    head_i = Attention(Q W_Q_i, K W_K_i, V W_V_i). The projections of all
+    heads are computed by one dense layer each (`query_dense`, `key_dense`,
+    `value_dense`); their outputs are split into `num_heads` slices,
+    attended in parallel, merged back and projected by `output_dense` (W_O).
+
+    Arguments, masking, weights and config: see `MultiHeadAttentionBase`.
+
+    Example:
+
+    >>> mha = MultiHeadAttention(num_heads=2)
+    >>> x = tf.random.normal((3, 5, 16))
+    >>> mha(x, x).shape
+    TensorShape([3, 5, 16])
+    """
+
+    def split_heads(self, x, depth):
+        """(batch, length, num_heads * depth) -> (batch, num_heads, length, depth)."""
+        batch, length = tf.shape(x)[0], tf.shape(x)[1]
+        x = tf.reshape(x, (batch, length, self.num_heads, depth))
+        return tf.transpose(x, (0, 2, 1, 3))
+
+    def merge_heads(self, x):
+        """(batch, num_heads, length, depth) -> (batch, length, num_heads * depth)."""
+        batch, length = tf.shape(x)[0], tf.shape(x)[2]
+        x = tf.transpose(x, (0, 2, 1, 3))
+        return tf.reshape(x, (batch, length, self.num_heads * x.shape[-1]))
+
+    def call(
+        self,
+        query,
+        value,
+        key=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        attention_mask=None,
+        use_causal_mask=False,
+        return_attention_scores=False,
+        training=None,
+    ):
+        if key is None:
+            key = value
+        self.check_call_inputs(query, value, key, attention_mask)
+        mask = self.compute_attention_mask(
+            query,
+            value,
+            query_mask,
+            value_mask,
+            key_mask,
+            attention_mask,
+            use_causal_mask,
+        )
+        # W_Q, W_K, W_V project; the heads are slices of the projections.
+        query = self.split_heads(self.query_dense(query), self._key_dim)
+        key = self.split_heads(self.key_dense(key), self._key_dim)
+        value = self.split_heads(self.value_dense(value), self._value_dim)
+        # query: (batch, heads, target_len, key_dim); key/value: source_len
+        dropout = None
+        if self.dropout > 0:
+            dropout = lambda weights: self.dropout_layer(weights, training=training)  # noqa: E731
+        attended, weights = scaled_dot_product_attention(
+            query, key, value, mask, dropout
+        )
+        # attended: (batch, heads, target_len, value_dim)
+        output = self.output_dense(self.merge_heads(attended))
+        # output: (batch, target_len, output_dim)
+        if return_attention_scores:
+            return output, weights
+        return output
 
 
 def causal_mask_for(query, value):

@@ -11,9 +11,15 @@ from tf_transformer.layers.masks import (
 )
 
 
-@keras.saving.register_keras_serializable(package="tf_transformer")
-class DecoderLayer(TransformerBlock):
-    """One decoder layer: masked self-attention, cross-attention, feed-forward.
+class DecoderLayerBase(TransformerBlock):
+    """The Keras plumbing of `DecoderLayer`: arguments, sublayers, config.
+
+    `DecoderLayer` subclasses it and adds `call`. `build` creates the
+    sublayers `call` connects: `self_attention`, `cross_attention`,
+    `feed_forward`, each with its `..._layer_norm`, and the dropouts
+    `self_attention_dropout` and `cross_attention_dropout`.
+
+    One decoder layer: masked self-attention, cross-attention, feed-forward.
 
     1. Masked (causal) self-attention over the target prefix: position t
        sees positions 0..t only, so training on whole sentences never shows
@@ -86,6 +92,49 @@ class DecoderLayer(TransformerBlock):
         )
         self.built = True
 
+    def compute_output_spec(
+        self, inputs, encoder_outputs, return_attention_scores=False, **kwargs
+    ):
+        outputs = keras.KerasTensor(inputs.shape, self.compute_dtype)
+        if not return_attention_scores:
+            return outputs
+        batch, target_len, source_len = (
+            inputs.shape[0],
+            inputs.shape[1],
+            encoder_outputs.shape[1],
+        )
+        return (
+            outputs,
+            keras.KerasTensor(
+                (batch, self.num_heads, target_len, target_len), self.compute_dtype
+            ),
+            keras.KerasTensor(
+                (batch, self.num_heads, target_len, source_len), self.compute_dtype
+            ),
+        )
+
+
+@keras.saving.register_keras_serializable(package="tf_transformer")
+class DecoderLayer(DecoderLayerBase):
+    """One decoder layer: masked self-attention, cross-attention, feed-forward.
+
+    1. Masked (causal) self-attention over the target prefix.
+    2. Cross-attention: queries from the decoder, keys and values from the
+       encoder output.
+    3. The position-wise feed-forward network.
+
+    Each sublayer has a residual connection and a LayerNorm (post-LN, or
+    pre-LN with `norm_first=True`). Arguments, call arguments and config:
+    see `DecoderLayerBase`.
+
+    Example:
+
+    >>> layer = DecoderLayer(d_model=16, num_heads=2, dff=32)
+    >>> target, source = tf.random.normal((2, 4, 16)), tf.random.normal((2, 6, 16))
+    >>> layer(target, source).shape
+    TensorShape([2, 4, 16])
+    """
+
     def call(
         self,
         inputs,
@@ -147,27 +196,6 @@ class DecoderLayer(TransformerBlock):
         if return_attention_scores:
             return x, self_weights, cross_weights
         return x
-
-    def compute_output_spec(
-        self, inputs, encoder_outputs, return_attention_scores=False, **kwargs
-    ):
-        outputs = keras.KerasTensor(inputs.shape, self.compute_dtype)
-        if not return_attention_scores:
-            return outputs
-        batch, target_len, source_len = (
-            inputs.shape[0],
-            inputs.shape[1],
-            encoder_outputs.shape[1],
-        )
-        return (
-            outputs,
-            keras.KerasTensor(
-                (batch, self.num_heads, target_len, target_len), self.compute_dtype
-            ),
-            keras.KerasTensor(
-                (batch, self.num_heads, target_len, source_len), self.compute_dtype
-            ),
-        )
 
 
 def cross_attention_mask(

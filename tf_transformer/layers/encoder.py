@@ -132,9 +132,15 @@ def self_attention_mask(inputs, padding_mask=None, attention_mask=None):
     return combine_masks(key_padding_to_attention_mask(padding_mask), attention_mask)
 
 
-@keras.saving.register_keras_serializable(package="tf_transformer")
-class EncoderLayer(TransformerBlock):
-    """One encoder layer: self-attention, then a feed-forward network.
+class EncoderLayerBase(TransformerBlock):
+    """The Keras plumbing of `EncoderLayer`: arguments, sublayers, config.
+
+    `EncoderLayer` subclasses it and adds `call`. `build` creates the
+    sublayers `call` connects: `self_attention`, `self_attention_dropout`,
+    `self_attention_layer_norm`, `feed_forward` (with its own dropout) and
+    `feed_forward_layer_norm`.
+
+    One encoder layer: self-attention, then a feed-forward network.
 
     Each of the two sublayers is wrapped in a residual connection and a
     LayerNorm: `LayerNorm(x + Dropout(Sublayer(x)))` as in the paper
@@ -191,6 +197,31 @@ class EncoderLayer(TransformerBlock):
         )
         self.built = True
 
+    def compute_output_spec(self, inputs, return_attention_scores=False, **kwargs):
+        outputs = keras.KerasTensor(inputs.shape, self.compute_dtype)
+        if not return_attention_scores:
+            return outputs
+        length = inputs.shape[1]
+        weights_shape = (inputs.shape[0], self.num_heads, length, length)
+        return outputs, keras.KerasTensor(weights_shape, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="tf_transformer")
+class EncoderLayer(EncoderLayerBase):
+    """One encoder layer: self-attention, then a feed-forward network.
+
+    Each sublayer is wrapped in a residual connection and a LayerNorm:
+    `LayerNorm(x + Dropout(Sublayer(x)))` (post-LN, the paper, section 3.1),
+    or `x + Dropout(Sublayer(LayerNorm(x)))` with `norm_first=True` (pre-LN).
+    Arguments, call arguments and config: see `EncoderLayerBase`.
+
+    Example:
+
+    >>> layer = EncoderLayer(d_model=16, num_heads=2, dff=32)
+    >>> layer(tf.random.normal((2, 5, 16))).shape
+    TensorShape([2, 5, 16])
+    """
+
     def call(
         self,
         inputs,
@@ -222,14 +253,6 @@ class EncoderLayer(TransformerBlock):
         if return_attention_scores:
             return x, weights
         return x
-
-    def compute_output_spec(self, inputs, return_attention_scores=False, **kwargs):
-        outputs = keras.KerasTensor(inputs.shape, self.compute_dtype)
-        if not return_attention_scores:
-            return outputs
-        length = inputs.shape[1]
-        weights_shape = (inputs.shape[0], self.num_heads, length, length)
-        return outputs, keras.KerasTensor(weights_shape, self.compute_dtype)
 
 
 class _Stack(keras.layers.Layer):

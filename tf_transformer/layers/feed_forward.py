@@ -7,9 +7,13 @@ from tf_transformer.layers.dropout import Dropout
 from tf_transformer.layers.initializers import clone_initializer
 
 
-@keras.saving.register_keras_serializable(package="tf_transformer")
-class FeedForward(keras.layers.Layer):
-    """FFN(x) = max(0, x W1 + b1) W2 + b2, applied to each position alone.
+class FeedForwardBase(keras.layers.Layer):
+    """The Keras plumbing of `FeedForward`: arguments, output shape, config.
+
+    `FeedForward` subclasses it and adds `build` (the two dense layers and
+    the dropout) and `call`.
+
+    FFN(x) = max(0, x W1 + b1) W2 + b2, applied to each position alone.
 
     Section 3.3 of the paper: two dense layers with a ReLU between them,
     widening each d_model vector to `dff` and projecting it back. The same
@@ -61,6 +65,41 @@ class FeedForward(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = True
 
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.d_model,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "d_model": self.d_model,
+                "dff": self.dff,
+                "dropout": self.dropout,
+                "activation": keras.activations.serialize(self.activation),
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tf_transformer")
+class FeedForward(FeedForwardBase):
+    """FFN(x) = max(0, x W1 + b1) W2 + b2, applied to each position alone.
+
+    Section 3.3 of the paper: two dense layers with a ReLU between them,
+    widening each d_model vector to `dff` and projecting it back; dropout
+    follows the second. Arguments and config: see `FeedForwardBase`.
+
+    Example:
+
+    >>> ffn = FeedForward(d_model=16, dff=64)
+    >>> ffn(tf.zeros((2, 5, 16))).shape
+    TensorShape([2, 5, 16])
+    """
+
     def build(self, input_shape):
         validation.check_last_dim("inputs", input_shape, self.d_model, "d_model")
         self.intermediate_dense = keras.layers.Dense(
@@ -90,22 +129,3 @@ class FeedForward(keras.layers.Layer):
         x = self.intermediate_dense(inputs)  # (batch, seq_len, dff)
         x = self.output_dense(x)  # (batch, seq_len, d_model)
         return self.dropout_layer(x, training=training)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.d_model,)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "d_model": self.d_model,
-                "dff": self.dff,
-                "dropout": self.dropout,
-                "activation": keras.activations.serialize(self.activation),
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-            }
-        )
-        return config
