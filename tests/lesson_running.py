@@ -119,3 +119,9 @@ def assert_runs_unanswered(path, tmp_path):
         if name in exercises:
             assert "not implemented yet" in text, (name, text)
             assert "Traceback" not in text
+
+
+# Lesson 00's seq2seq bottleneck experiment (two small GRU translators).
+SHORTER_TRAINING["00_big_picture"].append(
+    ("batch_size=60, epochs=8, verbose=0", "batch_size=60, epochs=1, verbose=0")
+)

@@ -310,6 +310,8 @@ def _set_nbgrader(
 
 def _add_checksum(cell: dict) -> None:
     meta = cell["metadata"]["nbgrader"]
+    if not (meta["grade"] or meta["solution"] or meta["locked"]):
+        return  # a cell nbgrader does not track (a prediction), as nbgrader does
     meta["checksum"] = nbgrader_checksum(cell)
     meta["cell_type"] = cell["cell_type"]
 
