@@ -117,3 +117,28 @@ def test_cached_step_equals_the_full_model_step():
         cached, cache = decoding.decoder_step(model, tokens[:, index], index, cache)
         full = decoding.full_model_step(model, source, tokens, index)
         np.testing.assert_allclose(cached.numpy(), full.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "layer_class, base, written",
+    [
+        (
+            tt.MultiHeadAttention,
+            "MultiHeadAttentionBase",
+            {"split_heads", "merge_heads", "call"},
+        ),
+        (tt.FeedForward, "FeedForwardBase", {"build", "call"}),
+        (tt.EncoderLayer, "EncoderLayerBase", {"call"}),
+        (tt.DecoderLayer, "DecoderLayerBase", {"call"}),
+    ],
+    ids=lambda x: getattr(x, "__name__", None) if isinstance(x, type) else None,
+)
+def test_exercise_classes_hold_only_the_methods_the_learner_writes(
+    layer_class, base, written
+):
+    import tf_transformer.layers as layers
+
+    assert layer_class.__bases__ == (getattr(layers, base),)
+    own = {name for name, value in vars(layer_class).items() if callable(value)}
+    assert own == written
+    assert inspect.getdoc(layer_class).count("\n") < 25  # a short docstring

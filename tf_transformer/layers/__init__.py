@@ -39,3 +39,20 @@ from tf_transformer.layers.masked_lm import MaskedLMHead, mask_tokens  # noqa: E
 from tf_transformer.layers.pooling import masked_mean  # noqa: E402
 
 __all__ += ["MaskedLMHead", "mask_tokens", "masked_mean"]
+
+# The Keras plumbing the exercise classes inherit (lessons 04, 06, 07).
+from tf_transformer.layers.attention import MultiHeadAttentionBase  # noqa: E402
+from tf_transformer.layers.decoder import DecoderLayerBase  # noqa: E402
+from tf_transformer.layers.encoder import (  # noqa: E402
+    EncoderLayerBase,
+    TransformerBlock,
+)
+from tf_transformer.layers.feed_forward import FeedForwardBase  # noqa: E402
+
+__all__ += [
+    "DecoderLayerBase",
+    "EncoderLayerBase",
+    "FeedForwardBase",
+    "MultiHeadAttentionBase",
+    "TransformerBlock",
+]
