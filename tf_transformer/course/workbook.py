@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import linecache
 import os
 import sys
 from pathlib import Path
@@ -138,6 +139,8 @@ def record(name: str, cls: Any) -> bool:
     """Save the class `cls` as the learner's `name` if its source is found."""
     if name not in LESSONS or not isinstance(cls, type):
         return False
+    if cls.__module__.split(".")[0] == "tf_transformer":
+        return False  # the library's own class is no answer to keep
     source = class_source(cls)
     return source is not None and save(name, source)
 
@@ -183,10 +186,19 @@ def rebuild(name: str, source: str, sublayers: dict[str, type] | None = None) ->
         tt=importlib.import_module("tf_transformer"),
         __name__=f"{PACKAGE}.{name}",
     )
+    # Registered with linecache, the source stays readable by `inspect`, which
+    # AutoGraph needs to convert the methods inside tf.function.
+    filename = f"<workbook {name}>"
+    linecache.cache[filename] = (
+        len(source),
+        None,
+        source.splitlines(keepends=True),
+        filename,
+    )
     registry = keras.saving.get_custom_objects()
     before = dict(registry)
     try:
-        exec(compile(source, f"<workbook {name}>", "exec"), namespace)  # noqa: S102
+        exec(compile(source, filename, "exec"), namespace)  # noqa: S102
     finally:
         # A decorator in the source may have claimed `tf_transformer>{name}`.
         registry.clear()

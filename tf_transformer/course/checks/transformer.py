@@ -86,16 +86,21 @@ def wiring_hint(model, reference, actual):
     return None
 
 
-@exercise("transformer", lesson=8, points=2, kind="class")
-def check_transformer(ctx, student_cls, reference_cls):
-    model, reference, what = twins(
+def model_twins(ctx, student_cls, reference_cls, dropout):
+    """The student's model and the reference, small, with the same weights."""
+    return twins(
         ctx,
         student_cls,
         reference_cls,
-        lambda lay: lay((SOURCE, TARGET)),
+        lambda model: model((SOURCE, TARGET)),
         **SIZES,
-        dropout=0.0,
+        dropout=dropout,
     )
+
+
+@exercise("transformer", lesson=8, points=2, kind="class")
+def check_transformer(ctx, student_cls, reference_cls):
+    model, reference, what = model_twins(ctx, student_cls, reference_cls, 0.0)
     call = f"{what} on a padded batch"
     result = ctx.call(model, (SOURCE, TARGET), training=False, what=call)
     if isinstance(result, tuple | list):
@@ -141,14 +146,7 @@ def check_transformer(ctx, student_cls, reference_cls):
             compare(got, want, f"{call}, scores[{key!r}]", "")
     ctx.ok("return_attention_scores gives the encoder's and the decoder's weights")
 
-    model, reference, what = twins(
-        ctx,
-        student_cls,
-        reference_cls,
-        lambda lay: lay((SOURCE, TARGET)),
-        **SIZES,
-        dropout=0.5,
-    )
+    model, reference, what = model_twins(ctx, student_cls, reference_cls, 0.5)
     inference = [
         to_numpy(ctx.call(model, (SOURCE, TARGET), training=False, what=what), what)
         for _ in "ab"
