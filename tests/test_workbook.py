@@ -224,3 +224,11 @@ def test_a_notebook_cell_is_found_in_the_kernel_history(folder, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "class FeedForward(tt.FeedForward):\n    '''mine'''" in done.stdout
+
+
+def test_graded_submissions_run_with_the_workbook_off(tmp_path, monkeypatch):
+    from tf_transformer.course import grade
+
+    monkeypatch.setenv(workbook.WORKBOOK_ENV, str(tmp_path / "instructor"))
+    env = grade._submission_env(str(tmp_path), grade.Limits(), 10.0)
+    assert env[workbook.WORKBOOK_ENV] == "off"
