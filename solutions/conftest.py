@@ -7,8 +7,12 @@ comparison. Only cells marked `# NBVAL_CHECK_OUTPUT` are compared at all
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # inherited by the kernels
+# Classes that pass their checks are saved in a workbook (course.workbook):
+# a fresh folder per test process, never the user's home.
+os.environ.setdefault("TF_TRANSFORMER_WORKBOOK", tempfile.mkdtemp(prefix="workbook-"))
 
 
 def _without_stderr(outputs):

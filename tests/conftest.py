@@ -1,9 +1,13 @@
 """Shared pytest set-up: quiet TensorFlow, deterministic seeds, no network."""
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Classes that pass their checks are saved in a workbook (course.workbook):
+# a fresh folder per test process, never the user's home.
+os.environ.setdefault("TF_TRANSFORMER_WORKBOOK", tempfile.mkdtemp(prefix="workbook-"))
 
 import socket  # noqa: E402
 

@@ -92,3 +92,7 @@ __all__ += [
     "masked_mean",
 ]
 __all__ += ["CausalLM", "generate", "top_k_filter", "top_p_filter"]
+
+from tf_transformer.models import TransformerBase  # noqa: E402
+
+__all__ += ["TransformerBase"]

@@ -186,6 +186,8 @@ def _submission_env(workdir: str, limits: Limits, wall_seconds: float) -> dict:
         IPYTHONDIR=os.path.join(home, "ipython"),
         MPLCONFIGDIR=os.path.join(home, "matplotlib"),
         TMPDIR=workdir,
+        # A submission never writes to (or reads from) a learner's workbook.
+        TF_TRANSFORMER_WORKBOOK="off",
     )
     env.update(limits.environment(wall_seconds))
     return env

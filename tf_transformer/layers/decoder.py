@@ -222,6 +222,8 @@ class Decoder(_Stack):
         d_model, num_heads, dff, dropout, attention_dropout, activation,
         norm_first, layer_norm_epsilon, kernel_initializer, bias_initializer,
         vocab_size, max_length, position: as in `Encoder`.
+        layer_class: the class of the stacked layers, as in `Encoder`.
+            Defaults to `DecoderLayer`.
 
     Call arguments:
         inputs: target ids (batch, target_len), or vectors

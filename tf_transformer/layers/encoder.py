@@ -24,8 +24,15 @@ class TransformerBlock(keras.layers.Layer):
     dtype policy and fresh initializers (`_attention`, `_layer_norm`,
     `_dropout`, `_feed_forward`), `compute_output_shape` and `get_config`.
 
+    `attention_class` and `feed_forward_class` name the sublayer classes that
+    the factories create; a subclass may replace them (the course builds a
+    layer from a learner's own `MultiHeadAttention` and `FeedForward` this way).
+
     Args: see `EncoderLayer`.
     """
+
+    attention_class = MultiHeadAttention
+    feed_forward_class = FeedForward
 
     def __init__(
         self,
@@ -61,7 +68,7 @@ class TransformerBlock(keras.layers.Layer):
         self.supports_masking = True
 
     def _attention(self, name, query_shape, value_shape):
-        layer = MultiHeadAttention(
+        layer = self.attention_class(
             self.num_heads,
             key_dim=self.d_model // self.num_heads,
             dropout=self.attention_dropout,
@@ -84,7 +91,7 @@ class TransformerBlock(keras.layers.Layer):
         return Dropout(self.dropout, dtype=self.dtype_policy, name=name)
 
     def _feed_forward(self, input_shape):
-        layer = FeedForward(
+        layer = self.feed_forward_class(
             self.d_model,
             self.dff,
             dropout=self.dropout,
@@ -255,8 +262,39 @@ class EncoderLayer(EncoderLayerBase):
         return x
 
 
+def layer_class_name(layer_class):
+    """The registered name that stands for `layer_class` in a config."""
+    return keras.saving.get_registered_name(layer_class)
+
+
+def resolve_layer_class(argument, value, default):
+    """`value` as a layer class: None gives `default`, a registered name its
+    class; a `keras.layers.Layer` subclass is returned as it is."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        found = keras.saving.get_registered_object(value)
+        if found is None:
+            raise ValueError(
+                f"`{argument}` names no registered layer class. "
+                f"Received: {argument}={value!r}"
+            )
+        value = found
+    if not (isinstance(value, type) and issubclass(value, keras.layers.Layer)):
+        raise TypeError(
+            f"`{argument}` must be a keras.layers.Layer subclass, its registered "
+            f"name or None. Received: {argument}={value!r}"
+        )
+    return value
+
+
 class _Stack(keras.layers.Layer):
-    """Embedding (optional), dropout and N identical layers: shared plumbing."""
+    """Embedding (optional), dropout and N identical layers: shared plumbing.
+
+    `layer_class` (a constructor argument) replaces the class-level default
+    of the stacked layers, e.g. by a subclass of `EncoderLayer`; it takes the
+    same constructor arguments.
+    """
 
     layer_class = None
 
@@ -276,9 +314,13 @@ class _Stack(keras.layers.Layer):
         position="sinusoidal",
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        layer_class=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.layer_class = resolve_layer_class(
+            "layer_class", layer_class, type(self).layer_class
+        )
         self.num_layers = validation.check_int("num_layers", num_layers)
         self.vocab_size = validation.check_optional_int("vocab_size", vocab_size)
         self.max_length = validation.check_int("max_length", max_length)
@@ -379,6 +421,8 @@ class _Stack(keras.layers.Layer):
                 "position": self.position,
             }
         )
+        if self.layer_class is not type(self).layer_class:
+            config["layer_class"] = layer_class_name(self.layer_class)
         return config
 
 
@@ -400,6 +444,9 @@ class Encoder(_Stack):
             Defaults to None.
         max_length: longest accepted sequence. Defaults to 2048.
         position: `"sinusoidal"` or `"learned"`. Defaults to `"sinusoidal"`.
+        layer_class: the class of the stacked layers, a subclass of
+            `EncoderLayer` or a class with the same constructor and call
+            arguments (or its registered name). Defaults to `EncoderLayer`.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
     Call arguments:

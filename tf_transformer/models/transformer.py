@@ -5,22 +5,23 @@ import tensorflow as tf
 
 from tf_transformer import validation
 from tf_transformer.layers.decoder import Decoder
-from tf_transformer.layers.encoder import Encoder
+from tf_transformer.layers.encoder import (
+    Encoder,
+    layer_class_name,
+    resolve_layer_class,
+)
 from tf_transformer.layers.positional import PositionalEmbedding
 from tf_transformer.models._eager_build import BuiltBeforeTracing
 
 
-@keras.saving.register_keras_serializable(package="tf_transformer")
-class Transformer(BuiltBeforeTracing):
-    """The Transformer of "Attention Is All You Need" for sequence to sequence.
+class TransformerBase(BuiltBeforeTracing):
+    """Everything of `Transformer` but its forward pass: arguments, sublayers,
+    build and config.
 
-    source ids -> embedding -> Encoder; target ids (shifted right, starting
-    with `[START]`) -> embedding -> Decoder attending to the encoder output
-    -> a dense layer giving one logit per target-vocabulary token.
-
-    Padding (id 0) is read from the ids and passed to every attention layer
-    as an explicit mask; the logits carry no Keras mask, so the losses decide
-    how padding counts (see `masked_loss`).
+    Creates `source_embedding`, `target_embedding` (the same layer with
+    `shared_embeddings=True`), `encoder` (an `Encoder` reading vectors),
+    `decoder` (a `Decoder`) and `output_projection` (float32 logits).
+    `Transformer` adds `call`; a subclass can write its own.
 
     Args:
         num_layers: encoder and decoder layers each (6 in the paper).
@@ -41,29 +42,13 @@ class Transformer(BuiltBeforeTracing):
         shared_embeddings: one embedding table for source and target, as in
             the paper's shared source-target vocabulary; needs equal
             vocabulary sizes. Defaults to False.
+        encoder_layer_class: the class of the encoder's layers (a subclass
+            of `EncoderLayer`, or its registered name). Defaults to
+            `EncoderLayer`.
+        decoder_layer_class: the class of the decoder's layers. Defaults to
+            `DecoderLayer`.
         **kwargs: base model arguments such as `name` and `dtype`.
 
-    Call arguments:
-        inputs: a tuple `(source_ids, target_in_ids)` of integer tensors
-            (batch, source_len) and (batch, target_len).
-        training: whether dropout is active.
-        return_attention_scores: if True, return `(logits, weights)` with
-            weights `{"encoder": [...], "decoder_self_attention": [...],
-            "decoder_cross_attention": [...]}`, one tensor per layer.
-
-    Returns:
-        float32 logits (batch, target_len, target_vocab_size), also under a
-        mixed-precision dtype policy.
-
-    Example:
-
-    >>> model = Transformer(num_layers=2, d_model=32, num_heads=4, dff=64,
-    ...                     input_vocab_size=100, target_vocab_size=120)
-    >>> model((tf.constant([[5, 6, 0]]), tf.constant([[2, 9]]))).shape
-    TensorShape([1, 2, 120])
-
-    References:
-        Vaswani et al., "Attention Is All You Need", arXiv:1706.03762.
     """
 
     def __init__(
@@ -82,6 +67,8 @@ class Transformer(BuiltBeforeTracing):
         layer_norm_epsilon=1e-5,
         position="sinusoidal",
         shared_embeddings=False,
+        encoder_layer_class=None,
+        decoder_layer_class=None,
         **kwargs,
     ):
         # Inputs are token ids: never cast them to the float compute dtype
@@ -120,11 +107,23 @@ class Transformer(BuiltBeforeTracing):
         )
         # The stacks read embedded vectors; the model owns the embeddings so
         # that they can be shared and so padding masks stay explicit.
+        encoder_layer_class = resolve_layer_class(
+            "encoder_layer_class", encoder_layer_class, None
+        )
+        decoder_layer_class = resolve_layer_class(
+            "decoder_layer_class", decoder_layer_class, None
+        )
         self.encoder = Encoder(
-            **self.stack_kwargs, dtype=self.dtype_policy, name="encoder"
+            **self.stack_kwargs,
+            layer_class=encoder_layer_class,
+            dtype=self.dtype_policy,
+            name="encoder",
         )
         self.decoder = Decoder(
-            **self.stack_kwargs, dtype=self.dtype_policy, name="decoder"
+            **self.stack_kwargs,
+            layer_class=decoder_layer_class,
+            dtype=self.dtype_policy,
+            name="decoder",
         )
         self.source_embedding = self._embedding(input_vocab_size, "source_embedding")
         self.target_embedding = (
@@ -173,8 +172,77 @@ class Transformer(BuiltBeforeTracing):
     def _one_token_inputs(self, ids):
         return (ids, ids)
 
+    def split_inputs(self, inputs):
+        """`(source_ids, target_in_ids)` from `inputs`, checked: a pair of
+        integer (batch, length) tensors."""
+        return _split_pair("inputs", inputs)
+
+    def compute_output_shape(self, input_shape):
+        _, target_shape = _split_pair_shape(input_shape)
+        return tuple(target_shape) + (self.target_vocab_size,)
+
+    def get_config(self):
+        config = super().get_config()
+        stack_config = self.encoder.get_config()
+        config.update({key: stack_config[key] for key in self.stack_kwargs})
+        config.update(
+            {
+                "input_vocab_size": self.input_vocab_size,
+                "target_vocab_size": self.target_vocab_size,
+                "max_length": self.max_length,
+                "position": self.position,
+                "shared_embeddings": self.shared_embeddings,
+            }
+        )
+        for key, stack in (("encoder", self.encoder), ("decoder", self.decoder)):
+            if stack.layer_class is not type(stack).layer_class:
+                config[f"{key}_layer_class"] = layer_class_name(stack.layer_class)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tf_transformer")
+class Transformer(TransformerBase):
+    """The Transformer of "Attention Is All You Need" for sequence to sequence.
+
+    source ids -> embedding -> Encoder; target ids (shifted right, starting
+    with `[START]`) -> embedding -> Decoder attending to the encoder output
+    -> a dense layer giving one logit per target-vocabulary token.
+
+    Padding (id 0) is read from the ids and passed to every attention layer
+    as an explicit mask; the logits carry no Keras mask, so the losses decide
+    how padding counts (see `masked_loss`).
+
+    Constructor arguments: see `TransformerBase`: the sizes (`num_layers`,
+    `d_model`, `num_heads`, `dff`, `input_vocab_size`, `target_vocab_size`),
+    `max_length`, `dropout`, `attention_dropout`, `activation`, `norm_first`,
+    `layer_norm_epsilon`, `position`, `shared_embeddings` and the layer
+    classes `encoder_layer_class` / `decoder_layer_class`.
+
+    Call arguments:
+        inputs: a tuple `(source_ids, target_in_ids)` of integer tensors
+            (batch, source_len) and (batch, target_len).
+        training: whether dropout is active.
+        return_attention_scores: if True, return `(logits, weights)` with
+            weights `{"encoder": [...], "decoder_self_attention": [...],
+            "decoder_cross_attention": [...]}`, one tensor per layer.
+
+    Returns:
+        float32 logits (batch, target_len, target_vocab_size), also under a
+        mixed-precision dtype policy.
+
+    Example:
+
+    >>> model = Transformer(num_layers=2, d_model=32, num_heads=4, dff=64,
+    ...                     input_vocab_size=100, target_vocab_size=120)
+    >>> model((tf.constant([[5, 6, 0]]), tf.constant([[2, 9]]))).shape
+    TensorShape([1, 2, 120])
+
+    References:
+        Vaswani et al., "Attention Is All You Need", arXiv:1706.03762.
+    """
+
     def call(self, inputs, training=None, return_attention_scores=False):
-        source_ids, target_ids = _split_pair("inputs", inputs)
+        source_ids, target_ids = self.split_inputs(inputs)
         source_mask = tf.not_equal(source_ids, 0)  # (batch, source_len)
         target_mask = tf.not_equal(target_ids, 0)  # (batch, target_len)
 
@@ -200,25 +268,6 @@ class Transformer(BuiltBeforeTracing):
                 "decoder_cross_attention": decoder_weights["cross_attention"],
             }
         return logits
-
-    def compute_output_shape(self, input_shape):
-        _, target_shape = _split_pair_shape(input_shape)
-        return tuple(target_shape) + (self.target_vocab_size,)
-
-    def get_config(self):
-        config = super().get_config()
-        stack_config = self.encoder.get_config()
-        config.update({key: stack_config[key] for key in self.stack_kwargs})
-        config.update(
-            {
-                "input_vocab_size": self.input_vocab_size,
-                "target_vocab_size": self.target_vocab_size,
-                "max_length": self.max_length,
-                "position": self.position,
-                "shared_embeddings": self.shared_embeddings,
-            }
-        )
-        return config
 
 
 def _split_pair(name, inputs):

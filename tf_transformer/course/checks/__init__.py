@@ -29,6 +29,7 @@ from tf_transformer.course.checks import (  # noqa: F401 - each module registers
     positional,
     sampling,
     schedule,
+    transformer,
 )
 from tf_transformer.course.checks._core import (
     EXERCISES,

@@ -381,11 +381,24 @@ def check(
     outcome = run_check(name, obj)
     if verbose:
         print(outcome.report())
+    if outcome.passed and EXERCISES[name].kind == "class":
+        _keep_in_workbook(EXERCISES[name].object_name, obj)
     if raise_on_fail is None:
         raise_on_fail = grading_mode()
     if raise_on_fail and not outcome.passed:
         raise CheckFailed(outcome)
     return outcome
+
+
+def _keep_in_workbook(object_name: str, cls: Any) -> None:
+    """Save a passed class for later lessons (see `course.workbook`); a
+    failure to save never changes the check's outcome."""
+    from tf_transformer.course import workbook
+
+    try:
+        workbook.record(object_name, cls)
+    except Exception:  # noqa: BLE001, S110 - saving is a convenience only
+        pass
 
 
 # ---------------------------------------------------------------- comparisons
