@@ -224,3 +224,46 @@ except OSError:
         [sys.executable, "-c", script], env=env, capture_output=True, text=True
     ).stdout.split()
     assert output == ["memory:", "refused", "file:", "refused"]
+
+
+def test_a_fork_bomb_stops_at_the_process_limit_even_for_root():
+    """RLIMIT_NPROC, which Linux does not apply to root: a grader running as
+    root starts submission code as `nobody`, where the limit holds."""
+    if os.geteuid() == 0:
+        assert _confine.account() is not None, "nobody cannot run the library here"
+    limits = _confine.Limits(processes=32)
+    env = dict(os.environ, **limits.environment(wall_seconds=60))
+    script = f"""
+import os, signal, sys, time
+sys.path.insert(0, {str(Path(_sandbox.__file__).parent)!r})
+import _sandbox
+_sandbox.apply_limits()
+children, stopped = [], "no"
+for _ in range(400):
+    try:
+        pid = os.fork()
+    except BlockingIOError:
+        stopped = "yes"
+        break
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+print(stopped, len(children), os.getuid())
+"""
+    output = subprocess.run(
+        _confine.unprivileged([sys.executable, "-c", script]),
+        env=env,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout.split()
+    # The limit counts every process of the user: others running as it at the
+    # same time (a parallel test) move the point where forking stops.
+    stopped, forked, uid = output[0], int(output[1]), int(output[2])
+    assert stopped == "yes" and forked < 200, output
+    assert uid != 0

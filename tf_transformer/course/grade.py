@@ -180,6 +180,7 @@ def _submission_env(workdir: str, limits: Limits, wall_seconds: float) -> dict:
     env = _child_env()
     home = os.path.join(workdir, "home")
     os.makedirs(home, exist_ok=True)
+    _confine.hand_over(home)
     env.update(
         HOME=home,
         JUPYTER_RUNTIME_DIR=os.path.join(home, "jupyter"),
@@ -207,7 +208,7 @@ class Confinement:
         # Run as a script: the notebook runner then starts without importing
         # tf_transformer (and TensorFlow); the answers' process imports what
         # it needs after hiding the references.
-        command = [sys.executable, str(SANDBOX), *args]
+        command = _confine.unprivileged([sys.executable, str(SANDBOX), *args])
         if self.mode == "bwrap":
             return _confine.wrap(command, self.workdir, hide=hide)
         return command
@@ -247,18 +248,25 @@ def run_checks(
     the judge itself stops (a grader bug), the exercise in progress gets
     `error` and a new judge takes the rest.
     """
+    from tf_transformer.course._judge import answer_groups
+
     results: dict[str, dict] = {}
     remaining = list(exercises)
-    serve = where.command(["serve"], hide=_answer_files(exercises))
     env = _submission_env(where.workdir, where.limits, timeout * len(exercises))
     while remaining:
         nonce = secrets.token_hex(16)
+        groups = answer_groups(remaining)
+        commands = [where.command(["serve"], hide=_answer_files(g)) for g in groups]
         request = {
             "nonce": nonce,
             "cells": cells,
-            "exercises": remaining,
+            "groups": groups,
             "timeout": timeout,
-            "submission": {"command": serve, "env": env, "cwd": where.workdir},
+            "submission": {
+                "commands": commands,
+                "env": env,
+                "cwd": where.workdir,
+            },
         }
         judge = _JUDGES.acquire()
         # The judge enforces each exercise's timeout; this is its backstop.
@@ -296,10 +304,15 @@ class _Judge:
     """One judge process (`_judge`), reused for many submissions."""
 
     def __init__(self):
-        self.process = _spawn(
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "tf_transformer.course._judge"],
-            os.getcwd(),
-            _child_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=os.getcwd(),
+            env=_child_env(),
+            start_new_session=True,
+            text=True,
         )
         self.lines: queue.Queue = queue.Queue()
 
@@ -364,7 +377,7 @@ atexit.register(_JUDGES.close)
 
 
 def _answer_files(exercises: list[str]) -> list[str]:
-    """The files that hold the graded functions' code (source and caches)."""
+    """The files that hold the graded answers' code (source and caches)."""
     import importlib.util
     import inspect
 
@@ -373,8 +386,6 @@ def _answer_files(exercises: list[str]) -> list[str]:
     files = set()
     for name in exercises:
         ex = checks.EXERCISES[name]
-        if ex.kind != "function":
-            continue
         source = inspect.getsourcefile(inspect.unwrap(ex.load_reference()))
         if source:
             files.add(os.path.realpath(source))
@@ -419,6 +430,7 @@ def grade_notebook(
         return []  # a lesson without exercises: nothing to grade
     rows = []
     with tempfile.TemporaryDirectory(prefix="tf-transformer-grade-") as workdir:
+        _confine.hand_over(workdir)
         where = Confinement(sandbox, limits or Limits(), os.path.realpath(workdir))
         # The checks take the answers from the cells, not from the run, so
         # the run and the checks go side by side (each in its own processes).
