@@ -138,3 +138,35 @@ def test_a_correct_class_passes_after_another_answer_killed_its_process(
     assert row.status == "error" and "process died" in row.message, row
     assert classes_graded[("crashing", "transformer_schedule")].status == "passed"
     assert classes_graded[("crashing", "transformer_schedule")].same_as_library == "yes"
+
+
+def test_a_graded_class_is_served_as_a_stub_that_cannot_be_constructed():
+    import inspect
+
+    from tf_transformer.course import _wire
+    from tf_transformer.layers import feed_forward
+
+    source = inspect.getsource(feed_forward)
+    stubbed = _wire.hide_definitions(source, {"FeedForward"})
+    namespace = {"__name__": "stubbed"}
+    exec(compile(stubbed, "feed_forward.py", "exec"), namespace)
+    stub = namespace["FeedForward"]
+    assert stub.__name__ == "FeedForward" and stub.__mro__[1].__name__ == "Layer"
+    with pytest.raises(RuntimeError, match="not available while grading"):
+        stub(8, 16)
+    assert len(stubbed.splitlines()) == len(source.splitlines())
+    assert "intermediate_dense" not in stubbed
+
+
+def test_answers_that_library_code_links_are_served_by_separate_processes():
+    from tf_transformer.course._judge import answer_groups
+
+    # EncoderLayer's base class builds a FeedForward: hiding one from the other
+    # would break an EncoderLayer built on the lesson's template.
+    assert answer_groups(["encoder_layer", "feed_forward"]) == [
+        ["encoder_layer"],
+        ["feed_forward"],
+    ]
+    assert answer_groups(list(MASKS)) == [list(MASKS)]
+    lesson_8 = ["masked_loss", "masked_accuracy", "transformer_schedule"]
+    assert answer_groups(lesson_8) == [lesson_8]

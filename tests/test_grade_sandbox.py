@@ -5,9 +5,9 @@ One module-scoped grading run, inside bubblewrap, of five lesson-5
 notebooks that are also run top to bottom: a correct one (full marks inside
 the sandbox), one whose padding_mask loops (also in its check cell, so the
 notebook never finishes), one whose padding_mask kills its process, and two
-whose answers try to escape (write outside their folder, connect to a
-server on this machine, fork without end, allocate 6 GiB) and return the
-right mask only when the attempt failed.
+whose answers try to escape (write outside their folder, read another
+student's notebook, connect to a server on this machine, fork without end,
+allocate 6 GiB) and return the right mask only when the attempt failed.
 """
 
 import os
@@ -69,14 +69,17 @@ class Listener:
         self.server.close()
 
 
-def submissions(outside: Path, port: int) -> dict[str, list[str]]:
+def submissions(outside: Path, port: int, peer: Path) -> dict[str, list[str]]:
     escape_files = f"""
 def padding_mask(token_ids, pad_id=0):
     try:
         with open({str(outside / "escaped.txt")!r}, "w") as handle:
             handle.write("out")
     except OSError:
-        {RIGHT}
+        try:
+            open({str(peer)!r}).close()  # another student's notebook
+        except OSError:
+            {RIGHT}
 
 def causal_mask(length):
     import socket
@@ -124,22 +127,24 @@ def causal_mask(length):
 
 
 @pytest.fixture(scope="module")
-def sandboxed(tmp_path_factory):
+def sandboxed():
     if not _confine.bwrap_works():
         pytest.skip("bubblewrap is not available")
     # Outside /tmp, which the sandbox replaces by its own.
     outside = Path("/var/tmp") / f"tf-transformer-escape-{uuid.uuid4().hex}"
     outside.mkdir(parents=True)
+    # The class too (the sandbox hides it): its notebooks are readable here.
+    folder = outside.with_name(outside.name + "-class")
     listener = Listener()
     try:
-        folder = write_class(
-            tmp_path_factory.mktemp("sandboxed"), submissions(outside, listener.port)
-        )
+        peer = folder / "correct" / "05_masking.ipynb"
+        write_class(folder, submissions(outside, listener.port, peer))
         rows = grade.grade([folder], jobs=2, timeout=30, sandbox="bwrap")
         escaped = sorted(p.name for p in outside.iterdir())
     finally:
         listener.close()
         shutil.rmtree(outside, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
     table = {(row.submission.split("/")[0], row.exercise): row for row in rows}
     return table, escaped, listener.accepted
 
@@ -182,7 +187,9 @@ def test_an_answer_that_loops_or_exits_costs_only_its_own_exercise(
 
 
 @needs_bwrap
-def test_submission_cannot_write_outside_its_folder_or_connect(sandboxed):
+def test_submission_cannot_write_outside_its_folder_read_others_or_connect(
+    sandboxed,
+):
     table, escaped, accepted = sandboxed
     # The kernel (check cells) and the answers' process both tried.
     assert escaped == [] and accepted == 0

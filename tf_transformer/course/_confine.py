@@ -97,9 +97,11 @@ def account() -> tuple[int, int] | None:
     """(uid, gid) the processes that run submission code switch to, or None.
 
     Only when the grader runs as root (where `RLIMIT_NPROC` does not hold)
-    and `setpriv` (util-linux) is installed: the user `nobody`, keeping only
-    the capability to read files (a probe checks that it can start Python
-    and find the library); otherwise None, and they run as the grader.
+    and `setpriv` (util-linux) is installed: the user `nobody`, with no
+    capabilities, or, where it cannot otherwise start Python and find the
+    library (a probe; e.g. Python installed under /root), with only the
+    capability to read and search every file. Otherwise None, and they run
+    as the grader.
     """
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         return None
@@ -116,32 +118,50 @@ def account() -> tuple[int, int] | None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     script = str(Path(__file__).with_name("_sandbox.py"))
-    probe = [*_setpriv(user), sys.executable, "-c", _PROBE, script]
-    try:
-        done = subprocess.run(probe, capture_output=True, timeout=60, env=env, cwd="/")
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return user if done.returncode == 0 else None
+    for keep in (False, True):  # the capability only where it is needed
+        probe = [*_setpriv(user, keep), sys.executable, "-c", _PROBE, script]
+        try:
+            done = subprocess.run(
+                probe, capture_output=True, timeout=60, env=env, cwd="/"
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if done.returncode == 0:
+            _KEEPS_CAPABILITY.append(keep)
+            return user
+    return None
 
 
-def _setpriv(user: tuple[int, int]) -> list[str]:
-    return [
+_KEEPS_CAPABILITY: list[bool] = []
+
+
+def keeps_capability() -> bool:
+    """Whether submission code keeps `KEPT_CAPABILITY` (see `account`)."""
+    return account() is not None and _KEEPS_CAPABILITY[-1]
+
+
+def _setpriv(user: tuple[int, int], keep: bool) -> list[str]:
+    kept = f",+{KEPT_CAPABILITY}" if keep else ""
+    command = [
         "setpriv",
         f"--reuid={user[0]}",
         f"--regid={user[1]}",
         "--clear-groups",
         "--no-new-privs",
-        f"--inh-caps=-all,+{KEPT_CAPABILITY}",
-        f"--ambient-caps=+{KEPT_CAPABILITY}",
-        f"--bounding-set=-all,+{KEPT_CAPABILITY}",
-        "--",
+        f"--inh-caps=-all{kept}",
+        f"--bounding-set=-all{kept}",
     ]
+    if keep:
+        command.append(f"--ambient-caps=+{KEPT_CAPABILITY}")
+    return [*command, "--"]
 
 
 def unprivileged(command: list[str]) -> list[str]:
     """`command`, started as `account()` when there is one."""
     user = account()
-    return command if user is None else _setpriv(user) + list(command)
+    if user is None:
+        return command
+    return _setpriv(user, keeps_capability()) + list(command)
 
 
 def hand_over(path: str) -> None:
@@ -195,13 +215,16 @@ def describe(mode: str) -> str:
         line = "sandbox: none (bwrap not available or not asked for) + resource limits"
     if account() is not None:
         line += f"; submission code runs as {UNPRIVILEGED_USER}"
+        if keeps_capability():
+            line += " (allowed to read every file, to reach Python)"
     elif os.geteuid() == 0:
         line += "; submission code runs as root (no process-count limit)"
     return line
 
 
 def wrap(command: list[str], workdir: str, hide=()) -> list[str]:
-    """`command` inside bubblewrap; `hide` are files replaced by an empty one.
+    """`command` inside bubblewrap; `hide` are files replaced by an empty one
+    and folders replaced by an empty one.
 
     A command that drops root's privileges itself (`unprivileged`) runs
     without a user namespace, which would map only root: bubblewrap keeps
@@ -219,10 +242,13 @@ def wrap(command: list[str], workdir: str, hide=()) -> list[str]:
         "--tmpfs",
         "/tmp",
     ]
-    if workdir != "/":
-        args += ["--bind", workdir, workdir, "--chdir", workdir]
     for path in hide:
-        args += ["--ro-bind", "/dev/null", path]
+        if os.path.isdir(path):
+            args += ["--tmpfs", path]
+        else:
+            args += ["--ro-bind", "/dev/null", path]
+    if workdir != "/":  # after the hidden paths: one of them may hold it
+        args += ["--bind", workdir, workdir, "--chdir", workdir]
     if command[:1] == ["setpriv"]:
         args += [
             "--unshare-pid",

@@ -203,6 +203,7 @@ class Confinement:
     mode: str
     limits: Limits
     workdir: str
+    private: tuple[str, ...] = ()  # hidden from submission code (bwrap)
 
     def command(self, args: list[str], hide=()) -> list[str]:
         # Run as a script: the notebook runner then starts without importing
@@ -210,8 +211,30 @@ class Confinement:
         # it needs after hiding the references.
         command = _confine.unprivileged([sys.executable, str(SANDBOX), *args])
         if self.mode == "bwrap":
-            return _confine.wrap(command, self.workdir, hide=hide)
+            return _confine.wrap(command, self.workdir, hide=[*self.private, *hide])
         return command
+
+
+def private_paths(paths: Iterable[Path | str]) -> tuple[str, ...]:
+    """What submission code must not read, where bubblewrap can hide it: the
+    submissions being graded (each notebook is copied into its own folder
+    first), and the course's solutions and git history when the library is
+    used from a clone of the course. A path that holds the library or
+    Python itself stays visible (hiding it would stop them)."""
+    import tf_transformer
+
+    package_root = Path(next(iter(tf_transformer.__path__))).resolve().parent
+    needed = [package_root, Path(sys.prefix).resolve(), Path(sys.executable).resolve()]
+    candidates = [Path(p).resolve() for p in paths]
+    candidates += [package_root / "solutions", package_root / ".git"]
+    private = []
+    for path in candidates:
+        if not path.exists() or any(
+            item == path or path in item.parents for item in needed
+        ):
+            continue
+        private.append(str(path))
+    return tuple(dict.fromkeys(private))
 
 
 def _spawn(command: list[str], cwd: str, env: dict) -> subprocess.Popen:
@@ -403,10 +426,12 @@ def grade_notebook(
     lesson: int | None = None,
     sandbox: str = "none",
     limits: Limits | None = None,
+    private: tuple[str, ...] = (),
 ) -> list[Row]:
     """All rows of one submission. Never raises for anything the notebook does.
 
-    `sandbox` is `bwrap` or `none` here (`grade` resolves `auto`).
+    `sandbox` is `bwrap` or `none` here (`grade` resolves `auto`); `private`
+    are paths the sandbox hides (`private_paths`).
     """
     from tf_transformer.course import checks
 
@@ -431,7 +456,9 @@ def grade_notebook(
     rows = []
     with tempfile.TemporaryDirectory(prefix="tf-transformer-grade-") as workdir:
         _confine.hand_over(workdir)
-        where = Confinement(sandbox, limits or Limits(), os.path.realpath(workdir))
+        where = Confinement(
+            sandbox, limits or Limits(), os.path.realpath(workdir), private
+        )
         # The checks take the answers from the cells, not from the run, so
         # the run and the checks go side by side (each in its own processes).
         running = None
@@ -541,7 +568,9 @@ def grade(
     `limits`: the children's resource limits (defaults: `Limits()`).
     """
     mode = _confine.resolve(sandbox)
+    paths = list(paths)
     submissions = find_submissions(paths)
+    private = private_paths(paths)
     results: dict[str, list[Row]] = {}
     lock = threading.Lock()
     done = [0]
@@ -557,6 +586,7 @@ def grade(
                 lesson=lesson,
                 sandbox=mode,
                 limits=limits,
+                private=private,
             )
         except Exception as error:  # noqa: BLE001 - a grader bug must not lose the others
             rows = [
