@@ -127,3 +127,111 @@ def write_class(folder: Path, submissions: dict[str, list[str]]) -> Path:
     for name, cells in submissions.items():
         write_notebook(folder / name / "05_masking.ipynb", cells)
     return folder
+
+
+def library_answer(obj) -> list[str]:
+    """Cells that answer with the library's own code of `obj`: its module's
+    imports, then its definition (a correct answer, copied)."""
+    import ast
+    import inspect
+
+    module = inspect.getmodule(obj)
+    source = inspect.getsource(module)
+    imports = [
+        ast.get_source_segment(source, node)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
+    return ["\n".join(imports), inspect.getsource(obj)]
+
+
+# Class answers (lesson 8's TransformerSchedule) that look for the library's
+# class by a path other than an import statement and construct it.
+FIND_SCHEDULE = {
+    "subclasses": """
+def _reference():
+    for cls in keras.optimizers.schedules.LearningRateSchedule.__subclasses__():
+        if cls.__name__ == "TransformerSchedule" and cls.__module__.startswith(
+            "tf_transformer"
+        ):
+            return cls
+""",
+    "gc": """
+import gc
+
+def _reference():
+    for item in gc.get_objects():
+        if (
+            isinstance(item, type)
+            and item.__name__ == "TransformerSchedule"
+            and item.__module__.startswith("tf_transformer")
+        ):
+            return item
+""",
+    "sys_modules": """
+import sys
+
+def _reference():
+    return sys.modules["tf_transformer.training.schedule"].TransformerSchedule
+""",
+    "importlib": """
+import importlib
+
+def _reference():
+    return importlib.import_module("tf_transformer").TransformerSchedule
+""",
+    "frames": """
+import sys
+
+def _reference():
+    frame = sys._getframe(1)
+    while frame is not None:
+        for name in ("reference_cls", "reference"):
+            found = frame.f_locals.get(name)
+            if isinstance(found, type):
+                return found
+        frame = frame.f_back
+""",
+}
+DELEGATING_SCHEDULE = """
+class TransformerSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    def __init__(self, *args, **kwargs):
+        self.inner = _reference()(*args, **kwargs)
+
+    def __call__(self, step):
+        return self.inner(step)
+
+    def get_config(self):
+        return self.inner.get_config()
+"""
+CLASS_TAMPERING = {
+    f"schedule_{trick}": [
+        "import keras\nimport numpy as np\nimport tensorflow as tf",
+        finder,
+        DELEGATING_SCHEDULE,
+    ]
+    for trick, finder in FIND_SCHEDULE.items()
+}
+# Lesson 6's FeedForward, delegating to a Keras layer class of the library.
+CLASS_TAMPERING["feed_forward_layer_subclasses"] = [
+    "import keras",
+    """
+def _reference():
+    for cls in keras.layers.Layer.__subclasses__():
+        if cls.__name__ == "FeedForward" and cls.__module__.startswith(
+            "tf_transformer"
+        ):
+            return cls
+
+class FeedForward(keras.layers.Layer):
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.inner = _reference()(*args, **kwargs)
+
+    def call(self, inputs, training=None):
+        return self.inner(inputs, training=training)
+
+    def get_config(self):
+        return self.inner.get_config()
+""",
+]

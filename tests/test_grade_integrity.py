@@ -10,7 +10,12 @@ import json
 
 import pytest
 
-from tests.grade_submissions import CORRECT_CAUSAL, TAMPERING, write_class
+from tests.grade_submissions import (
+    CLASS_TAMPERING,
+    CORRECT_CAUSAL,
+    TAMPERING,
+    write_class,
+)
 from tf_transformer.course import grade
 
 MASKS = ("padding_mask", "causal_mask")
@@ -92,3 +97,76 @@ def test_results_cross_between_processes_unchanged():
     assert type(opaque).__name__ == "object"
     with pytest.raises(ValueError):
         _wire.decode({"array": {"dtype": "object", "shape": [1], "data": ""}})
+
+
+@pytest.fixture(scope="module")
+def classes_graded(tmp_path_factory):
+    """Class answers: tampering ones, one that hangs, one beside a crash."""
+    from tests.grade_submissions import CLASS_TAMPERING, library_answer
+    from tf_transformer import FeedForward, TransformerSchedule
+
+    hanging = "class EncoderLayer:\n    def __init__(self, *args, **kwargs):\n"
+    hanging += "        while True:\n            pass"
+    crashing = "def masked_loss(*args, **kwargs):\n    import os\n    os._exit(3)"
+    submissions = dict(
+        CLASS_TAMPERING,
+        hanging=[hanging, *library_answer(FeedForward)],
+        crashing=[crashing, *library_answer(TransformerSchedule)],
+    )
+    folder = write_class(tmp_path_factory.mktemp("class_tampering"), submissions)
+    rows = grade.grade([folder], jobs=2, timeout=60, execute=False)
+    return {(row.submission.split("/")[0], row.exercise): row for row in rows}
+
+
+@pytest.mark.parametrize("trick", sorted(CLASS_TAMPERING))
+def test_a_class_answer_cannot_reach_the_reference(classes_graded, trick):
+    exercise = "feed_forward" if trick.startswith("feed") else "transformer_schedule"
+    row = classes_graded[(trick, exercise)]
+    assert row.status in ("failed", "error") and row.points == 0, row
+    assert "raised" in row.message, row
+
+
+def test_a_class_that_hangs_costs_only_its_own_exercise(classes_graded):
+    assert classes_graded[("hanging", "encoder_layer")].status == "timeout"
+    assert classes_graded[("hanging", "feed_forward")].status == "passed"
+
+
+def test_a_correct_class_passes_after_another_answer_killed_its_process(
+    classes_graded,
+):
+    row = classes_graded[("crashing", "masked_loss")]
+    assert row.status == "error" and "process died" in row.message, row
+    assert classes_graded[("crashing", "transformer_schedule")].status == "passed"
+    assert classes_graded[("crashing", "transformer_schedule")].same_as_library == "yes"
+
+
+def test_a_graded_class_is_served_as_a_stub_that_cannot_be_constructed():
+    import inspect
+
+    from tf_transformer.course import _wire
+    from tf_transformer.layers import feed_forward
+
+    source = inspect.getsource(feed_forward)
+    stubbed = _wire.hide_definitions(source, {"FeedForward"})
+    namespace = {"__name__": "stubbed"}
+    exec(compile(stubbed, "feed_forward.py", "exec"), namespace)
+    stub = namespace["FeedForward"]
+    assert stub.__name__ == "FeedForward" and stub.__mro__[1].__name__ == "Layer"
+    with pytest.raises(RuntimeError, match="not available while grading"):
+        stub(8, 16)
+    assert len(stubbed.splitlines()) == len(source.splitlines())
+    assert "intermediate_dense" not in stubbed
+
+
+def test_answers_that_library_code_links_are_served_by_separate_processes():
+    from tf_transformer.course._judge import answer_groups
+
+    # EncoderLayer's base class builds a FeedForward: hiding one from the other
+    # would break an EncoderLayer built on the lesson's template.
+    assert answer_groups(["encoder_layer", "feed_forward"]) == [
+        ["encoder_layer"],
+        ["feed_forward"],
+    ]
+    assert answer_groups(list(MASKS)) == [list(MASKS)]
+    lesson_8 = ["masked_loss", "masked_accuracy", "transformer_schedule"]
+    assert answer_groups(lesson_8) == [lesson_8]

@@ -5,9 +5,9 @@ One module-scoped grading run, inside bubblewrap, of five lesson-5
 notebooks that are also run top to bottom: a correct one (full marks inside
 the sandbox), one whose padding_mask loops (also in its check cell, so the
 notebook never finishes), one whose padding_mask kills its process, and two
-whose answers try to escape (write outside their folder, connect to a
-server on this machine, fork without end, allocate 6 GiB) and return the
-right mask only when the attempt failed.
+whose answers try to escape (write outside their folder, read another
+student's notebook, connect to a server on this machine, fork without end,
+allocate 6 GiB) and return the right mask only when the attempt failed.
 """
 
 import os
@@ -69,14 +69,17 @@ class Listener:
         self.server.close()
 
 
-def submissions(outside: Path, port: int) -> dict[str, list[str]]:
+def submissions(outside: Path, port: int, peer: Path) -> dict[str, list[str]]:
     escape_files = f"""
 def padding_mask(token_ids, pad_id=0):
     try:
         with open({str(outside / "escaped.txt")!r}, "w") as handle:
             handle.write("out")
     except OSError:
-        {RIGHT}
+        try:
+            open({str(peer)!r}).close()  # another student's notebook
+        except OSError:
+            {RIGHT}
 
 def causal_mask(length):
     import socket
@@ -124,22 +127,24 @@ def causal_mask(length):
 
 
 @pytest.fixture(scope="module")
-def sandboxed(tmp_path_factory):
+def sandboxed():
     if not _confine.bwrap_works():
         pytest.skip("bubblewrap is not available")
     # Outside /tmp, which the sandbox replaces by its own.
     outside = Path("/var/tmp") / f"tf-transformer-escape-{uuid.uuid4().hex}"
     outside.mkdir(parents=True)
+    # The class too (the sandbox hides it): its notebooks are readable here.
+    folder = outside.with_name(outside.name + "-class")
     listener = Listener()
     try:
-        folder = write_class(
-            tmp_path_factory.mktemp("sandboxed"), submissions(outside, listener.port)
-        )
+        peer = folder / "correct" / "05_masking.ipynb"
+        write_class(folder, submissions(outside, listener.port, peer))
         rows = grade.grade([folder], jobs=2, timeout=30, sandbox="bwrap")
         escaped = sorted(p.name for p in outside.iterdir())
     finally:
         listener.close()
         shutil.rmtree(outside, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
     table = {(row.submission.split("/")[0], row.exercise): row for row in rows}
     return table, escaped, listener.accepted
 
@@ -150,6 +155,11 @@ def statuses(table, name):
         for (student, exercise), row in table.items()
         if student == name
     }
+
+
+def exercise_statuses(table, name):
+    """Without the notebook's own row (its run may time out on a busy machine)."""
+    return {key: value for key, value in statuses(table, name).items() if key}
 
 
 @needs_bwrap
@@ -182,11 +192,13 @@ def test_an_answer_that_loops_or_exits_costs_only_its_own_exercise(
 
 
 @needs_bwrap
-def test_submission_cannot_write_outside_its_folder_or_connect(sandboxed):
+def test_submission_cannot_write_outside_its_folder_read_others_or_connect(
+    sandboxed,
+):
     table, escaped, accepted = sandboxed
     # The kernel (check cells) and the answers' process both tried.
     assert escaped == [] and accepted == 0
-    assert statuses(table, "escape_files") == dict.fromkeys(
+    assert exercise_statuses(table, "escape_files") == dict.fromkeys(
         ["padding_mask", "causal_mask"], "passed"
     )
 
@@ -194,7 +206,7 @@ def test_submission_cannot_write_outside_its_folder_or_connect(sandboxed):
 @needs_bwrap
 def test_submission_cannot_fork_without_end_or_exhaust_memory(sandboxed):
     table, _, _ = sandboxed
-    assert statuses(table, "escape_resources") == dict.fromkeys(
+    assert exercise_statuses(table, "escape_resources") == dict.fromkeys(
         ["padding_mask", "causal_mask"], "passed"
     )
 
@@ -224,3 +236,46 @@ except OSError:
         [sys.executable, "-c", script], env=env, capture_output=True, text=True
     ).stdout.split()
     assert output == ["memory:", "refused", "file:", "refused"]
+
+
+def test_a_fork_bomb_stops_at_the_process_limit_even_for_root():
+    """RLIMIT_NPROC, which Linux does not apply to root: a grader running as
+    root starts submission code as `nobody`, where the limit holds."""
+    if os.geteuid() == 0:
+        assert _confine.account() is not None, "nobody cannot run the library here"
+    limits = _confine.Limits(processes=32)
+    env = dict(os.environ, **limits.environment(wall_seconds=60))
+    script = f"""
+import os, signal, sys, time
+sys.path.insert(0, {str(Path(_sandbox.__file__).parent)!r})
+import _sandbox
+_sandbox.apply_limits()
+children, stopped = [], "no"
+for _ in range(400):
+    try:
+        pid = os.fork()
+    except BlockingIOError:
+        stopped = "yes"
+        break
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+print(stopped, len(children), os.getuid())
+"""
+    output = subprocess.run(
+        _confine.unprivileged([sys.executable, "-c", script]),
+        env=env,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout.split()
+    # The limit counts every process of the user: others running as it at the
+    # same time (a parallel test) move the point where forking stops.
+    stopped, forked, uid = output[0], int(output[1]), int(output[2])
+    assert stopped == "yes" and forked < 200, output
+    assert uid != 0

@@ -2,21 +2,23 @@
 run in another process.
 
 `python -m tf_transformer.course._judge` reads requests ``{"nonce",
-"cells", "exercises", "timeout", "submission": {"command", "env", "cwd"}}``,
-one JSON line each, on stdin and writes one line per exercise, prefixed
-with the nonce, then ``{"done": true}``.
+"cells", "groups", "timeout", "submission": {"commands", "env",
+"cwd"}}``, one JSON line each, on stdin and writes one line per exercise,
+prefixed with the nonce, then ``{"done": true}``.
 
-No submission code runs here. The judge starts the submission's process
-(``_sandbox.py serve``, sandboxed by the grader's command) and gives it the
-cells; that process imports the library with the graded functions replaced
-by stubs that raise (`_wire.hide_definitions`), and defines the answers.
-The checks run in the judge on a `RemoteFunction` per answer: each call
-sends the arguments over, runs the answer there and brings back its result
-as plain data. Inside `tf.function` the answer is traced there with the
-same input signature, and runs there when the judge's graph runs. A class
-exercise is checked in the submission's process (the checks need the
-student's layer and the reference's side by side); see `docs/grading.md`
-for what that leaves open.
+No submission code runs here. The judge starts the submission's processes
+(``_sandbox.py serve``, sandboxed by the grader's command; one per group of
+`answer_groups`) and gives them the cells; such a process imports the
+library with the answers it serves replaced by stubs that raise
+(`_wire.hide_definitions`), and defines the student's answers. The checks
+run in the judge on stand-ins: a `RemoteFunction` per function answer (each
+call sends the arguments over, runs the answer there and brings back its
+result as plain data; inside `tf.function` the answer is traced there with
+the same input signature, and runs there when the judge's graph runs), and
+a `RemoteClass` per class answer, whose instances, sublayers, variables and
+methods are `RemoteObject`s: handles on objects that stay in the
+submission's process. The reference of a class is built in the judge; the
+student's layer receives its weights as arrays.
 
 Each exercise has `timeout` seconds. If the submission's process hangs or
 dies on an exercise, that exercise gets `timeout` or `error`, and a fresh
@@ -38,6 +40,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tf_transformer.course import _wire
 
@@ -79,7 +83,7 @@ class Submission:
     def __init__(self, command, env, cwd, init: dict):
         self.command, self.env, self.cwd, self.init = command, env, cwd, init
         self.process: subprocess.Popen | None = None
-        self.ready: dict = {}
+        self.ready: dict | None = None
         self.failure: tuple[str, str] | None = None
         self.deadline = 0.0
         self.keys: dict[int, int] = {}
@@ -88,6 +92,12 @@ class Submission:
 
     # -- process
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the process and send it the cells (it then imports TensorFlow
+        and defines the answers while the judge goes on)."""
         self.process = subprocess.Popen(
             self.command,
             stdin=subprocess.PIPE,
@@ -110,8 +120,12 @@ class Submission:
         threading.Thread(target=pump, daemon=True).start()
         self.keys, self.kept, self.failure = {}, [], None
         self.deadline = time.monotonic() + STARTUP_ALLOWANCE
+        self.ready = None
         self._send(self.init)
-        self.ready = self._receive(None)["ready"]
+
+    def wait_ready(self) -> None:
+        if self.ready is None:
+            self.ready = self._receive(None)["ready"]
 
     def stop(self) -> None:
         if self.process is None:
@@ -173,11 +187,22 @@ class Submission:
 
         submission = self
 
+        import tensorflow as tf
+
         class Pickler(pickle.Pickler):
             def persistent_id(self, obj):
+                if isinstance(obj, RemoteObject | RemoteClass):
+                    return obj._target
                 if isinstance(obj, keras.layers.Layer):
                     return submission._key(obj)
                 return None
+
+            def reducer_override(self, obj):
+                # The judge's variables (an optimizer's step counter) travel
+                # as their value.
+                if isinstance(obj, tf.Variable | keras.Variable):
+                    return tf.constant, (np.asarray(obj),)
+                return NotImplemented
 
         buffer = io.BytesIO()
         try:
@@ -200,19 +225,29 @@ class Submission:
             self.kept.append(obj)  # keep the id valid
         return self.keys[id(obj)]
 
-    def result(self, reply: dict) -> Any:
+    def result(self, reply: dict, handles: bool = False) -> Any:
         try:
-            return _wire.decode(reply.get("value"))
+            return _wire.decode(
+                reply.get("value"), handles=self._stand_in if handles else None
+            )
         except ValueError as error:
             raise StudentRaised(f"its result could not be read: {error}") from None
+
+    def _stand_in(self, item: dict) -> RemoteObject:
+        """The judge's stand-in for an object left in the submission's process."""
+        kind = _remote_schedule() if item.get("schedule") is True else RemoteObject
+        return kind(self, ("h", item["handle"]), str(item.get("type", "object")))
 
 
 class RemoteFunction:
     """The student's function as the checks see it: calls run in the
     submission's process."""
 
+    handles = False  # results come back as plain data only
+
     def __init__(self, submission: Submission, name: str):
         self.submission = submission
+        self._target = ("d", name)
         self.__name__ = self.__qualname__ = name
 
     def __call__(self, *args, **kwargs):
@@ -220,8 +255,10 @@ class RemoteFunction:
 
         if tf.executing_eagerly():
             payload = self.submission.pack((args, kwargs))
-            reply = self.submission.request("call", name=self.__name__, payload=payload)
-            return self.submission.result(reply)
+            reply = self.submission.request(
+                "call", target=self._target, payload=payload
+            )
+            return self.submission.result(reply, self.handles)
         return self._traced(args, kwargs)
 
     def _traced(self, args, kwargs):
@@ -239,7 +276,7 @@ class RemoteFunction:
         specs = [tf.TensorSpec(t.shape, t.dtype) for t in tensors]
         submission = self.submission
         reply = submission.request(
-            "trace", name=self.__name__, payload=submission.pack((template, specs))
+            "trace", target=self._target, payload=submission.pack((template, specs))
         )
         trace, dtypes = reply["trace"], [tf.as_dtype(d) for d in reply["dtypes"]]
 
@@ -259,6 +296,77 @@ class RemoteFunction:
         return _rebuild(reply["structure"], list(flat))
 
 
+class RemoteObject(RemoteFunction):
+    """An object of the student's (an instance of their class, one of its
+    attributes, a bound method) that stays in the submission's process.
+
+    Calls, attribute reads and `np.asarray` are requests; what comes back is
+    plain data or another `RemoteObject`. Nothing of the student's runs here.
+    """
+
+    handles = True
+
+    def __init__(self, submission: Submission, target: tuple, kind: str):
+        self.submission = submission
+        self._target = target
+        self.__name__ = self.__qualname__ = kind
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name.endswith("__"):
+            raise AttributeError(name)  # probes (inspect, autograph, NumPy, copy)
+        reply = self.submission.request("getattr", target=self._target, name=name)
+        return self.submission.result(reply, handles=True)
+
+    def __array__(self, dtype=None, copy=None):
+        reply = self.submission.request("array", target=self._target)
+        array = np.asarray(self.submission.result(reply))
+        return array if dtype is None else array.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"<{self.__name__} of the submission>"
+
+
+_SCHEDULE: list = []
+
+
+def _remote_schedule() -> type:
+    """A `RemoteObject` that Keras optimizers accept as a learning-rate schedule."""
+    if not _SCHEDULE:
+        import keras
+
+        class RemoteSchedule(
+            RemoteObject, keras.optimizers.schedules.LearningRateSchedule
+        ):
+            def get_config(self):
+                return self.__getattr__("get_config")()
+
+        _SCHEDULE.append(RemoteSchedule)
+    return _SCHEDULE[0]
+
+
+class RemoteClass(type):
+    """The student's class as the checks see it: a class whose construction
+    and class attributes (`from_config`) are requests to the submission's
+    process, giving `RemoteObject`s."""
+
+    def __new__(mcs, submission: Submission, name: str):
+        remote = RemoteObject(submission, ("d", name), name)
+        return super().__new__(
+            mcs, name, (), {"_remote": remote, "_target": ("d", name)}
+        )
+
+    def __init__(cls, submission: Submission, name: str):
+        super().__init__(name, (), {})
+
+    def __call__(cls, *args, **kwargs):
+        return cls._remote(*args, **kwargs)
+
+    def __getattr__(cls, name: str) -> Any:
+        if name.startswith("_") or name.endswith("__"):
+            raise AttributeError(name)  # probes (inspect, autograph, NumPy, copy)
+        return getattr(cls._remote, name)
+
+
 def _rebuild(structure: dict, flat: list) -> Any:
     (key, value), *_ = structure.items()
     if key == "leaf":
@@ -275,8 +383,6 @@ def hidden_modules(exercises) -> dict[str, dict]:
     """Source text of the modules that define graded functions, stubbed."""
     names_by_module: dict[str, set[str]] = {}
     for ex in exercises:
-        if ex.kind != "function":
-            continue
         reference = inspect.unwrap(ex.load_reference())
         names_by_module.setdefault(reference.__module__, set()).add(reference.__name__)
     modules = {}
@@ -292,24 +398,90 @@ def hidden_modules(exercises) -> dict[str, dict]:
     return modules
 
 
+def _code_names(code) -> set[str]:
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if hasattr(constant, "co_names"):
+            names |= _code_names(constant)
+    return names
+
+
+def _uses(user: Any, used: Any) -> bool:
+    """Whether the library code of `user` (a function, or a class and its
+    library bases) refers to `used` by name."""
+    owners = getattr(user, "__mro__", (user,))
+    for owner in owners:
+        module = sys.modules.get(getattr(owner, "__module__", ""))
+        if module is None or not module.__name__.startswith("tf_transformer"):
+            continue
+        if getattr(module, used.__name__, None) is not used:
+            continue
+        members = vars(owner).values() if isinstance(owner, type) else [owner]
+        for member in members:
+            member = getattr(member, "fget", None) or member
+            member = getattr(member, "__func__", member)
+            code = getattr(member, "__code__", None)
+            if code is not None and used.__name__ in _code_names(code):
+                return True
+    return False
+
+
+def answer_groups(names: list[str]) -> list[list[str]]:
+    """The exercises, in groups that one answers' process can serve.
+
+    A process hides the references of the exercises it serves. When the
+    library code an answer may build on uses another exercise's reference
+    (`EncoderLayer`'s base class builds a `FeedForward`), the two are
+    served by separate processes, so that each answer finds what it needs
+    and none finds its own reference.
+    """
+    from tf_transformer.course import checks
+
+    references = {
+        name: inspect.unwrap(checks.EXERCISES[name].load_reference()) for name in names
+    }
+    groups: list[list[str]] = []
+    for name in names:
+        for group in groups:
+            if not any(
+                _uses(references[name], references[other])
+                or _uses(references[other], references[name])
+                for other in group
+            ):
+                group.append(name)
+                break
+        else:
+            groups.append([name])
+    return groups
+
+
 def judge(request: dict, emit) -> None:
+    """Check the exercises of one submission; the request names the groups
+    (`answer_groups`) and the command that starts a process for each."""
     from tf_transformer.course import checks
 
     registry = dict(checks.EXERCISES)
-    exercises = [registry[name] for name in request["exercises"]]
     timeout = float(request["timeout"])
-    init = {
-        "cells": request["cells"],
-        "objects": {ex.object_name: ex.name for ex in exercises},
-        "legacy": [ex.name for ex in exercises if ex.kind == "class"],
-        "hidden_modules": hidden_modules(exercises),
-    }
     spec = request["submission"]
-    submission = Submission(spec["command"], spec["env"], spec["cwd"], init)
-    for ex in exercises:
-        result = _judge_one(ex, submission, timeout)
-        emit({"exercise": ex.name, **result})
-    submission.stop()
+    submissions = []
+    for names, command in zip(request["groups"], spec["commands"], strict=True):
+        exercises = [registry[name] for name in names]
+        init = {
+            "cells": request["cells"],
+            "objects": {ex.object_name: ex.name for ex in exercises},
+            "hidden_modules": hidden_modules(exercises),
+        }
+        submission = Submission(command, spec["env"], spec["cwd"], init)
+        try:
+            submission.launch()  # all groups start TensorFlow at once
+        except Abort:
+            pass  # started again when its first exercise comes
+        submissions.append((exercises, submission))
+    for exercises, submission in submissions:
+        for ex in exercises:
+            result = _judge_one(ex, submission, timeout)
+            emit({"exercise": ex.name, **result})
+        submission.stop()
 
 
 def _failure(ex, submission: Submission, timeout: float) -> dict:
@@ -331,6 +503,7 @@ def _judge_one(ex, submission: Submission, timeout: float) -> dict:
     try:
         if submission.process is None:
             submission.start()
+        submission.wait_ready()
     except Abort:
         return _failure(ex, submission, STARTUP_ALLOWANCE)
     submission.deadline = time.monotonic() + timeout
@@ -346,10 +519,10 @@ def _judge_one(ex, submission: Submission, timeout: float) -> dict:
                     f"expected the class {ex.object_name}, got a function or value"
                 )
                 return {"status": "failed", "message": message}
-            reply = submission.request("legacy", exercise=ex.name)
-            return {"status": str(reply["status"]), "message": str(reply["message"])}
-        student: Any = RemoteFunction(submission, ex.object_name)
-        if found["is_class"]:
+            student: Any = RemoteClass(submission, ex.object_name)
+        else:
+            student = RemoteFunction(submission, ex.object_name)
+        if ex.kind == "function" and found["is_class"]:
             student = type(ex.object_name, (), {})
         result = checks.run_check(ex.name, student)
         status = result.status

@@ -25,17 +25,14 @@ here, except:
   sends (``call``, or ``trace`` then ``run`` for `tf.function`), results
   going back as plain data (`_wire.encode`).
 
-A class exercise is checked here (``legacy``), with its reference, as
-before the judge existed: the student's imports of ``tf_transformer`` go
-through proxies that hide the references of the exercises being graded;
-the student's writes to stdout go to /dev/null; checks do not reuse models
-or results between calls (`REUSE_BETWEEN_CHECKS`); and after each check
-the attributes of the grading modules, ``tf_transformer``, ``numpy`` and
-``builtins`` are compared with a snapshot taken before the student's
-definitions run (default arguments and decorators run then): any change
-voids the results. The snapshot covers each attribute's identity, a
-function's code and defaults (swappable in place), the attributes of the
-library's classes, and the entries of the exercise registry.
+A class exercise's objects stay here too: an instance of the student's
+class, its sublayers, variables and bound methods are kept in a table and
+the judge names them by handle (``call``, ``getattr``, ``array`` on a
+target), getting back plain data or more handles.
+
+`_snapshot` and `_changed` (the attributes of the grading modules,
+``tf_transformer``, ``numpy`` and ``builtins``, compared before and after)
+let the tests show that a check changes nothing it should not.
 """
 
 from __future__ import annotations
@@ -467,57 +464,89 @@ def _error_payload(error: BaseException) -> dict:
 class _Server:
     """Runs the student's answers on what the judge sends (see `_judge`)."""
 
-    def __init__(self, definitions: dict, legacy, wire):
+    def __init__(self, definitions: dict, wire):
         self.definitions = definitions
-        self.legacy = legacy
         self.wire = wire
         self.objects: dict[int, Any] = {}
         self.traced: dict[int, Any] = {}
+        self.kept: list[Any] = []  # objects the judge names by handle
+
+    def _resolve(self, target) -> Any:
+        """A definition `["d", name]` or a kept object `["h", key]`."""
+        kind, key = target
+        if kind == "d":
+            return self.definitions[key]
+        if kind == "h" and type(key) is int:
+            return self.kept[key]
+        raise ValueError(f"unknown target {target!r}")
+
+    def _keep(self, value: Any) -> dict:
+        from keras.optimizers.schedules import LearningRateSchedule
+
+        self.kept.append(value)
+        return {
+            "handle": len(self.kept) - 1,
+            "type": type(value).__name__[:80],
+            "schedule": isinstance(value, LearningRateSchedule),
+        }
 
     def _load(self, text: str) -> Any:
         import io
         import pickle
 
-        objects = self.objects
+        objects, resolve = self.objects, self._resolve
 
         class Loader(pickle.Unpickler):
             def persistent_load(self, key):
-                return objects[key]
+                if type(key) is int:
+                    return objects[key]
+                return resolve(key)
 
         import base64
 
         return Loader(io.BytesIO(base64.b64decode(text))).load()
+
+    def _answer(self, compute, keep) -> dict:
+        """Run student code; its result as plain data (and handles if `keep`)."""
+        try:
+            value = compute()
+        except BaseException as error:  # noqa: BLE001 - reported to the judge
+            return {"raised": _error_payload(error)}
+        return {"value": self.wire.encode(value, keep=keep)}
 
     def handle(self, request: dict) -> dict:
         op = request["op"]
         if op == "put":
             self.objects[request["key"]] = self._load(request["payload"])
             return {}
-        if op == "legacy":
-            return self.legacy(request["exercise"])
-        if op == "call":
-            function = self.definitions[request["name"]]
-            args, kwargs = self._load(request["payload"])
-            try:
-                value = function(*args, **kwargs)
-            except BaseException as error:  # noqa: BLE001 - reported to the judge
-                return {"raised": _error_payload(error)}
-            return {"value": self.wire.encode(value)}
+        if op in ("call", "getattr", "array"):
+            target = self._resolve(request["target"])
+            # A function exercise gets plain data back; a class exercise's
+            # objects stay here and the judge names them by handle.
+            keep = (
+                None
+                if request["target"][0] == "d" and not isinstance(target, type)
+                else self._keep
+            )
+            if op == "call":
+                args, kwargs = self._load(request["payload"])
+                return self._answer(lambda: target(*args, **kwargs), keep)
+            if op == "getattr":
+                return self._answer(lambda: getattr(target, request["name"]), keep)
+            import numpy as np
+
+            return self._answer(lambda: np.asarray(target), None)
         if op == "trace":
             return self._trace(request)
         if op == "run":
             values = self._load(request["payload"])
-            try:
-                value = self.traced[request["trace"]](*values)
-            except BaseException as error:  # noqa: BLE001
-                return {"raised": _error_payload(error)}
-            return {"value": self.wire.encode(value)}
+            return self._answer(lambda: self.traced[request["trace"]](*values), None)
         raise ValueError(op)
 
     def _trace(self, request: dict) -> dict:
         import tensorflow as tf
 
-        function = self.definitions[request["name"]]
+        function = self._resolve(request["target"])
         template, specs = self._load(request["payload"])
         wire = self.wire
 
@@ -568,7 +597,8 @@ def serve(inp, out) -> None:
     import numpy  # noqa: F401 - imported before the guard, as the checks need
     import tensorflow  # noqa: F401
 
-    from tf_transformer.course import _wire, checks
+    from tf_transformer.course import _wire
+    from tf_transformer.course.checks import _core  # noqa: F401 - for error reports
 
     _install_guard(_hidden_files(hidden_modules))
 
@@ -577,15 +607,12 @@ def serve(inp, out) -> None:
         out.flush()
 
     object_names = init["objects"]  # exercise name by object name
-    legacy = _legacy_checker(init["legacy"], object_names, checks)
     hidden = {obj: _hidden_reference(obj) for obj in object_names}
     namespace: dict[str, Any] = {"__name__": "__main__"}
     student_builtins = dict(vars(builtins))
     student_builtins["__import__"] = _guarded_import(hidden)
     namespace["__builtins__"] = student_builtins
-    legacy.prepare()
     definitions, errors = _define(init["cells"], object_names, namespace)
-    legacy.definitions = definitions
     found = {}
     for obj in object_names:
         if obj in definitions:
@@ -596,7 +623,7 @@ def serve(inp, out) -> None:
         else:
             found[obj] = {"defined": False, "error": errors.get(obj)}
     emit({"ready": found})
-    server = _Server(definitions, legacy, _wire)
+    server = _Server(definitions, _wire)
     for line in inp:
         request = json.loads(line)
         try:
@@ -618,45 +645,6 @@ def serve(inp, out) -> None:
                     },
                 }
             )
-
-
-class _legacy_checker:
-    """Class exercises: checked in this process, as before (see module doc)."""
-
-    def __init__(self, names, object_names, checks):
-        self.names = names
-        self.checks = checks
-        self.definitions: dict = {}
-        self.by_exercise = {name: obj for obj, name in object_names.items()}
-        self.void: str | None = None
-
-    def prepare(self) -> None:
-        registry = dict(self.checks.EXERCISES)
-        self.runner = self.checks.run_check
-        self.references = {n: registry[n].load_reference() for n in self.names}
-        sys.modules["tf_transformer.course.checks._core"].REUSE_BETWEEN_CHECKS = False
-        self.snapshot = _snapshot()
-
-    def __call__(self, name: str) -> dict:
-        if self.void:
-            return {"status": "error", "message": self.void}
-        obj = self.by_exercise[name]
-        try:
-            result = self.runner(
-                name, self.definitions[obj], reference=self.references[name]
-            )
-            status = result.status
-            message = "all checks passed" if result.passed else result.hint()
-            message = message.lstrip("❌💥 ")
-        except BaseException as error:  # noqa: BLE001 - never let student code crash this
-            status, message = "error", f"{type(error).__name__}: {str(error)[:200]}"
-        tampered = _changed(self.snapshot)
-        if tampered:
-            self.void = (
-                f"the submission changed grading code ({tampered}); results void"
-            )
-            return {"status": "error", "message": self.void}
-        return {"status": status, "message": message}
 
 
 LIMITS_ENV = "TF_TRANSFORMER_GRADE_LIMITS"

@@ -81,8 +81,14 @@ def _array(array) -> dict:
     }
 
 
-def encode(value: Any, depth: int = 0) -> dict:
-    """A JSON-safe description of what an answer returned (submission side)."""
+def encode(value: Any, depth: int = 0, keep=None) -> dict:
+    """A JSON-safe description of what an answer returned (submission side).
+
+    With `keep` (class exercises), a variable or any object that is not plain
+    data stays in the submission's process: `keep(value)` stores it and
+    returns the handle that names it (`{"handle": key, ...}`), and a
+    `TensorShape` travels as a tuple.
+    """
     import tensorflow as tf
 
     try:
@@ -91,6 +97,10 @@ def encode(value: Any, depth: int = 0) -> dict:
         if type(value) is float:
             return {"float": repr(value)}
         if depth < MAX_DEPTH:
+            if keep is not None and isinstance(value, tf.TensorShape):
+                return encode(tuple(value.as_list()), depth + 1)
+            if keep is not None and _is_variable(value):
+                return keep(value)
             if isinstance(value, tf.Tensor | tf.Variable) and hasattr(value, "numpy"):
                 return {"tensor": _array(value.numpy())}
             if isinstance(value, np.ndarray):
@@ -98,11 +108,15 @@ def encode(value: Any, depth: int = 0) -> dict:
             if isinstance(value, np.generic):
                 return {"scalar": _array(np.asarray(value))}
             if type(value) in (list, tuple):
-                return {type(value).__name__: [encode(v, depth + 1) for v in value]}
+                items = [encode(v, depth + 1, keep) for v in value]
+                return {type(value).__name__: items}
             if type(value) is dict and all(type(k) is str for k in value):
-                return {"dict": {k: encode(v, depth + 1) for k, v in value.items()}}
+                items = {k: encode(v, depth + 1, keep) for k, v in value.items()}
+                return {"dict": items}
     except Exception:  # noqa: BLE001 - an odd object is reported as opaque
         pass
+    if keep is not None:
+        return keep(value)
     try:
         text = repr(value)[:200]
     except Exception:  # noqa: BLE001
@@ -142,11 +156,26 @@ def _decode_array(item: dict) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
 
-def decode(item: Any, depth: int = 0) -> Any:
-    """The judge's view of an encoded value; raises ValueError if malformed."""
-    if not isinstance(item, dict) or len(item) not in (1, 2) or depth > MAX_DEPTH:
+def _is_variable(value: Any) -> bool:
+    import keras
+    import tensorflow as tf
+
+    return isinstance(value, tf.Variable | keras.Variable)
+
+
+def decode(item: Any, depth: int = 0, handles=None) -> Any:
+    """The judge's view of an encoded value; raises ValueError if malformed.
+
+    `handles(item)` turns a handle (see `encode`'s `keep`) into the judge's
+    stand-in for the object; without it a handle is malformed.
+    """
+    if not isinstance(item, dict) or not item or depth > MAX_DEPTH:
         raise ValueError("malformed value")
     (key, value), *_ = item.items()
+    if key == "handle" and handles is not None and type(value) is int:
+        return handles(item)
+    if len(item) > 2:
+        raise ValueError("malformed value")
     if key == "py" and (value is None or type(value) in (bool, int, str)):
         return value
     if key == "float" and isinstance(value, str):
@@ -161,10 +190,10 @@ def decode(item: Any, depth: int = 0) -> Any:
     if key == "scalar":
         return _decode_array(value)[()]
     if key in ("list", "tuple") and isinstance(value, list):
-        items = [decode(v, depth + 1) for v in value]
+        items = [decode(v, depth + 1, handles) for v in value]
         return items if key == "list" else tuple(items)
     if key == "dict" and isinstance(value, dict):
-        return {str(k): decode(v, depth + 1) for k, v in value.items()}
+        return {str(k): decode(v, depth + 1, handles) for k, v in value.items()}
     if key == "opaque" and isinstance(value, str) and isinstance(item.get("repr"), str):
         name = value if value.isidentifier() else "object"
         return type(name, (Opaque,), {})(item["repr"])
@@ -176,25 +205,30 @@ def dumps(message: dict) -> str:
 
 
 def hide_definitions(source: str, names: set[str]) -> str:
-    """`source` with the bodies of the top-level functions `names` replaced.
+    """`source` with the top-level functions and classes `names` emptied.
 
-    Each replaced body raises `RuntimeError`; blank lines keep the other
-    lines where they were, so tracebacks still point at the right lines.
+    A replaced function body raises `RuntimeError`; a replaced class keeps
+    its name, bases and decorators, and its only method, `__init__`, raises.
+    Blank lines keep the other lines where they were, so tracebacks still
+    point at the right lines.
     """
     lines = source.splitlines(keepends=True)
     tree = ast.parse(source)
     for node in reversed(tree.body):
-        if (
-            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-            and node.name in names
+        is_function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        if not (is_function or isinstance(node, ast.ClassDef)) or (
+            node.name not in names
         ):
-            first, last = node.body[0].lineno, node.end_lineno
-            indent = " " * node.body[0].col_offset
-            message = (
-                f"tf_transformer's {node.name} is the answer of an exercise being "
-                "graded; it is not available while grading"
-            )
-            body = [f"{indent}raise RuntimeError({message!r})\n"]
-            body += ["\n"] * (last - first)
-            lines[first - 1 : last] = body
+            continue
+        first, last = node.body[0].lineno, node.end_lineno
+        indent = " " * node.body[0].col_offset
+        message = (
+            f"tf_transformer's {node.name} is the answer of an exercise being "
+            "graded; it is not available while grading"
+        )
+        body = [f"{indent}raise RuntimeError({message!r})\n"]
+        if not is_function:
+            body = [f"{indent}def __init__(self, *args, **kwargs):\n", indent + body[0]]
+        body += ["\n"] * (last - first + 1 - len(body))
+        lines[first - 1 : last] = body
     return "".join(lines)

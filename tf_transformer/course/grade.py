@@ -180,6 +180,7 @@ def _submission_env(workdir: str, limits: Limits, wall_seconds: float) -> dict:
     env = _child_env()
     home = os.path.join(workdir, "home")
     os.makedirs(home, exist_ok=True)
+    _confine.hand_over(home)
     env.update(
         HOME=home,
         JUPYTER_RUNTIME_DIR=os.path.join(home, "jupyter"),
@@ -204,15 +205,38 @@ class Confinement:
     mode: str
     limits: Limits
     workdir: str
+    private: tuple[str, ...] = ()  # hidden from submission code (bwrap)
 
     def command(self, args: list[str], hide=()) -> list[str]:
         # Run as a script: the notebook runner then starts without importing
         # tf_transformer (and TensorFlow); the answers' process imports what
         # it needs after hiding the references.
-        command = [sys.executable, str(SANDBOX), *args]
+        command = _confine.unprivileged([sys.executable, str(SANDBOX), *args])
         if self.mode == "bwrap":
-            return _confine.wrap(command, self.workdir, hide=hide)
+            return _confine.wrap(command, self.workdir, hide=[*self.private, *hide])
         return command
+
+
+def private_paths(paths: Iterable[Path | str]) -> tuple[str, ...]:
+    """What submission code must not read, where bubblewrap can hide it: the
+    submissions being graded (each notebook is copied into its own folder
+    first), and the course's solutions and git history when the library is
+    used from a clone of the course. A path that holds the library or
+    Python itself stays visible (hiding it would stop them)."""
+    import tf_transformer
+
+    package_root = Path(next(iter(tf_transformer.__path__))).resolve().parent
+    needed = [package_root, Path(sys.prefix).resolve(), Path(sys.executable).resolve()]
+    candidates = [Path(p).resolve() for p in paths]
+    candidates += [package_root / "solutions", package_root / ".git"]
+    private = []
+    for path in candidates:
+        if not path.exists() or any(
+            item == path or path in item.parents for item in needed
+        ):
+            continue
+        private.append(str(path))
+    return tuple(dict.fromkeys(private))
 
 
 def _spawn(command: list[str], cwd: str, env: dict) -> subprocess.Popen:
@@ -249,18 +273,25 @@ def run_checks(
     the judge itself stops (a grader bug), the exercise in progress gets
     `error` and a new judge takes the rest.
     """
+    from tf_transformer.course._judge import answer_groups
+
     results: dict[str, dict] = {}
     remaining = list(exercises)
-    serve = where.command(["serve"], hide=_answer_files(exercises))
     env = _submission_env(where.workdir, where.limits, timeout * len(exercises))
     while remaining:
         nonce = secrets.token_hex(16)
+        groups = answer_groups(remaining)
+        commands = [where.command(["serve"], hide=_answer_files(g)) for g in groups]
         request = {
             "nonce": nonce,
             "cells": cells,
-            "exercises": remaining,
+            "groups": groups,
             "timeout": timeout,
-            "submission": {"command": serve, "env": env, "cwd": where.workdir},
+            "submission": {
+                "commands": commands,
+                "env": env,
+                "cwd": where.workdir,
+            },
         }
         judge = _JUDGES.acquire()
         # The judge enforces each exercise's timeout; this is its backstop.
@@ -298,10 +329,15 @@ class _Judge:
     """One judge process (`_judge`), reused for many submissions."""
 
     def __init__(self):
-        self.process = _spawn(
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "tf_transformer.course._judge"],
-            os.getcwd(),
-            _child_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=os.getcwd(),
+            env=_child_env(),
+            start_new_session=True,
+            text=True,
         )
         self.lines: queue.Queue = queue.Queue()
 
@@ -366,7 +402,7 @@ atexit.register(_JUDGES.close)
 
 
 def _answer_files(exercises: list[str]) -> list[str]:
-    """The files that hold the graded functions' code (source and caches)."""
+    """The files that hold the graded answers' code (source and caches)."""
     import importlib.util
     import inspect
 
@@ -375,8 +411,6 @@ def _answer_files(exercises: list[str]) -> list[str]:
     files = set()
     for name in exercises:
         ex = checks.EXERCISES[name]
-        if ex.kind != "function":
-            continue
         source = inspect.getsourcefile(inspect.unwrap(ex.load_reference()))
         if source:
             files.add(os.path.realpath(source))
@@ -394,10 +428,12 @@ def grade_notebook(
     lesson: int | None = None,
     sandbox: str = "none",
     limits: Limits | None = None,
+    private: tuple[str, ...] = (),
 ) -> list[Row]:
     """All rows of one submission. Never raises for anything the notebook does.
 
-    `sandbox` is `bwrap` or `none` here (`grade` resolves `auto`).
+    `sandbox` is `bwrap` or `none` here (`grade` resolves `auto`); `private`
+    are paths the sandbox hides (`private_paths`).
     """
     from tf_transformer.course import checks
 
@@ -421,7 +457,10 @@ def grade_notebook(
         return []  # a lesson without exercises: nothing to grade
     rows = []
     with tempfile.TemporaryDirectory(prefix="tf-transformer-grade-") as workdir:
-        where = Confinement(sandbox, limits or Limits(), os.path.realpath(workdir))
+        _confine.hand_over(workdir)
+        where = Confinement(
+            sandbox, limits or Limits(), os.path.realpath(workdir), private
+        )
         # The checks take the answers from the cells, not from the run, so
         # the run and the checks go side by side (each in its own processes).
         running = None
@@ -531,7 +570,9 @@ def grade(
     `limits`: the children's resource limits (defaults: `Limits()`).
     """
     mode = _confine.resolve(sandbox)
+    paths = list(paths)
     submissions = find_submissions(paths)
+    private = private_paths(paths)
     results: dict[str, list[Row]] = {}
     lock = threading.Lock()
     done = [0]
@@ -547,6 +588,7 @@ def grade(
                 lesson=lesson,
                 sandbox=mode,
                 limits=limits,
+                private=private,
             )
         except Exception as error:  # noqa: BLE001 - a grader bug must not lose the others
             rows = [
