@@ -67,6 +67,16 @@ def compiled(model, args):
     return model
 
 
+def greedy(decoder, model, **kwargs):
+    """`decoder(model, ids, **kwargs)` as one compiled function of the ids."""
+
+    @tf.function
+    def decode(ids):
+        return decoder(model, ids, **kwargs)
+
+    return decode
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=600)
@@ -145,9 +155,7 @@ def main():
                 pad_to_max_length=True,
             )
             inputs = tokenize_prompts(tokenizer, sources)
-            decode = tf.function(
-                lambda p, m=model: tt.generate(m, p, 30, temperature=0)
-            )
+            decode = greedy(tt.generate, model, max_new_tokens=30, temperature=0)
         else:
             model = tt.Transformer(
                 args.seq2seq_layers,
@@ -171,9 +179,7 @@ def main():
                 drop_remainder=True,
             )
             inputs = tokenizer.tokenize(list(sources)).to_tensor()
-            decode = tf.function(
-                lambda s, m=model: tt.greedy_decode(m, s, max_length=30)
-            )
+            decode = greedy(tt.greedy_decode, model, max_length=30)
         compiled(model, args)
         start = time.perf_counter()
         history = model.fit(
