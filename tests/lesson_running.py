@@ -48,10 +48,11 @@ SHORTER_TRAINING = {
     ],
 }
 SHORTER_TRAINING["11_language_models"] = [
-    ("SECONDS = 45", "SECONDS = 3"),
+    ("STEPS = 600", "STEPS = 100"),
+    ("WARMUP_STEPS, PEAK_RATE = 100,", "WARMUP_STEPS, PEAK_RATE = 10,"),
     ("test_pairs.take(300)", "test_pairs.take(16)"),
     ("lengths = [16, 64, 128]", "lengths = [4, 8]"),
-    ("[0.0, 0.5, 1.0, 1.5, 2.0]", "[0.0, 2.0]"),
+    ("[0.0, 1.0, 1.5, 2.0, 2.5, 3.0]", "[0.0, 3.0]"),
     ("[1, 2, 3, 5, 10]", "[1, 10]"),
     ("[0.3, 0.6, 0.8, 0.95, 1.0]", "[0.3, 1.0]"),
 ]

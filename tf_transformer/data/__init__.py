@@ -114,3 +114,10 @@ __all__ += [
     "tokenize_prompts",
     "translation_prompt",
 ]
+
+from tf_transformer.data.french_numbers import (  # noqa: E402
+    french_number_value,
+    is_french_number,
+)
+
+__all__ += ["french_number_value", "is_french_number"]
