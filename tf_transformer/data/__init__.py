@@ -114,3 +114,25 @@ __all__ += [
     "tokenize_prompts",
     "translation_prompt",
 ]
+
+from tf_transformer.data.captions import (  # noqa: E402
+    LANGUAGE_TOKENS,
+    MAX_DIGITS,
+    NUMBER_IMAGE_SHAPE,
+    TfTransformerNumberCaptions,
+    load_number_captions,
+    number_splits,
+    render_number,
+    tile_digits,
+)
+
+__all__ += [
+    "LANGUAGE_TOKENS",
+    "MAX_DIGITS",
+    "NUMBER_IMAGE_SHAPE",
+    "TfTransformerNumberCaptions",
+    "load_number_captions",
+    "number_splits",
+    "render_number",
+    "tile_digits",
+]
