@@ -306,3 +306,82 @@ def load_number_captions(
         )
 
     return pictures.flat_map(per_language)
+
+
+def captions_with_language(languages, captions):
+    """Prefixes each caption with its language's token: `"deutsch zwölf"`.
+
+    Args:
+        languages: `tf.string` codes of `LANGUAGES`, any shape.
+        captions: `tf.string` captions of the same shape.
+
+    Returns:
+        `tf.string` texts of that shape, what the caption tokenizer is
+        trained on and what `make_caption_batches` tokenizes.
+    """
+    languages = tf.convert_to_tensor(languages, tf.string)
+    codes = tf.constant(LANGUAGES)
+    words = tf.constant([LANGUAGE_TOKENS[lang] for lang in LANGUAGES])
+    matches = tf.equal(languages[..., tf.newaxis], codes)  # (..., 5)
+    tf.debugging.assert_equal(
+        tf.reduce_any(matches, axis=-1),
+        True,
+        message=f"`languages` must be codes of {list(LANGUAGES)}",
+    )
+    prefix = tf.gather(words, tf.argmax(tf.cast(matches, tf.int32), axis=-1))
+    return tf.strings.join([prefix, captions], separator=" ")
+
+
+def make_caption_batches(
+    dataset: tf.data.Dataset,
+    tokenizer,
+    batch_size: int = 64,
+    *,
+    shuffle: bool = True,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """`load_number_captions` examples → teacher-forced captioner batches.
+
+    A caption is tokenized with its language token in front,
+    `[START] deutsch zwölf [END]`; the decoder reads the caption from the
+    language token on (the token replaces `[START]` and names the language
+    to write) and predicts it shifted by one:
+
+        ((images, target_in_ids), target_out_ids)
+        target_in_ids  = deutsch zwölf      (batch, T) int32, 0-padded
+        target_out_ids = zwölf   [END]      (batch, T) int32, 0-padded
+
+    Args:
+        dataset: dicts with `image`, `language` and `caption`, as
+            `load_number_captions` gives them.
+        tokenizer: a `SubwordTokenizer` whose vocabulary holds the
+            `LANGUAGE_TOKENS` as whole tokens.
+        batch_size: Defaults to 64.
+        shuffle: shuffle the examples (all of them) before batching.
+            Defaults to True.
+        seed: shuffling seed. Defaults to None.
+
+    Returns:
+        A cached `tf.data.Dataset` of batches, padded per batch.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"`batch_size` must be an int. Received: {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1. Received: {batch_size}")
+    if not callable(getattr(tokenizer, "tokenize", None)):
+        raise TypeError(
+            "`tokenizer` must be a tokenizer with a `tokenize(strings)` method. "
+            f"Received: tokenizer={tokenizer!r}"
+        )
+
+    def tokenize(batch):
+        texts = captions_with_language(batch["language"], batch["caption"])
+        ids = tokenizer.tokenize(texts)  # ragged [START] lang … [END]
+        target_in = ids[:, 1:-1].to_tensor(0)
+        target_out = ids[:, 2:].to_tensor(0)
+        return (batch["image"], target_in), target_out
+
+    batches = dataset.cache()
+    if shuffle:
+        batches = batches.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
+    return batches.batch(batch_size).map(tokenize).prefetch(tf.data.AUTOTUNE)

@@ -12,3 +12,7 @@ from tf_transformer.models.sequence_classifier import SequenceClassifier  # noqa
 __all__ += ["MaskedLanguageModel", "SequenceClassifier"]
 
 __all__ += ["CausalLM"]
+
+from tf_transformer.models.image_captioner import ImageCaptioner  # noqa: E402
+
+__all__ += ["ImageCaptioner"]
