@@ -190,12 +190,12 @@ def _forbid_special_tokens(logits):
     return tf.where(forbidden, tf.cast(-1e9, logits.dtype), logits)
 
 
-def _decode_length(model, source_ids, max_length):
+def _decode_length(source_ids, max_length, model=None):
     if tf.is_tensor(max_length):  # computed in a graph, e.g. from the input
         return tf.cast(max_length, tf.int32)
     if max_length is not None:
         return _validation.check_int("max_length", max_length)
-    if _is_image_model(model):  # as long as the decoder's positions allow
+    if model is not None and _is_image_model(model):  # the decoder's positions
         return model.max_length - 1
     static = source_ids.shape[1]
     source_len = static if static is not None else tf.shape(source_ids)[1]
@@ -233,7 +233,7 @@ def _check_source(model, source_ids, use_cache=True):
     return tf.cast(source_ids, tf.int32)
 
 
-def _start_column(start_ids, rows):
+def start_column(start_ids, rows):
     """(rows, 1) first decoder inputs: [START], or the given token per row."""
     if start_ids is None:
         return tf.fill((rows, 1), START_ID)
@@ -270,11 +270,11 @@ def greedy_decode(model, source_ids, max_length=None, use_cache=True, start_ids=
     >>> fast = tf.function(greedy_decode, jit_compile=True)
     """
     source_ids = _check_source(model, source_ids, use_cache)
-    length = _decode_length(model, source_ids, max_length)
+    length = _decode_length(source_ids, max_length, model)
     batch = tf.shape(source_ids)[0]
     # tokens[:, 0] is [START]; step i writes the token for position i + 1.
     tokens = tf.concat(
-        [_start_column(start_ids, batch), tf.zeros((batch, length), tf.int32)], axis=1
+        [start_column(start_ids, batch), tf.zeros((batch, length), tf.int32)], axis=1
     )
     done = tf.zeros((batch,), tf.bool)
     cache = _DecoderCache.create(model, source_ids, length + 1) if use_cache else {}
@@ -330,7 +330,7 @@ def sequence_log_probability(model, source_ids, output_ids, start_ids=None):
     source_ids = _check_source(model, source_ids)
     output_ids = tf.cast(output_ids, tf.int32)
     batch = tf.shape(output_ids)[0]
-    target_in = tf.concat([_start_column(start_ids, batch), output_ids[:, :-1]], axis=1)
+    target_in = tf.concat([start_column(start_ids, batch), output_ids[:, :-1]], axis=1)
     logits = tf.cast(model((source_ids, target_in), training=False), tf.float32)
     log_probs = tf.nn.log_softmax(_forbid_special_tokens(logits), axis=-1)
     picked = tf.gather(log_probs, output_ids, axis=-1, batch_dims=2)
@@ -388,10 +388,10 @@ def beam_search(
     if not isinstance(alpha, (int, float)) or alpha < 0:
         raise ValueError(f"`alpha` must be a number >= 0. Received: alpha={alpha!r}")
     source_ids = _check_source(model, source_ids)
-    length = _decode_length(model, source_ids, max_length)
+    length = _decode_length(source_ids, max_length, model)
     batch = tf.shape(source_ids)[0]
     rows = batch * beam_width
-    starts = _add_beam_axis(_start_column(start_ids, batch), beam_width)
+    starts = _add_beam_axis(start_column(start_ids, batch), beam_width)
     tokens = tf.concat([starts, tf.zeros((rows, length), tf.int32)], 1)
     # Only beam 0 is live at first, so the first step does not pick W copies
     # of the same token.
