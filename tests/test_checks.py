@@ -24,6 +24,7 @@ DESIGN_FUNCTIONS = {
     "masked_mean",
 }
 DESIGN_FUNCTIONS |= {"top_k_filter", "top_p_filter"}
+DESIGN_FUNCTIONS |= {"tile_digits"}
 DESIGN_CLASSES = {
     "multi_head_attention",
     "feed_forward",
@@ -52,6 +53,7 @@ LESSONS = {
     "masked_mean": 10,
 }
 LESSONS.update({"top_k_filter": 11, "top_p_filter": 11})
+LESSONS.update({"tile_digits": 13})
 
 
 def test_registry_lists_every_exercise_of_the_design():

@@ -96,3 +96,9 @@ __all__ += ["CausalLM", "generate", "top_k_filter", "top_p_filter"]
 from tf_transformer.models import TransformerBase  # noqa: E402
 
 __all__ += ["TransformerBase"]
+
+from tf_transformer.data.captions import tile_digits  # noqa: E402
+from tf_transformer.inference.captioner import Captioner  # noqa: E402
+from tf_transformer.models.image_captioner import ImageCaptioner  # noqa: E402
+
+__all__ += ["Captioner", "ImageCaptioner", "tile_digits"]

@@ -121,3 +121,25 @@ from tf_transformer.data.french_numbers import (  # noqa: E402
 )
 
 __all__ += ["french_number_value", "is_french_number"]
+
+from tf_transformer.data.captions import (  # noqa: E402
+    LANGUAGE_TOKENS,
+    MAX_DIGITS,
+    NUMBER_IMAGE_SHAPE,
+    TfTransformerNumberCaptions,
+    load_number_captions,
+    number_splits,
+    render_number,
+    tile_digits,
+)
+
+__all__ += [
+    "LANGUAGE_TOKENS",
+    "MAX_DIGITS",
+    "NUMBER_IMAGE_SHAPE",
+    "TfTransformerNumberCaptions",
+    "load_number_captions",
+    "number_splits",
+    "render_number",
+    "tile_digits",
+]

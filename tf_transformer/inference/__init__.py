@@ -21,3 +21,7 @@ __all__ = [
     "sequence_log_probability",
 ]
 __all__ += ["generate", "next_token_logits", "top_k_filter", "top_p_filter"]
+
+from tf_transformer.inference.captioner import Captioner  # noqa: E402
+
+__all__ += ["Captioner"]

@@ -17,14 +17,18 @@ functions run eagerly, inside `tf.function` and under `jit_compile=True`.
 model on the whole (padded) prefix at every step; tests check that both paths
 give the same tokens.
 
-The cache and its one-token step serve both model shapes: the decoder of the
-encoder-decoder `Transformer` here, and the decoder-only `CausalLM`, which
-`generation.generate` samples from.
+The cache and its one-token step serve every model shape: the decoder of the
+encoder-decoder `Transformer` here, the same decoder reading an image's
+patches in the `ImageCaptioner` (whose "source" is a batch of images), and
+the decoder-only `CausalLM`, which `generation.generate` samples from.
+
+`start_ids` replaces the first decoder input `[START]` per row: the
+captioner starts with a token naming the caption's language.
 
 The building blocks are public, so a lesson (or your own decoding loop) can
-use them: `check_source_ids` and `decode_length` (inputs), `DecoderCache`
-and `decoder_step` (the cached path), `full_model_step` (the reference
-path), `forbid_special_tokens` and `write_column` (one step's output).
+use them: `check_source_ids`, `decode_length` and `start_column` (inputs),
+`DecoderCache` and `decoder_step` (the cached path), `full_model_step` (the
+reference path), `forbid_special_tokens` and `write_column` (one step's output).
 """
 
 import tensorflow as tf
@@ -49,11 +53,9 @@ class DecoderCache:
 
     @staticmethod
     def create(model, source_ids, length):
-        """The cache of a `Transformer` translating `source_ids`."""
-        source_mask = tf.not_equal(source_ids, PAD_ID)  # (B, S)
-        encoded = model.encoder(
-            model.source_embedding(source_ids), padding_mask=source_mask, training=False
-        )
+        """The cache of a `Transformer` translating `source_ids` (or of an
+        `ImageCaptioner` describing the images `source_ids`)."""
+        encoded, source_mask = _encode_source(model, source_ids)
         cache = DecoderCache.create_self_attention(
             model, tf.shape(source_ids)[0], length
         )
@@ -82,6 +84,25 @@ class DecoderCache:
                     (batch, attention.num_heads, length, depth), attention.compute_dtype
                 )
         return cache
+
+
+def _is_image_model(model):
+    """An `ImageCaptioner`: its source is images, its memory their patches."""
+    return hasattr(model, "image_shape") and hasattr(model, "target_embedding")
+
+
+def _encode_source(model, source):
+    """The memory the decoder cross-attends to and its mask (B, S), True =
+    may attend: the encoded source sentence without its padding, or every
+    patch of an image."""
+    if _is_image_model(model):
+        encoded = model.encode(source, training=False)  # (B, patches, d)
+        return encoded, tf.ones(tf.shape(encoded)[:2], tf.bool)
+    source_mask = tf.not_equal(source, PAD_ID)  # (B, S)
+    encoded = model.encoder(
+        model.source_embedding(source), padding_mask=source_mask, training=False
+    )
+    return encoded, source_mask
 
 
 def _generating_parts(model):
@@ -178,52 +199,86 @@ def forbid_special_tokens(logits):
     return tf.where(forbidden, tf.cast(-1e9, logits.dtype), logits)
 
 
-def decode_length(source_ids, max_length):
+def decode_length(source_ids, max_length, model=None):
     """How many tokens to generate: `max_length` (a Python int is checked, a
-    tensor is cast to int32), or by default the source length + 10."""
+    tensor is cast to int32), or by default the source length + 10 (for an
+    `ImageCaptioner` `model`: its `max_length` - 1, the decoder's positions)."""
     if tf.is_tensor(max_length):  # computed in a graph, e.g. from the input
         return tf.cast(max_length, tf.int32)
     if max_length is not None:
         return validation.check_int("max_length", max_length)
+    if model is not None and _is_image_model(model):  # the decoder's positions
+        return model.max_length - 1
     static = source_ids.shape[1]
     source_len = static if static is not None else tf.shape(source_ids)[1]
     return source_len + DEFAULT_MARGIN
 
 
 def check_source_ids(model, source_ids, use_cache=True):
-    """Validate the decoding loops' inputs; return `source_ids` as int32.
+    """Validate the decoding loops' inputs; return `source_ids` as a tensor.
 
-    `source_ids` must be integer (batch, source_len); `model` a `Transformer`
+    `source_ids` must be integer (batch, source_len) for a `Transformer`
     (with `use_cache=False`, any model mapping `(source_ids, target_in_ids)`
-    to logits). Builds an unbuilt model so its variables exist before tracing.
+    to logits; returned as int32), or float images (batch, height, width,
+    channels) for an `ImageCaptioner`. Builds an unbuilt model so its
+    variables exist before tracing.
     """
-    validation.check_integer_ids("source_ids", source_ids)
-    validation.check_rank("source_ids", source_ids, {2})
     is_transformer = hasattr(model, "decoder") and hasattr(model, "source_embedding")
-    if not callable(model) or (use_cache and not is_transformer):
+    if not callable(model) or (
+        use_cache and not (is_transformer or _is_image_model(model))
+    ):
         raise TypeError(
-            "`model` must be a tf_transformer.Transformer (with use_cache=False: "
-            "any model mapping (source_ids, target_in_ids) to logits). "
-            f"Received: model of type {type(model).__name__}"
+            "`model` must be a tf_transformer.Transformer or ImageCaptioner (with "
+            "use_cache=False: any model mapping (source_ids, target_in_ids) to "
+            f"logits). Received: model of type {type(model).__name__}"
         )
+    if _is_image_model(model):
+        validation.check_rank("source_ids", source_ids, {4})
+        dtype = getattr(source_ids, "dtype", None)
+        if dtype is not None and not tf.as_dtype(dtype).is_floating:
+            raise TypeError(
+                "`source_ids` of an ImageCaptioner are float images. "
+                f"Received: source_ids with dtype {tf.as_dtype(dtype).name}"
+            )
+        source_shape = (None,) + tuple(model.image_shape)
+    else:
+        validation.check_integer_ids("source_ids", source_ids)
+        validation.check_rank("source_ids", source_ids, {2})
+        source_shape = (None, None)
     if not model.built:
         with tf.init_scope():  # variables are made eagerly, even when tracing
-            model.build(((None, None), (None, None)))
+            model.build((source_shape, (None, None)))
+    if _is_image_model(model):
+        return tf.convert_to_tensor(source_ids)
     return tf.cast(source_ids, tf.int32)
 
 
-def greedy_decode(model, source_ids, max_length=None, use_cache=True):
+def start_column(start_ids, rows):
+    """(rows, 1) first decoder inputs: [START], or the given token per row."""
+    if start_ids is None:
+        return tf.fill((rows, 1), START_ID)
+    start_ids = tf.convert_to_tensor(start_ids)
+    validation.check_integer_ids("start_ids", start_ids)
+    validation.check_rank("start_ids", start_ids, {0, 1})
+    start_ids = tf.cast(start_ids, tf.int32)
+    return tf.broadcast_to(tf.reshape(start_ids, (-1, 1)), tf.stack([rows, 1]))
+
+
+def greedy_decode(model, source_ids, max_length=None, use_cache=True, start_ids=None):
     """Translate by taking the most probable token at every step.
 
     Args:
-        model: a `tf_transformer.Transformer`.
-        source_ids: int (batch, source_len) token ids, 0-padded.
+        model: a `tf_transformer.Transformer`, or an `ImageCaptioner`.
+        source_ids: int (batch, source_len) token ids, 0-padded; for an
+            `ImageCaptioner`, float images (batch, height, width, channels).
         max_length: most tokens to generate (the `[END]` token included), a
             Python int or a scalar int tensor. Defaults to the source length
-            + 10.
+            + 10 (for a captioner: its `max_length` - 1).
         use_cache: use the key/value cache (True) or re-run the full model at
             every step (False, the reference path; it works with any Keras
             model that maps `(source_ids, target_in_ids)` to logits).
+        start_ids: the first decoder input, an int or int (batch,) ids, e.g.
+            the captioner's language token. Defaults to `[START]`.
 
     Returns:
         int32 (batch, max_length): generated ids, without `[START]`, ending
@@ -235,11 +290,11 @@ def greedy_decode(model, source_ids, max_length=None, use_cache=True):
     >>> fast = tf.function(greedy_decode, jit_compile=True)
     """
     source_ids = check_source_ids(model, source_ids, use_cache)
-    length = decode_length(source_ids, max_length)
+    length = decode_length(source_ids, max_length, model)
     batch = tf.shape(source_ids)[0]
     # tokens[:, 0] is [START]; step i writes the token for position i + 1.
     tokens = tf.concat(
-        [tf.fill((batch, 1), START_ID), tf.zeros((batch, length), tf.int32)], axis=1
+        [start_column(start_ids, batch), tf.zeros((batch, length), tf.int32)], axis=1
     )
     done = tf.zeros((batch,), tf.bool)
     cache = DecoderCache.create(model, source_ids, length + 1) if use_cache else {}
@@ -285,16 +340,17 @@ def write_column(tokens, column, values):
     return tf.where(is_column[tf.newaxis, :], values[:, tf.newaxis], tokens)
 
 
-def sequence_log_probability(model, source_ids, output_ids):
+def sequence_log_probability(model, source_ids, output_ids, start_ids=None):
     """Sum of log p(token) the model gives a decoded sequence (teacher forcing).
 
     `output_ids` is what `greedy_decode`/`beam_search` return: tokens after
-    `[START]`, 0 after `[END]`. Padding positions do not count.
+    `[START]` (or after `start_ids`), 0 after `[END]`. Padding positions do
+    not count.
     """
     source_ids = check_source_ids(model, source_ids)
     output_ids = tf.cast(output_ids, tf.int32)
     batch = tf.shape(output_ids)[0]
-    target_in = tf.concat([tf.fill((batch, 1), START_ID), output_ids[:, :-1]], axis=1)
+    target_in = tf.concat([start_column(start_ids, batch), output_ids[:, :-1]], axis=1)
     logits = tf.cast(model((source_ids, target_in), training=False), tf.float32)
     log_probs = tf.nn.log_softmax(forbid_special_tokens(logits), axis=-1)
     picked = tf.gather(log_probs, output_ids, axis=-1, batch_dims=2)
@@ -322,7 +378,9 @@ def _gather_beams(x, beam_indices, batch, beam_width):
     return tf.reshape(x, shape)
 
 
-def beam_search(model, source_ids, beam_width=4, alpha=0.6, max_length=None):
+def beam_search(
+    model, source_ids, beam_width=4, alpha=0.6, max_length=None, start_ids=None
+):
     """Translate by keeping the `beam_width` most probable prefixes per step.
 
     Beams are ranked by their summed log-probability while searching; the
@@ -331,11 +389,15 @@ def beam_search(model, source_ids, beam_width=4, alpha=0.6, max_length=None):
     `beam_width=1` the result is the greedy translation.
 
     Args:
-        model: a `tf_transformer.Transformer`.
-        source_ids: int (batch, source_len) token ids, 0-padded.
+        model: a `tf_transformer.Transformer`, or an `ImageCaptioner`.
+        source_ids: int (batch, source_len) token ids, 0-padded; for an
+            `ImageCaptioner`, float images (batch, height, width, channels).
         beam_width: number of beams W. Defaults to 4 (the paper's value).
         alpha: length-penalty exponent. Defaults to 0.6.
-        max_length: most tokens to generate. Defaults to source length + 10.
+        max_length: most tokens to generate. Defaults to source length + 10
+            (for a captioner: its `max_length` - 1).
+        start_ids: the first decoder input, an int or int (batch,) ids.
+            Defaults to `[START]`.
 
     Returns:
         `(ids, scores)`: int32 (batch, max_length) best sequences in the
@@ -346,12 +408,11 @@ def beam_search(model, source_ids, beam_width=4, alpha=0.6, max_length=None):
     if not isinstance(alpha, (int, float)) or alpha < 0:
         raise ValueError(f"`alpha` must be a number >= 0. Received: alpha={alpha!r}")
     source_ids = check_source_ids(model, source_ids)
-    length = decode_length(source_ids, max_length)
+    length = decode_length(source_ids, max_length, model)
     batch = tf.shape(source_ids)[0]
     rows = batch * beam_width
-    tokens = tf.concat(
-        [tf.fill((rows, 1), START_ID), tf.zeros((rows, length), tf.int32)], 1
-    )
+    starts = _add_beam_axis(start_column(start_ids, batch), beam_width)
+    tokens = tf.concat([starts, tf.zeros((rows, length), tf.int32)], 1)
     # Only beam 0 is live at first, so the first step does not pick W copies
     # of the same token.
     scores = tf.tile(

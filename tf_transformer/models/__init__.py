@@ -16,3 +16,7 @@ __all__ += ["CausalLM"]
 from tf_transformer.models.transformer import TransformerBase  # noqa: E402
 
 __all__ += ["TransformerBase"]
+
+from tf_transformer.models.image_captioner import ImageCaptioner  # noqa: E402
+
+__all__ += ["ImageCaptioner"]

@@ -270,10 +270,42 @@ class Transformer(TransformerBase):
         return logits
 
 
-def _split_pair(name, inputs):
+def decode_to_logits(
+    model,
+    target_ids,
+    memory,
+    memory_mask,
+    encoder_weights,
+    training,
+    return_attention_scores,
+):
+    """The decoder side of an encoder-decoder model (`Transformer`,
+    `ImageCaptioner`): target ids -> embedding -> decoder reading `memory`
+    -> float32 logits, with the attention weights when asked."""
+    decoded, decoder_weights = model.decoder(
+        model.target_embedding(target_ids),
+        memory,
+        padding_mask=tf.not_equal(target_ids, 0),  # (batch, target_len)
+        encoder_padding_mask=memory_mask,
+        training=training,
+        return_attention_scores=True,
+    )
+    logits = model.output_projection(decoded)  # (batch, target_len, vocab)
+    if return_attention_scores:
+        return logits, {
+            "encoder": encoder_weights,
+            "decoder_self_attention": decoder_weights["self_attention"],
+            "decoder_cross_attention": decoder_weights["cross_attention"],
+        }
+    return logits
+
+
+def _split_pair(name, inputs, parts=("source_ids", "target_in_ids")):
+    """The two inputs of a pair, checked as token ids (all but the first of
+    `parts` when it is not `source_ids`: the model checks that one)."""
     if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
         raise ValueError(
-            f"`{name}` must be a pair (source_ids, target_in_ids). "
+            f"`{name}` must be a pair ({parts[0]}, {parts[1]}). "
             f"Received: {name} of type {type(inputs).__name__}"
             + (
                 f" with {len(inputs)} items"
@@ -282,13 +314,14 @@ def _split_pair(name, inputs):
             )
         )
     source_ids, target_ids = inputs
-    for part, ids in (("source_ids", source_ids), ("target_in_ids", target_ids)):
-        validation.check_integer_ids(part, ids)
-        validation.check_rank(part, ids, {2})
+    for part, ids in zip(parts, inputs, strict=True):
+        if part in ("source_ids", "target_in_ids"):
+            validation.check_integer_ids(part, ids)
+            validation.check_rank(part, ids, {2})
     return source_ids, target_ids
 
 
-def _split_pair_shape(input_shape):
+def _split_pair_shape(input_shape, parts=("source_ids", "target_in_ids")):
     if (
         isinstance(input_shape, (tuple, list))
         and len(input_shape) == 2
@@ -296,6 +329,6 @@ def _split_pair_shape(input_shape):
     ):
         return tuple(input_shape[0]), tuple(input_shape[1])
     raise ValueError(
-        "`inputs` must be a pair (source_ids, target_in_ids). "
+        f"`inputs` must be a pair ({parts[0]}, {parts[1]}). "
         f"Received: inputs with shape {input_shape}"
     )

@@ -25,6 +25,7 @@ from tf_transformer.course.checks import (  # noqa: F401 - each module registers
     masked_lm,
     masks,
     multi_head_attention,
+    number_images,
     patches,
     positional,
     sampling,
