@@ -2244,6 +2244,7 @@ def transformer_weights_only_when_asked():
 
     return type("AlternativeTransformer", (base,), {"call": call})
 
+
 # ---------------------------------------------------------------- tile_digits
 
 
