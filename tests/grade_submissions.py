@@ -131,7 +131,8 @@ def write_class(folder: Path, submissions: dict[str, list[str]]) -> Path:
 
 def library_answer(obj) -> list[str]:
     """Cells that answer with the library's own code of `obj`: its module's
-    imports, then its definition (a correct answer, copied)."""
+    imports (and the base classes the lesson imports), then its definition
+    (a correct answer, copied)."""
     import ast
     import inspect
 
@@ -141,6 +142,11 @@ def library_answer(obj) -> list[str]:
         ast.get_source_segment(source, node)
         for node in ast.parse(source).body
         if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
+    imports += [
+        f"from {module.__name__} import {base.__name__}"
+        for base in getattr(obj, "__bases__", ())
+        if base.__module__ == module.__name__
     ]
     return ["\n".join(imports), inspect.getsource(obj)]
 

@@ -28,7 +28,12 @@ COLUMNS = [
     "same_as_library",
 ]
 MASKS = ["padding_mask", "causal_mask"]  # lesson 5
-TRAINING = ["masked_loss", "masked_accuracy", "transformer_schedule"]  # lesson 8
+TRAINING = [
+    "masked_loss",
+    "masked_accuracy",
+    "transformer_schedule",
+    "transformer",
+]  # lesson 8
 
 
 def grades(paths, **kwargs):
@@ -120,6 +125,7 @@ def test_renamed_reordered_notebook_grades_each_status(checked):
             "masked_loss": "not_attempted",
             "masked_accuracy": "failed",
             "transformer_schedule": "missing",
+            "transformer": "missing",  # written before lesson 08 had it
         },
         {
             "masked_accuracy": "padding positions are counted",
@@ -141,6 +147,7 @@ def test_top_level_tampering_gains_nothing(checked):
             "masked_loss": "error",
             "masked_accuracy": "failed",
             "transformer_schedule": "passed",
+            "transformer": "missing",  # written before lesson 08 had it
         },
         {
             "masked_loss": "your notebook must define its own",
@@ -214,6 +221,7 @@ def test_answers_that_crash_or_hang_the_checker(checked):
             "masked_loss": "error",
             "masked_accuracy": "timeout",
             "transformer_schedule": "error",
+            "transformer": "missing",  # written before lesson 08 had it
         },
         {
             "masked_loss": "checking process died",

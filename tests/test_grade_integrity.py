@@ -151,11 +151,12 @@ def test_a_graded_class_is_served_as_a_stub_that_cannot_be_constructed():
     namespace = {"__name__": "stubbed"}
     exec(compile(stubbed, "feed_forward.py", "exec"), namespace)
     stub = namespace["FeedForward"]
-    assert stub.__name__ == "FeedForward" and stub.__mro__[1].__name__ == "Layer"
+    assert stub.__name__ == "FeedForward"
+    assert stub.__mro__[1].__name__ == "FeedForwardBase"  # the plumbing stays
     with pytest.raises(RuntimeError, match="not available while grading"):
         stub(8, 16)
     assert len(stubbed.splitlines()) == len(source.splitlines())
-    assert "intermediate_dense" not in stubbed
+    assert "intermediate_dense" not in stubbed.split("class FeedForward(")[1]
 
 
 def test_answers_that_library_code_links_are_served_by_separate_processes():

@@ -408,7 +408,7 @@ def _code_names(code) -> set[str]:
 
 def _uses(user: Any, used: Any) -> bool:
     """Whether the library code of `user` (a function, or a class and its
-    library bases) refers to `used` by name."""
+    library bases) refers to `used` by name, or holds it as a class attribute."""
     owners = getattr(user, "__mro__", (user,))
     for owner in owners:
         module = sys.modules.get(getattr(owner, "__module__", ""))
@@ -418,6 +418,8 @@ def _uses(user: Any, used: Any) -> bool:
             continue
         members = vars(owner).values() if isinstance(owner, type) else [owner]
         for member in members:
+            if member is used:  # e.g. a class attribute naming a sublayer class
+                return True
             member = getattr(member, "fget", None) or member
             member = getattr(member, "__func__", member)
             code = getattr(member, "__code__", None)
