@@ -31,6 +31,7 @@ DESIGN_CLASSES = {
     "encoder_layer",
     "decoder_layer",
     "transformer_schedule",
+    "transformer",
 }
 
 
@@ -53,7 +54,7 @@ LESSONS = {
     "masked_mean": 10,
 }
 LESSONS.update({"top_k_filter": 11, "top_p_filter": 11})
-LESSONS.update({"tile_digits": 13})
+LESSONS.update({"tile_digits": 13, "transformer": 8})
 
 
 def test_registry_lists_every_exercise_of_the_design():
