@@ -1,4 +1,5 @@
-"""The main job as `tf-transformer` subcommands: train, evaluate, translate.
+"""The main job as `tf-transformer` subcommands: train, evaluate, translate;
+and the image captioner's: train-captioner, caption.
 
 `tf-transformer` with no command runs `train` with its defaults: it trains
 the tiny model on the offline numbers + dates corpus, evaluates it on the
@@ -163,6 +164,7 @@ def add_commands(commands) -> None:
         help="1 = greedy (default); more = beam search",
     )
     translate.set_defaults(handler=_guarded(run_translate))
+    _add_captioner_commands(commands)
 
 
 def _guarded(handler):
@@ -313,5 +315,230 @@ def run_translate(args) -> int:
     )
     for start in range(0, len(sentences), 256):
         for line in translator(sentences[start : start + 256]).numpy():
+            print(line.decode())
+    return 0
+
+
+# ---------------------------------------------------------------- captioner
+
+# Spelled out so that `--help` needs no TensorFlow import; a test keeps them
+# equal to tf_transformer.data.LANGUAGES and CAPTIONER_CONFIG["steps"].
+CAPTION_LANGUAGES = ("de", "en", "es", "fr", "pt")
+CAPTIONER_STEPS = 1200
+SAMPLE_NUMBERS = 4  # test pictures written as PNG files by train-captioner
+
+
+def _add_captioner_commands(commands) -> None:
+    train = commands.add_parser(
+        "train-captioner",
+        help="train lesson 13's image captioner, evaluate it, export it",
+        description="Train the image captioner of lesson 13 (pictures of "
+        "handwritten numbers 0-999, captions in de/en/es/fr/pt) on the offline "
+        "data, caption every test picture in every language, and write under "
+        "--out: the exported captioner (captioner/, a SavedModel), "
+        "metrics.json and a few test pictures (samples/<number>.png).",
+    )
+    train.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=CAPTIONER_STEPS,
+        metavar="N",
+        help=f"training steps of 64 captions (default {CAPTIONER_STEPS})",
+    )
+    train.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="K",
+        help="seed of the weights, shuffling and dropout (default 0)",
+    )
+    train.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run directory (default runs/captioner-<timestamp>)",
+    )
+    train.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="TFDS data directory of the pictures",
+    )
+    train.set_defaults(handler=_guarded(run_train_captioner))
+
+    caption = commands.add_parser(
+        "caption",
+        help="caption pictures of numbers with a captioner from train-captioner",
+        description="Print one caption per picture, in the order given. A "
+        "picture (PNG, JPEG, BMP, GIF or .npy) is made grayscale, inverted when "
+        "it is mostly bright (dark ink on white paper) and resized to the "
+        "captioner's 8x24 pixels when its size differs.",
+    )
+    caption.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="a run directory of train-captioner, or its captioner/ folder",
+    )
+    caption.add_argument(
+        "--language",
+        default="en",
+        metavar="CODE",
+        help=f"caption language, one of {', '.join(CAPTION_LANGUAGES)} (default en)",
+    )
+    caption.add_argument(
+        "--beam-width",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="1 = greedy (default); more = beam search",
+    )
+    caption.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="picture files to caption"
+    )
+    caption.set_defaults(handler=_guarded(run_caption))
+
+
+def run_train_captioner(args) -> int:
+    import numpy as np
+
+    from tf_transformer.progress import TrainingProgress, step
+    from tf_transformer.training.captioning import (
+        evaluate_captioner,
+        train_captioner,
+    )
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = args.out or Path("runs") / f"captioner-{stamp}"
+    print(f"training the image captioner ({args.steps} steps) into {out}", flush=True)
+    model, tokenizer, seconds = train_captioner(
+        steps=args.steps,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        callbacks=[TrainingProgress()],
+    )
+    print(f"trained for {seconds:.1f} s ({args.steps} steps)")
+    with step("captioning the test split (greedy, every picture in 5 languages)"):
+        metrics = evaluate_captioner(model, tokenizer, "test", args.data_dir)
+    _print_caption_metrics(metrics)
+    from tf_transformer.inference import Captioner
+
+    out.mkdir(parents=True, exist_ok=True)
+    captioner = Captioner(model, tokenizer)
+    with step("exporting the captioner (SavedModel with its tokenizer)"):
+        captioner.export(out / "captioner")
+    samples = _write_sample_pictures(out / "samples", args.data_dir)
+    print("sample captions (en):")
+    captions = captioner(np.stack([image for _, image in samples]), "en")
+    for (path, _), text in zip(samples, captions.numpy(), strict=True):
+        print(f"  {path.name} -> {text.decode()}")
+    metrics.update(
+        train_seconds=round(seconds, 2),
+        steps=args.steps,
+        seed=args.seed,
+        date=datetime.date.today().isoformat(),
+    )
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"wrote {out / 'metrics.json'}, {out / 'captioner'} and {out / 'samples'}")
+    print(f"try: tf-transformer caption --model {out} {samples[0][0]}")
+    return 0
+
+
+def _print_caption_metrics(metrics) -> None:
+    print(
+        f"{metrics['split']}: exact match {metrics['exact_match']:.4f} "
+        f"({metrics['captions']} captions)"
+    )
+    for digits, value in metrics["exact_match_by_digits"].items():
+        count = metrics["captions_by_digits"][digits]
+        print(f"  {digits}-digit numbers: {value:.4f} of {count}")
+    print(
+        "  by language: "
+        + ", ".join(
+            f"{lang} {value:.4f}"
+            for lang, value in metrics["exact_match_by_language"].items()
+        )
+    )
+
+
+def _write_sample_pictures(folder: Path, data_dir):
+    """PNG files of the first test pictures of numbers with 1, 2 and 3
+    digits (3 digits for the rest), as the captioner sees them: 8x24 pixels,
+    ink bright on black. Returns (path, image) pairs."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tf_transformer.data import load_number_captions
+
+    wanted = [1, 2] + [3] * (SAMPLE_NUMBERS - 2)
+    samples = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for example in load_number_captions("test", "en", data_dir).as_numpy_iterator():
+        digits = len(str(example["number"]))
+        if digits in wanted:
+            wanted.remove(digits)
+            path = folder / f"{example['number']}.png"
+            pixels = np.round(example["image"] * 255).astype("uint8")
+            path.write_bytes(tf.io.encode_png(pixels).numpy())
+            samples.append((path, example["image"]))
+        if not wanted:
+            break
+    return samples
+
+
+def _captioner_folder(model: Path) -> Path:
+    """The SavedModel folder of `--model`: DIR/captioner or DIR itself."""
+    for folder in (model / "captioner", model):
+        if (folder / "saved_model.pb").is_file():
+            return folder
+    if not model.exists():
+        raise JobError(f"no such directory. Received: --model={str(model)!r}")
+    raise JobError(
+        "not an exported captioner: no captioner/saved_model.pb or "
+        f"saved_model.pb in it (train-captioner writes one). "
+        f"Received: --model={str(model)!r}"
+    )
+
+
+def run_caption(args) -> int:
+    if args.language not in CAPTION_LANGUAGES:
+        raise JobError(
+            f"--language must be one of {', '.join(CAPTION_LANGUAGES)}. "
+            f"Received: --language={args.language!r}"
+        )
+    folder = _captioner_folder(args.model)
+    for image in args.images:  # before the slow load: a typo fails at once
+        if not Path(image).is_file():
+            raise JobError(f"no such image file. Received: IMAGE={image!r}")
+    import numpy as np
+    import tensorflow as tf
+
+    from tf_transformer.inference.captioner import image_for_captioner
+
+    try:
+        captioner = tf.saved_model.load(str(folder))
+    except Exception as error:  # a damaged SavedModel raises many kinds
+        raise JobError(
+            f"cannot load the exported captioner ({type(error).__name__}). "
+            f"Received: --model={str(args.model)!r}"
+        ) from None
+    if not hasattr(captioner, "beam_caption") or not hasattr(captioner, "caption"):
+        raise JobError(
+            "not an exported captioner (no caption function; a translator?). "
+            f"Received: --model={str(args.model)!r}"
+        )
+    images_spec = captioner.signatures["serving_default"].structured_input_signature
+    image_shape = tuple(images_spec[1]["images"].shape[1:])
+    images = np.stack([image_for_captioner(path, image_shape) for path in args.images])
+    for start in range(0, len(images), 256):
+        batch = tf.constant(images[start : start + 256])
+        languages = tf.fill([len(batch)], args.language)
+        if args.beam_width == 1:
+            captions = captioner.caption(batch, languages)
+        else:
+            captions = captioner.beam_caption(batch, languages, args.beam_width)
+        for line in captions.numpy():
             print(line.decode())
     return 0

@@ -25,3 +25,7 @@ __all__ += ["generate", "next_token_logits", "top_k_filter", "top_p_filter"]
 from tf_transformer.inference.captioner import Captioner  # noqa: E402
 
 __all__ += ["Captioner"]
+
+from tf_transformer.inference.captioner import image_for_captioner  # noqa: E402
+
+__all__ += ["image_for_captioner"]

@@ -392,7 +392,10 @@ def beam_search(
         model: a `tf_transformer.Transformer`, or an `ImageCaptioner`.
         source_ids: int (batch, source_len) token ids, 0-padded; for an
             `ImageCaptioner`, float images (batch, height, width, channels).
-        beam_width: number of beams W. Defaults to 4 (the paper's value).
+        beam_width: number of beams W, a Python int or a scalar int32
+            tensor (a width chosen at run time, e.g. an input of an exported
+            function; the beam axis then has no static size). Defaults to 4
+            (the paper's value).
         alpha: length-penalty exponent. Defaults to 0.6.
         max_length: most tokens to generate. Defaults to source length + 10
             (for a captioner: its `max_length` - 1).
@@ -404,7 +407,11 @@ def beam_search(
         format of `greedy_decode`, and float32 (batch,) their summed
         log-probabilities (without the length penalty).
     """
-    beam_width = validation.check_int("beam_width", beam_width)
+    if tf.is_tensor(beam_width):
+        beam_width = tf.cast(beam_width, tf.int32)
+        tf.debugging.assert_positive(beam_width, message="`beam_width` must be >= 1")
+    else:
+        beam_width = validation.check_int("beam_width", beam_width)
     if not isinstance(alpha, (int, float)) or alpha < 0:
         raise ValueError(f"`alpha` must be a number >= 0. Received: alpha={alpha!r}")
     source_ids = check_source_ids(model, source_ids)
@@ -415,9 +422,8 @@ def beam_search(
     tokens = tf.concat([starts, tf.zeros((rows, length), tf.int32)], 1)
     # Only beam 0 is live at first, so the first step does not pick W copies
     # of the same token.
-    scores = tf.tile(
-        tf.constant([[0.0] + [-1e9] * (beam_width - 1)]), tf.stack([batch, 1])
-    )  # (B, W)
+    first_beam_only = tf.where(tf.range(beam_width) == 0, 0.0, -1e9)
+    scores = tf.tile(first_beam_only[tf.newaxis], tf.stack([batch, 1]))  # (B, W)
     finished = tf.zeros((batch, beam_width), tf.bool)
     cache = DecoderCache.create(
         model, _add_beam_axis(source_ids, beam_width), length + 1
