@@ -65,8 +65,19 @@ steps and writes the average into the model at the end of `fit`).
 """
 
 
-def _caption_tokenizer(train_examples, vocabulary_size):
-    texts = train_examples.batch(4096).map(
+def train_caption_tokenizer(examples, vocabulary_size=300):
+    """A WordPiece tokenizer of captions with their language tokens.
+
+    Args:
+        examples: `load_number_captions` examples (dicts with `language`
+            and `caption`).
+        vocabulary_size: most tokens. Defaults to 300.
+
+    Returns:
+        A `SubwordTokenizer` trained on `captions_with_language` texts, so
+        each language token (`"deutsch"`, …) is one token.
+    """
+    texts = examples.batch(4096).map(
         lambda batch: captions_with_language(batch["language"], batch["caption"])
     )
     return train_tokenizer(texts.unbatch(), vocabulary_size)
@@ -137,7 +148,7 @@ def train_captioner(
     vocabulary_size = validation.check_int("vocabulary_size", vocabulary_size)
     keras.utils.set_random_seed(seed)
     train_examples = load_number_captions("train", data_dir=data_dir)
-    tokenizer = _caption_tokenizer(train_examples, vocabulary_size)
+    tokenizer = train_caption_tokenizer(train_examples, vocabulary_size)
     batches = make_caption_batches(train_examples, tokenizer, batch_size, seed=seed)
     model = build_captioner(tokenizer.vocabulary_size)
     model.compile(
@@ -225,5 +236,6 @@ __all__ = [
     "build_captioner",
     "evaluate_captioner",
     "language_start_ids",
+    "train_caption_tokenizer",
     "train_captioner",
 ]
