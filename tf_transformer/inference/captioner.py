@@ -169,7 +169,8 @@ class Captioner(tf.Module):
         return captions[0] if single else captions
 
     def export(self, path):
-        """Write a SavedModel with a `serving_default` signature and `caption`."""
+        """Write a SavedModel with a `serving_default` signature, `caption`
+        and `beam_caption`."""
         tf.saved_model.save(
             self, str(path), signatures={"serving_default": self.caption}
         )
