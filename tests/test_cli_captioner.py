@@ -4,6 +4,7 @@ import contextlib
 import datetime
 import io
 import json
+import re
 
 import keras
 import numpy as np
@@ -31,13 +32,13 @@ def run_cli(argv):
 @pytest.fixture(scope="module")
 def captioner_run(tmp_path_factory, data_dir):
     """A run of `train-captioner` itself, 2 training steps: the run
-    directory and what the command printed on stdout."""
+    directory, and what the command printed on stdout and stderr."""
     out = tmp_path_factory.mktemp("captioner") / "run"
     code, stdout, stderr = run_cli(
         ["train-captioner", "--steps", 2, "--out", out, "--data-dir", data_dir]
     )
     assert code == 0, stderr
-    return out, stdout
+    return out, stdout, stderr
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +83,8 @@ def expected_captions(captioner, pictures, language="en"):
 # ------------------------------------------------------------ train-captioner
 
 
-def test_train_captioner_prints_its_figures(captioner_run):
-    _, stdout = captioner_run
+def test_train_captioner_prints_its_figures_and_steps_only(captioner_run):
+    _, stdout, stderr = captioner_run
     for line in (
         "trained for ",
         "test: exact match ",
@@ -93,10 +94,18 @@ def test_train_captioner_prints_its_figures(captioner_run):
         "try: tf-transformer caption --model ",
     ):
         assert line in stdout, stdout
+    assert re.search(r"^2/2 - .*loss", stdout, re.M)  # fit's line
+    # stderr: the long steps (the pictures may be generated first), no
+    # TensorFlow or Keras warnings.
+    for line in stderr.splitlines():
+        assert re.fullmatch(
+            r"(generating|training|captioning|exporting) .* …|  done in .* s", line
+        ), line
+    assert "exporting the captioner" in stderr
 
 
 def test_train_captioner_writes_captioner_metrics_and_samples(captioner_run):
-    out, _ = captioner_run
+    out, _, _ = captioner_run
     assert (out / "captioner" / "saved_model.pb").is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["date"] == datetime.date.today().isoformat()
@@ -113,7 +122,7 @@ def test_train_captioner_writes_captioner_metrics_and_samples(captioner_run):
 
 
 def test_sample_files_hold_test_pictures_of_their_numbers(captioner_run, data_dir):
-    out, _ = captioner_run
+    out, _, _ = captioner_run
     pictures = {}
     for example in load_number_captions("test", "en", data_dir).as_numpy_iterator():
         pictures.setdefault(int(example["number"]), []).append(example["image"])
@@ -124,7 +133,7 @@ def test_sample_files_hold_test_pictures_of_their_numbers(captioner_run, data_di
 
 
 def test_caption_takes_the_run_directory_or_its_captioner_folder(captioner_run):
-    out, _ = captioner_run
+    out, _, _ = captioner_run
     samples = sorted((out / "samples").glob("*.png"))
     code, from_run, err = run_cli(["caption", "--model", out, *samples])
     assert code == 0, err

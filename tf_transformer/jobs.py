@@ -412,6 +412,7 @@ def run_train_captioner(args) -> int:
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or Path("runs") / f"captioner-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails first
     print(f"training the image captioner ({args.steps} steps) into {out}", flush=True)
     model, tokenizer, seconds = train_captioner(
         steps=args.steps,
@@ -425,7 +426,6 @@ def run_train_captioner(args) -> int:
     _print_caption_metrics(metrics)
     from tf_transformer.inference import Captioner
 
-    out.mkdir(parents=True, exist_ok=True)
     captioner = Captioner(model, tokenizer)
     with step("exporting the captioner (SavedModel with its tokenizer)"):
         captioner.export(out / "captioner")

@@ -36,6 +36,7 @@ from tf_transformer.data.corpora import SPLITS
 from tf_transformer.data.tokenizers import normalize, train_tokenizer
 from tf_transformer.inference.decoding import greedy_decode
 from tf_transformer.models.image_captioner import ImageCaptioner
+from tf_transformer.progress import step
 from tf_transformer.training.losses import masked_accuracy, masked_loss
 
 CAPTIONER_CONFIG = {
@@ -148,7 +149,8 @@ def train_captioner(
     vocabulary_size = validation.check_int("vocabulary_size", vocabulary_size)
     keras.utils.set_random_seed(seed)
     train_examples = load_number_captions("train", data_dir=data_dir)
-    tokenizer = train_caption_tokenizer(train_examples, vocabulary_size)
+    with step("training the WordPiece tokenizer of the captions"):
+        tokenizer = train_caption_tokenizer(train_examples, vocabulary_size)
     batches = make_caption_batches(train_examples, tokenizer, batch_size, seed=seed)
     model = build_captioner(tokenizer.vocabulary_size)
     model.compile(
