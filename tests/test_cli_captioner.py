@@ -17,7 +17,9 @@ from tf_transformer.inference import Captioner, image_for_captioner
 from tf_transformer.training.captioning import (
     CAPTIONER_CONFIG,
     build_captioner,
+    evaluate_captioner,
     train_caption_tokenizer,
+    train_captioner,
 )
 
 
@@ -292,3 +294,22 @@ def test_the_cli_lists_and_defaults_follow_the_library():
     assert jobs.CAPTIONER_STEPS == CAPTIONER_CONFIG["steps"]
     help_text = " ".join(build_parser().format_help().split())
     assert "train-captioner" in help_text and "caption" in help_text
+
+
+@pytest.mark.parametrize(
+    "arguments, named",
+    [
+        (dict(steps=0), "steps=0"),
+        (dict(seed=-1), "seed=-1"),
+        (dict(batch_size=2.5), "batch_size=2.5"),
+        (dict(learning_rate=0), "learning_rate=0"),
+    ],
+)
+def test_train_captioner_names_a_bad_argument(arguments, named):
+    with pytest.raises((TypeError, ValueError), match=re.escape(named)):
+        train_captioner(**arguments)
+
+
+def test_evaluate_captioner_names_a_bad_split():
+    with pytest.raises(ValueError, match="split='dev'"):
+        evaluate_captioner(None, None, split="dev")

@@ -1,9 +1,10 @@
 """The `tf-transformer` command.
 
 Subcommands register themselves in `build_parser`; each sets `handler` to a
-function taking the parsed arguments and returning an exit code. `grade`
-and the main job's `train`, `evaluate` and `translate` (tf_transformer.jobs)
-share the same parser.
+function taking the parsed arguments and returning an exit code. `grade`,
+the main job's `train`, `evaluate` and `translate`, and the image
+captioner's `train-captioner` and `caption` (tf_transformer.jobs) share the
+same parser.
 
 A command prints its own lines only: TensorFlow's start-up lines are held
 back by the entry point (`tf_transformer_cli`), and TensorFlow's, absl's and
@@ -167,9 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tf-transformer",
         description=(
-            "The Transformer course and library: training, evaluation, translation "
-            "and grading. Without a command: train the default translator on the "
-            "offline corpus, evaluate it and show translations (same as `train`)."
+            "The Transformer course and library: training, evaluation, translation, "
+            "image captioning and grading. Without a command: train the default "
+            "translator on the offline corpus, evaluate it and show translations "
+            "(same as `train`)."
         ),
     )
     _add_verbose(parser, default=False)

@@ -369,7 +369,7 @@ def _add_captioner_commands(commands) -> None:
 
     caption = commands.add_parser(
         "caption",
-        help="caption pictures of numbers with a captioner from train-captioner",
+        help="caption pictures of numbers with an exported captioner",
         description="Print one caption per picture, in the order given. A "
         "picture (PNG, JPEG, BMP, GIF or .npy) is made grayscale, inverted when "
         "it is mostly bright (dark ink on white paper) and resized to the "
