@@ -420,7 +420,7 @@ def run_train_captioner(args) -> int:
         data_dir=args.data_dir,
         callbacks=[TrainingProgress()],
     )
-    print(f"trained for {seconds:.1f} s ({args.steps} steps)")
+    print(f"trained for {seconds:.1f} s ({args.steps} steps)", flush=True)
     with step("captioning the test split (greedy, every picture in 5 languages)"):
         metrics = evaluate_captioner(model, tokenizer, "test", args.data_dir)
     _print_caption_metrics(metrics)
@@ -459,7 +459,8 @@ def _print_caption_metrics(metrics) -> None:
         + ", ".join(
             f"{lang} {value:.4f}"
             for lang, value in metrics["exact_match_by_language"].items()
-        )
+        ),
+        flush=True,  # before the next step's line on stderr
     )
 
 
