@@ -112,12 +112,7 @@ def add_commands(commands) -> None:
         metavar="SECONDS",
         help="stop training after this long",
     )
-    train.add_argument(
-        "--data-dir",
-        default=None,
-        metavar="DIR",
-        help="TFDS data directory for the corpora",
-    )
+    _add_data_dir(train, "TFDS data directory for the corpora")
     train.set_defaults(handler=_guarded(run_train))
 
     evaluate = commands.add_parser(
@@ -165,6 +160,10 @@ def add_commands(commands) -> None:
     )
     translate.set_defaults(handler=_guarded(run_translate))
     _add_captioner_commands(commands)
+
+
+def _add_data_dir(parser, help: str) -> None:
+    parser.add_argument("--data-dir", default=None, metavar="DIR", help=help)
 
 
 def _guarded(handler):
@@ -359,12 +358,7 @@ def _add_captioner_commands(commands) -> None:
         metavar="DIR",
         help="run directory (default runs/captioner-<timestamp>)",
     )
-    train.add_argument(
-        "--data-dir",
-        default=None,
-        metavar="DIR",
-        help="TFDS data directory of the pictures",
-    )
+    _add_data_dir(train, "TFDS data directory of the pictures")
     train.set_defaults(handler=_guarded(run_train_captioner))
 
     caption = commands.add_parser(
