@@ -47,6 +47,7 @@ SLOWEST_FIRST = (
     "solutions/12_vision_transformer.ipynb",
     "tests/test_lessons_unanswered_b.py",
     "tests/test_cli.py",
+    "tests/test_cli_captioner.py",
     "tests/test_image_captioner.py",
     "solutions/07_decoder.ipynb",
     "tests/test_quiet_start.py",

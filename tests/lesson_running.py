@@ -56,7 +56,7 @@ SHORTER_TRAINING["11_language_models"] = [
     ("[1, 2, 3, 5, 10]", "[1, 10]"),
     ("[0.3, 0.6, 0.8, 0.95, 1.0]", "[0.3, 1.0]"),
 ]
-SHORTER_TRAINING["13_image_captioning"] = [("STEPS = 1200", "STEPS = 8")]
+SHORTER_TRAINING["13_image_captioning"] = [("STEPS = 2400", "STEPS = 8")]
 
 
 def shorten_training(notebook, stem):

@@ -323,7 +323,7 @@ def run_translate(args) -> int:
 # Spelled out so that `--help` needs no TensorFlow import; a test keeps them
 # equal to tf_transformer.data.LANGUAGES and CAPTIONER_CONFIG["steps"].
 CAPTION_LANGUAGES = ("de", "en", "es", "fr", "pt")
-CAPTIONER_STEPS = 1200
+CAPTIONER_STEPS = 2400
 SAMPLE_NUMBERS = 4  # test pictures written as PNG files by train-captioner
 
 

@@ -12,7 +12,7 @@ per language.
 
 Example:
 
->>> model, tokenizer, seconds = train_captioner(steps=1200)
+>>> model, tokenizer, seconds = train_captioner()
 >>> evaluate_captioner(model, tokenizer)["exact_match"]  # e.g. 0.91
 """
 
@@ -52,7 +52,7 @@ CAPTIONER_CONFIG = {
     "learning_rate": 2e-3,
     "use_ema": True,
     "ema_momentum": 0.99,
-    "steps": 1200,
+    "steps": 2400,
 }
 """The configuration of lesson 13's captioner (solutions/13_image_captioning).
 
@@ -60,7 +60,7 @@ Model: `patch_size` 4 (12 patches of an 8×24 picture), `num_layers` 2
 (encoder and decoder), `d_model` 64, `num_heads` 4, `dff` 128, `dropout`
 0.1, decoder positions `max_length` 24. Data: a WordPiece vocabulary of at
 most `vocabulary_size` 300 tokens, batches of 64 captions. Training: Adam
-at a constant `learning_rate` 2e-3 for `steps` 1200, with `use_ema` and
+at a constant `learning_rate` 2e-3 for `steps` 2400, with `use_ema` and
 `ema_momentum` 0.99 (Keras averages the weights over about the last 100
 steps and writes the average into the model at the end of `fit`).
 """
@@ -119,7 +119,7 @@ def train_captioner(
     writes all five, asked for a language by its first decoder token.
 
     Args:
-        steps: training steps (batches). Defaults to 1200.
+        steps: training steps (batches). Defaults to 2400.
         seed: seed of the initial weights, the shuffling and the dropout.
             Defaults to 0.
         batch_size: captions per batch. Defaults to 64.
