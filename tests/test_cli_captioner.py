@@ -269,6 +269,18 @@ def test_caption_errors_are_one_line_with_exit_status_2(
     assert named.format(**paths) in err, err
 
 
+def test_an_out_folder_that_cannot_be_made_is_one_line_with_exit_status_2(tmp_path):
+    # A file where a folder must go: refused as root too, unlike permissions.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = blocker / "run"
+    code, stdout, err = run_cli(["train-captioner", "--steps", "1", "--out", out])
+    assert code == 2 and stdout == ""
+    err = err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert str(blocker) in err, err
+
+
 @pytest.mark.parametrize(
     "argv",
     [

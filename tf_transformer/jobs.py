@@ -8,8 +8,9 @@ held-out test split, prints sample translations and writes, under
 (SavedModel), `metrics.json`, `attention.png` and TensorBoard logs.
 
 Every expected failure (bad option, missing or corrupt model directory, an
-empty input line, no network for an online corpus) ends with a one-line
-`error: ...` on stderr and exit status 2, never a traceback.
+empty input line, an output folder that cannot be made, no network for an
+online corpus) ends with a one-line `error: ...` on stderr and exit status
+2, never a traceback.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def _guarded(handler):
             JobError,
             ValueError,
             TypeError,
-            FileNotFoundError,
+            OSError,  # a missing file, an --out that cannot be written, …
             OfflineError,
             RuntimeError,
         ) as error:
