@@ -8,6 +8,7 @@ import proxy's own attributes, or the library's source file. None may pass.
 
 import json
 
+import keras
 import pytest
 
 from tests.grade_submissions import (
@@ -36,6 +37,25 @@ def test_an_answer_cannot_reach_the_reference(tampered, trick):
         assert row.status in ("failed", "error"), row
 
 
+def exec_stubbed(source, filename):
+    """Run a stubbed library module's text; its namespace.
+
+    The text registers its classes with Keras under the library's names
+    (`tf_transformer>FeedForward`): the registry is put back afterwards, so
+    that later tests in this process deserialize the library's classes,
+    not the stubs.
+    """
+    registry = keras.saving.get_custom_objects()
+    saved = dict(registry)
+    namespace = {"__name__": "stubbed"}
+    try:
+        exec(compile(source, filename, "exec"), namespace)
+    finally:
+        registry.clear()
+        registry.update(saved)
+    return namespace
+
+
 def test_the_library_module_is_served_with_the_graded_functions_stubbed():
     import inspect
 
@@ -44,8 +64,7 @@ def test_the_library_module_is_served_with_the_graded_functions_stubbed():
 
     source = inspect.getsource(masks)
     stubbed = _wire.hide_definitions(source, {"padding_mask"})
-    namespace = {"__name__": "stubbed"}
-    exec(compile(stubbed, "masks.py", "exec"), namespace)
+    namespace = exec_stubbed(stubbed, "masks.py")
     with pytest.raises(RuntimeError, match="not available while grading"):
         namespace["padding_mask"]([[1, 0]])
     assert namespace["causal_mask"](2).numpy().tolist() == [[True, False], [True, True]]
@@ -148,8 +167,7 @@ def test_a_graded_class_is_served_as_a_stub_that_cannot_be_constructed():
 
     source = inspect.getsource(feed_forward)
     stubbed = _wire.hide_definitions(source, {"FeedForward"})
-    namespace = {"__name__": "stubbed"}
-    exec(compile(stubbed, "feed_forward.py", "exec"), namespace)
+    namespace = exec_stubbed(stubbed, "feed_forward.py")
     stub = namespace["FeedForward"]
     assert stub.__name__ == "FeedForward"
     assert stub.__mro__[1].__name__ == "FeedForwardBase"  # the plumbing stays
@@ -157,6 +175,11 @@ def test_a_graded_class_is_served_as_a_stub_that_cannot_be_constructed():
         stub(8, 16)
     assert len(stubbed.splitlines()) == len(source.splitlines())
     assert "intermediate_dense" not in stubbed.split("class FeedForward(")[1]
+    # The library's FeedForward still deserializes as itself afterwards.
+    config = keras.saving.serialize_keras_object(feed_forward.FeedForward(8, 16))
+    assert (
+        type(keras.saving.deserialize_keras_object(config)) is feed_forward.FeedForward
+    )
 
 
 def test_answers_that_library_code_links_are_served_by_separate_processes():
