@@ -192,8 +192,7 @@ def image_for_captioner(image, image_shape=NUMBER_IMAGE_SHAPE):
        uint16 pixels are scaled by 255 and 65535, any other pixels must
        already be in [0, 1];
     2. made grayscale: a transparent pixel shows white paper beneath it, and
-       colours are mixed by their luminance (ITU-R BT.601 weights, as
-       `tf.image.rgb_to_grayscale`);
+       colours are mixed by their luminance (`tf.image.rgb_to_grayscale`);
     3. inverted when it is mostly bright (mean above 0.5): dark ink on white
        paper becomes bright ink on a dark background;
     4. resized to `image_shape`'s height and width when its size differs:
@@ -312,6 +311,5 @@ def _grayscale(pixels):
         alpha = pixels[:, :, -1:]
         pixels = pixels[:, :, :-1] * alpha + (1.0 - alpha)
     if pixels.shape[-1] == 3:
-        weights = np.array([0.2989, 0.5870, 0.1140], "float32")
-        pixels = (pixels @ weights)[:, :, np.newaxis]
+        pixels = tf.image.rgb_to_grayscale(pixels).numpy()
     return pixels
