@@ -108,9 +108,6 @@ from tf_transformer.training.captioning import (  # noqa: E402
     train_caption_tokenizer,
 )
 
-# The configuration of solutions/13_image_captioning.ipynb.
-LESSON = CAPTIONER_CONFIG
-
 
 def shift_digits(images, max_shift, seed):
     """Moves each digit slot of a batch of number images by up to `max_shift`
@@ -177,10 +174,10 @@ def train(steps, seed, args):
         num_layers=args.num_layers,
         num_encoder_layers=args.num_encoder_layers,
         d_model=args.d_model,
-        num_heads=LESSON["num_heads"],
-        dff=LESSON["dff"] * args.d_model // LESSON["d_model"],
+        num_heads=CAPTIONER_CONFIG["num_heads"],
+        dff=CAPTIONER_CONFIG["dff"] * args.d_model // CAPTIONER_CONFIG["d_model"],
         target_vocab_size=tokenizer.vocabulary_size,
-        max_length=LESSON["max_length"],
+        max_length=CAPTIONER_CONFIG["max_length"],
         dropout=args.dropout,
         attention_dropout=args.attention_dropout,
     )
@@ -217,10 +214,14 @@ class LastStepWeights(keras.callbacks.Callback):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=LESSON["steps"])
+    parser.add_argument("--steps", type=int, default=CAPTIONER_CONFIG["steps"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=LESSON["batch_size"])
-    parser.add_argument("--learning-rate", type=float, default=LESSON["learning_rate"])
+    parser.add_argument(
+        "--batch-size", type=int, default=CAPTIONER_CONFIG["batch_size"]
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=CAPTIONER_CONFIG["learning_rate"]
+    )
     parser.add_argument(
         "--warmup", type=int, default=0, help="linear warm-up steps (default 0)"
     )
@@ -235,24 +236,26 @@ def main(argv=None):
     parser.add_argument(
         "--ema",
         type=float,
-        default=LESSON["ema_momentum"],
+        default=CAPTIONER_CONFIG["ema_momentum"],
         help="momentum of the moving average of the weights that Adam keeps "
         "and fit writes into the model at the end (0: off)",
     )
-    parser.add_argument("--dropout", type=float, default=LESSON["dropout"])
+    parser.add_argument("--dropout", type=float, default=CAPTIONER_CONFIG["dropout"])
     parser.add_argument("--attention-dropout", type=float, default=0.0)
     parser.add_argument(
-        "--vocabulary-size", type=int, default=LESSON["vocabulary_size"]
+        "--vocabulary-size", type=int, default=CAPTIONER_CONFIG["vocabulary_size"]
     )
-    parser.add_argument("--d-model", type=int, default=LESSON["d_model"])
+    parser.add_argument("--d-model", type=int, default=CAPTIONER_CONFIG["d_model"])
     parser.add_argument(
         "--num-layers",
         type=int,
-        default=LESSON["num_layers"],
+        default=CAPTIONER_CONFIG["num_layers"],
         help="decoder layers (and encoder layers unless --num-encoder-layers)",
     )
     parser.add_argument("--num-encoder-layers", type=int, default=None)
-    parser.add_argument("--patch-size", type=int, default=LESSON["patch_size"])
+    parser.add_argument(
+        "--patch-size", type=int, default=CAPTIONER_CONFIG["patch_size"]
+    )
     parser.add_argument(
         "--max-shift",
         type=int,
