@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import linecache
 import os
 import sys
@@ -44,16 +45,18 @@ class StudentError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Exercise:
-    """One graded exercise.
+    """One graded exercise, declared once with `@exercise(...)`.
 
     Attributes:
         name: the exercise name, e.g. `"causal_mask"` or `"multi_head_attention"`.
         lesson: number of the lesson that asks for it.
         points: points for passing every sub-check (all or nothing).
         kind: `"function"` or `"class"`: what `check` receives.
-        object_name: the name the notebook defines (`causal_mask`,
+        reference: the answer's name in the `tf_transformer` namespace; the
+            notebook defines an object of the same name (`causal_mask`,
             `MultiHeadAttention`).
-        reference: the reference's name in the `tf_transformer` namespace.
+        methods: for a class exercise, the methods the learner writes (the
+            lesson keeps the others as given); empty for a function.
         checker: `checker(ctx, student, reference)`.
     """
 
@@ -61,9 +64,21 @@ class Exercise:
     lesson: int
     points: int
     kind: str
-    object_name: str
     reference: str
+    methods: tuple[str, ...]
     checker: Callable[..., None] = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def object_name(self) -> str:
+        """The name the notebook defines: the reference's."""
+        return self.reference
+
+    @property
+    def source(self) -> str:
+        """The reference's dotted path (`tf_transformer.layers.masks.causal_mask`),
+        whose source the notebook build copies into the exercise cell."""
+        reference = inspect.unwrap(self.load_reference())
+        return f"{reference.__module__}.{reference.__qualname__}"
 
     def load_reference(self) -> Any:
         """The library's answer (imported on first use)."""
@@ -84,35 +99,55 @@ def exercise(
     lesson: int,
     points: int,
     kind: str,
-    object_name: str | None = None,
-    reference: str | None = None,
+    reference: str,
+    methods: tuple[str, ...] | None = None,
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Register `checker` as the check of exercise `name`."""
+    """Declare exercise `name` and register the decorated function as its check.
+
+    Args:
+        name: the exercise name: the function's name, or the class's name in
+            snake_case (`multi_head_attention`).
+        lesson: the lesson that asks for it.
+        points: points for passing every sub-check.
+        kind: `"function"` or `"class"`.
+        reference: the answer's name in `tf_transformer` (`causal_mask`,
+            `MultiHeadAttention`).
+        methods: a class exercise's methods the learner writes. Defaults to
+            `("call",)` for a class; a function exercise takes none.
+    """
     if kind not in ("function", "class"):
         raise ValueError(
             f"`kind` must be 'function' or 'class'. Received: kind={kind!r}"
         )
+    if kind == "function" and methods:
+        raise ValueError(
+            f"A function exercise has no `methods`. Received: methods={methods!r}"
+        )
+    if methods is not None and (
+        isinstance(methods, str)
+        or not all(isinstance(m, str) and m.isidentifier() for m in methods)
+    ):
+        raise ValueError(
+            f"`methods` must be a tuple of method names. Received: methods={methods!r}"
+        )
     if name in EXERCISES:
         raise ValueError(f"Exercise {name!r} is registered twice.")
+    if kind == "class" and not methods:
+        methods = ("call",)
 
     def register(checker: Callable[..., None]) -> Callable[..., None]:
-        default = name if kind == "function" else _camel_case(name)
         EXERCISES[name] = Exercise(
             name=name,
             lesson=lesson,
             points=points,
             kind=kind,
-            object_name=object_name or default,
-            reference=reference or object_name or default,
+            reference=reference,
+            methods=tuple(methods or ()),
             checker=checker,
         )
         return checker
 
     return register
-
-
-def _camel_case(snake: str) -> str:
-    return "".join(part.capitalize() for part in snake.split("_"))
 
 
 def exercises_of_lesson(lesson: int) -> list[Exercise]:
