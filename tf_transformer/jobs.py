@@ -228,32 +228,25 @@ def run_train(args) -> int:
         f"({config.source_lang}->{config.target_lang}) into {out}",
         flush=True,
     )
-    summary = train(config, callbacks=[TrainingProgress()])
+    run = train(config, callbacks=[TrainingProgress()])
     print(
-        f"trained for {summary['train_seconds']:.1f} s "
-        f"({summary['epochs_run']} epochs of {summary['steps_per_epoch']} steps)"
+        f"trained for {run.train_seconds:.1f} s "
+        f"({run.epochs_run} epochs of {run.steps_per_epoch} steps)"
     )
-    metrics = _evaluate_and_report(out, "test", 5, config.data_dir)
-    metrics["train_seconds"] = round(summary["train_seconds"], 2)
-    metrics["epochs_run"] = summary["epochs_run"]
-    metrics["config"] = config.config
-    metrics["corpus"] = config.corpus
-    metrics["date"] = datetime.date.today().isoformat()
+    evaluation = _evaluate_and_report(run, "test", 5, config.data_dir)
+    metrics = run.metrics(evaluation)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    _translate_samples_and_plot(out)
+    _translate_samples_and_plot(run)
     print(f"wrote {out / 'metrics.json'}")
     return 0
 
 
-def _evaluate_and_report(run_dir, split, examples, data_dir):
+def _evaluate_and_report(run, split, examples, data_dir):
     from tf_transformer.progress import step
-    from tf_transformer.training.train import evaluate, load_run
+    from tf_transformer.training.train import evaluate
 
-    run = load_run(run_dir)  # a missing or broken run fails before the step
     with step(f"evaluating on the {split} split (greedy translations, BLEU)"):
-        metrics = evaluate(
-            run_dir, split=split, examples=examples, data_dir=data_dir, run=run
-        )
+        metrics = evaluate(run, split=split, examples=examples, data_dir=data_dir)
     print(
         f"{split}: exact match {metrics['exact_match']:.4f}, token accuracy "
         f"{metrics['token_accuracy']:.4f}, BLEU {metrics['bleu']:.2f} "
@@ -268,22 +261,20 @@ def _evaluate_and_report(run_dir, split, examples, data_dir):
     return metrics
 
 
-def _translate_samples_and_plot(run_dir: Path) -> None:
-    from tf_transformer.inference import Translator, plot_attention
+def _translate_samples_and_plot(run) -> None:
+    from tf_transformer.inference import plot_attention
     from tf_transformer.progress import step
-    from tf_transformer.training.train import load_run
 
-    model, source_tokenizer, target_tokenizer = load_run(run_dir)
-    translator = Translator(model, source_tokenizer, target_tokenizer)
+    translator = run.translator()
     with step("exporting the translator (SavedModel with its tokenizers)"):
-        translator.export(run_dir / "translator")
+        translator.export(run.out / "translator")
     print("sample translations:")
     for sentence, translation in zip(
         SAMPLE_SENTENCES, translator(list(SAMPLE_SENTENCES)).numpy(), strict=True
     ):
         print(f"  {sentence} -> {translation.decode()}")
     info = translator.translate_with_attention(SAMPLE_SENTENCES[2])
-    path = run_dir / "attention.png"
+    path = run.out / "attention.png"
     plot_attention(
         info["cross_attention"],
         info["source_tokens"],
@@ -291,16 +282,19 @@ def _translate_samples_and_plot(run_dir: Path) -> None:
         path=path,
         title=f"cross-attention, last decoder layer: {info['translation']}",
     )
-    print(f"wrote {path} and {run_dir / 'translator'}")
+    print(f"wrote {path} and {run.out / 'translator'}")
 
 
 def run_evaluate(args) -> int:
-    _evaluate_and_report(args.model, args.split, args.examples, args.data_dir)
+    from tf_transformer.training.train import load_run
+
+    # A missing or broken run fails before the evaluation step starts.
+    run = load_run(args.model)
+    _evaluate_and_report(run, args.split, args.examples, args.data_dir)
     return 0
 
 
 def run_translate(args) -> int:
-    from tf_transformer.inference import Translator
     from tf_transformer.training.train import load_run
 
     sentences = list(args.sentences)
@@ -309,10 +303,7 @@ def run_translate(args) -> int:
     for number, sentence in enumerate(sentences, start=1):
         if not sentence.strip():
             raise JobError(f"input {number} is empty: give a sentence to translate")
-    model, source_tokenizer, target_tokenizer = load_run(args.model)
-    translator = Translator(
-        model, source_tokenizer, target_tokenizer, beam_width=args.beam_width
-    )
+    translator = load_run(args.model).translator(beam_width=args.beam_width)
     for start in range(0, len(sentences), 256):
         for line in translator(sentences[start : start + 256]).numpy():
             print(line.decode())
