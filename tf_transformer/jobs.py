@@ -21,6 +21,8 @@ import json
 import sys
 from pathlib import Path
 
+from tf_transformer.cli_types import positive_float, positive_int
+
 CORPORA = ("mixed", "numbers", "dates", "ted_hrlr_translate/pt_to_en")
 MODEL_CONFIG_NAMES = ("tiny", "small", "base", "paper", "big")
 STRATEGY_NAMES = ("default", "mirrored", "tpu")
@@ -30,9 +32,6 @@ SAMPLE_SENTENCES = (
     "Sunday, November 22, 2026",
     "Friday, July 14, 1989",
 )
-
-
-from tf_transformer.cli import _positive_float, _positive_int  # noqa: E402
 
 
 class JobError(Exception):
@@ -64,17 +63,17 @@ def add_commands(commands) -> None:
     train.add_argument(
         "--target-lang", default=None, help="target language (default fr; en for TED)"
     )
-    train.add_argument("--epochs", type=_positive_int, default=None, metavar="N")
+    train.add_argument("--epochs", type=positive_int, default=None, metavar="N")
     train.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="training steps per epoch (default 125)",
     )
     train.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="sentences per batch (default 128)",
@@ -108,7 +107,7 @@ def add_commands(commands) -> None:
     )
     train.add_argument(
         "--time-budget",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="stop training after this long",
@@ -154,7 +153,7 @@ def add_commands(commands) -> None:
     )
     translate.add_argument(
         "--beam-width",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="1 = greedy (default); more = beam search",
@@ -331,7 +330,7 @@ def _add_captioner_commands(commands) -> None:
     )
     train.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         default=CAPTIONER_STEPS,
         metavar="N",
         help=f"training steps of 64 captions (default {CAPTIONER_STEPS})",
@@ -376,7 +375,7 @@ def _add_captioner_commands(commands) -> None:
     )
     caption.add_argument(
         "--beam-width",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="1 = greedy (default); more = beam search",
