@@ -14,27 +14,21 @@ import argparse
 
 def positive_float(text: str) -> float:
     """A number > 0, such as a number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of seconds, got {text!r}"
-        ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number of seconds, got {text!r}"
-        )
-    return value
+    return _parsed(
+        text, float, lambda value: value > 0, "a number of seconds", "positive"
+    )
 
 
 def positive_int(text: str) -> int:
     """A whole number >= 1."""
+    return _parsed(text, int, lambda value: value >= 1, "a whole number", ">= 1")
+
+
+def _parsed(text, convert, acceptable, kind, bound):
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number, got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if not acceptable(value):
+        raise argparse.ArgumentTypeError(f"expected {kind} ({bound}), got {text!r}")
     return value
