@@ -86,8 +86,8 @@ def main():
         setattr(cls, name, timed(label, getattr(cls, name)))
     print(machine.header())
     with tempfile.TemporaryDirectory() as out:
-        summary = training.train(training.TrainConfig(out=out, **fields), [Phases()])
-    print(f"train_seconds {summary['train_seconds']:.1f}")
+        run = training.train(training.TrainConfig(out=out, **fields), [Phases()])
+    print(f"train_seconds {run.train_seconds:.1f}")
     return 0
 
 

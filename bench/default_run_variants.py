@@ -58,8 +58,8 @@ def run_variant(variant, time_budget, out):
         fields["config"] = "variant"
     fields.setdefault("time_budget", time_budget)
     clock = EpochClock()
-    summary = training.train(training.TrainConfig(out=out, **fields), [clock])
-    return summary["train_seconds"], clock.epochs
+    run = training.train(training.TrainConfig(out=out, **fields), [clock])
+    return run.train_seconds, clock.epochs
 
 
 def main():

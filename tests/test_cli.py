@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import keras
 import pytest
 
 from tf_transformer.cli import main
@@ -16,12 +17,25 @@ from tf_transformer.cli import main
 def train_run(tmp_path_factory, data_dir):
     """A run made by the CLI itself: 1 epoch of 2 steps on the default corpus.
 
-    Returns the run directory and what the command printed on stdout and
-    stderr (not a terminal, as in a log or CI).
+    Returns the run directory, what the command printed on stdout and
+    stderr (not a terminal, as in a log or CI), and the paths of the models
+    it loaded from disk.
     """
     out = tmp_path_factory.mktemp("cli") / "run"
     stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    loaded = []
+    load_model = keras.models.load_model
+
+    def counting_load_model(path, *args, **kwargs):
+        loaded.append(str(path))
+        return load_model(path, *args, **kwargs)
+
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        patch.setattr(keras.models, "load_model", counting_load_model)
         code = main(
             [
                 "train",
@@ -37,7 +51,7 @@ def train_run(tmp_path_factory, data_dir):
             ]
         )
     assert code == 0, stderr.getvalue()
-    return out, stdout.getvalue(), stderr.getvalue()
+    return out, stdout.getvalue(), stderr.getvalue(), loaded
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +60,7 @@ def run_dir(train_run):
 
 
 def test_train_reports_each_step_in_whole_lines_in_a_log(train_run):
-    _, out, err = train_run
+    _, out, err, _ = train_run
     assert "\r" not in out + err  # no live line outside a terminal
     for step in (
         "training the WordPiece tokenizers",
@@ -64,6 +78,12 @@ def test_train_reports_each_step_in_whole_lines_in_a_log(train_run):
         ), line
     assert re.search(r"^2/2 - .*loss", out, re.M)  # fit's one line per epoch
     assert "trained for" in out and "sample translations:" in out
+
+
+def test_train_loads_the_kept_model_from_disk_once(train_run):
+    # Evaluation, export and the sample translations share the `Run`.
+    out, _, _, loaded = train_run
+    assert loaded == [str(out / "model.keras")]
 
 
 def test_train_writes_metrics_attention_and_translator(run_dir, capsys):

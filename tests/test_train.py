@@ -1,5 +1,6 @@
 """Training runs: artefacts, resume, multi-device training, evaluation."""
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -17,11 +18,14 @@ from tf_transformer.training.train import (
     MODEL_CONFIGS,
     SCHEDULES,
     AveragedWeights,
+    Run,
     TrainConfig,
     best_checkpoint,
     build_model,
+    dtype_policy,
     evaluate,
     exact_match,
+    load_run,
     train,
 )
 
@@ -41,7 +45,7 @@ class Interrupt(keras.callbacks.Callback):
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory, data_dir):
     """A run of 3 epochs of 3 steps, interrupted after its first epoch and
-    resumed: `(out, summary of the resumed run, what the interruption left)`.
+    resumed: `(out, the resumed `Run`, what the interruption left)`.
 
     One interrupted-and-resumed run serves the artefact, resume and
     evaluation tests (each run costs tens of seconds of tracing).
@@ -67,7 +71,7 @@ def short_run(tmp_path_factory, data_dir):
 
 
 def test_a_run_writes_its_artefacts(short_run):
-    out, summary, _ = short_run
+    out, run, _ = short_run
     for name in (
         "config.json",
         "model.keras",
@@ -79,7 +83,7 @@ def test_a_run_writes_its_artefacts(short_run):
         assert (out / name).exists(), name
     assert not (out / "backup").exists()  # a finished run leaves nothing to resume
     history = json.loads((out / "history.json").read_text())
-    assert len(history["loss"]) == 2 == summary["epochs_run"]  # epochs 2 and 3
+    assert len(history["loss"]) == 2 == run.epochs_run  # epochs 2 and 3
     assert set(history) >= {"loss", "masked_accuracy", "val_loss", "val_exact_match"}
     # Epoch 2 could not pass (its teacher-forced sentence accuracy is below
     # the target), so it was not decoded; the last epoch always is.
@@ -98,14 +102,73 @@ def test_evaluate_reports_fractions_and_bleu(short_run, data_dir):
 
 
 def test_resume_continues_an_interrupted_run(short_run):
-    out, summary, interrupted = short_run
+    out, run, interrupted = short_run
     # The interruption left a backup and no history; the resumed run ran
     # the two remaining epochs from the backed-up weights and optimizer.
     assert interrupted == {"backup": True, "history": False}
-    assert summary["epochs_run"] == 2
+    assert run.epochs_run == 2
     assert not (out / "backup").exists()
     model = keras.saving.load_model(out / "model.keras")
     assert int(model.optimizer.iterations) == 3 * 3
+
+
+def test_the_run_holds_the_kept_model_and_what_the_directory_holds(short_run):
+    out, run, _ = short_run
+    assert isinstance(run, Run) and run.out == out and run.steps_per_epoch == 3
+    assert run.train_seconds > 0 and run.config == TrainConfig.load(out / "config.json")
+    loaded = load_run(out)
+    assert loaded.history == run.history and loaded.train_seconds is None
+    # The model is the best checkpoint's, as load_run reads it.
+    for mine, theirs in zip(run.model.weights, loaded.model.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    metrics = run.metrics({"exact_match": 0.5})
+    assert metrics["exact_match"] == 0.5 and metrics["epochs_run"] == 2
+    assert metrics["train_seconds"] == round(run.train_seconds, 2)
+    assert (metrics["config"], metrics["corpus"]) == ("tiny", "mixed")
+
+
+def test_evaluate_takes_the_run_itself(short_run, data_dir):
+    out, run, _ = short_run
+    from_run = evaluate(run, split="validation", examples=0, data_dir=data_dir)
+    from_disk = evaluate(out, split="validation", examples=0, data_dir=data_dir)
+    from_run.pop("decode_seconds"), from_disk.pop("decode_seconds")
+    assert from_run == from_disk
+
+
+class _FailOnTrainBegin(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.policy = keras.config.dtype_policy().name
+        raise RuntimeError("training failed midway")
+
+
+def test_a_failed_mixed_precision_run_puts_the_previous_policy_back(tmp_path, data_dir):
+    keras.config.set_dtype_policy("float16")
+    failing = _FailOnTrainBegin()
+    config = TrainConfig(
+        out=str(tmp_path / "run"),
+        mixed_precision=True,
+        train_size=300,
+        vocabulary_size=200,
+        validation_size=5,
+        data_dir=data_dir,
+    )
+    with pytest.raises(RuntimeError, match="midway"):
+        train(config, callbacks=[failing])
+    assert failing.policy == "mixed_bfloat16"  # the run itself was mixed
+    assert keras.config.dtype_policy().name == "float16"
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_dtype_policy_restores_the_previous_policy(raises):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    with contextlib.suppress(KeyError):
+        with dtype_policy("float16"):
+            assert keras.config.dtype_policy().name == "float16"
+            if raises:
+                raise KeyError("midway")
+    assert keras.config.dtype_policy().name == "mixed_bfloat16"
+    with dtype_policy(None):  # None: the block runs under the current policy
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
 
 
 def test_resume_without_a_backup_is_a_clear_error(tmp_path):

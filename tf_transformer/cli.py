@@ -20,36 +20,12 @@ import logging
 import sys
 from pathlib import Path
 
-from tf_transformer_cli import VERBOSE_ENV, verbose_from_environment
+from tf_transformer import jobs
+from tf_transformer.cli_types import positive_float, positive_int
+from tf_transformer_cli.verbosity import VERBOSE_ENV, verbose_from_environment
 
 # Python loggers whose INFO and WARNING records are TensorFlow's, not ours.
 LIBRARY_LOGGERS = ("absl", "tensorflow", "tensorflow_datasets", "h5py")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of seconds, got {text!r}"
-        ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number of seconds, got {text!r}"
-        )
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number, got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text!r}")
-    return value
 
 
 def add_grade_command(commands: argparse._SubParsersAction) -> None:
@@ -85,21 +61,21 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=600.0,
         metavar="SECONDS",
         help="limit for running one notebook, and for checking it (default 600)",
     )
     parser.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="submissions graded in parallel (default 1)",
     )
     parser.add_argument(
         "--lesson",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="grade every submission as lesson N (default: recognise by content)",
     )
@@ -118,7 +94,7 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--memory-limit",
-        type=_positive_float,
+        type=positive_float,
         default=4.0,
         metavar="GIB",
         help="data memory of each process running submission code (default 4)",
@@ -176,8 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_verbose(parser, default=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from tf_transformer import jobs
-
     jobs.add_commands(commands)
     add_grade_command(commands)
     for command in commands.choices.values():

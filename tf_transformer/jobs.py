@@ -21,6 +21,8 @@ import json
 import sys
 from pathlib import Path
 
+from tf_transformer.cli_types import positive_float, positive_int
+
 CORPORA = ("mixed", "numbers", "dates", "ted_hrlr_translate/pt_to_en")
 MODEL_CONFIG_NAMES = ("tiny", "small", "base", "paper", "big")
 STRATEGY_NAMES = ("default", "mirrored", "tpu")
@@ -30,9 +32,6 @@ SAMPLE_SENTENCES = (
     "Sunday, November 22, 2026",
     "Friday, July 14, 1989",
 )
-
-
-from tf_transformer.cli import _positive_float, _positive_int  # noqa: E402
 
 
 class JobError(Exception):
@@ -64,17 +63,17 @@ def add_commands(commands) -> None:
     train.add_argument(
         "--target-lang", default=None, help="target language (default fr; en for TED)"
     )
-    train.add_argument("--epochs", type=_positive_int, default=None, metavar="N")
+    train.add_argument("--epochs", type=positive_int, default=None, metavar="N")
     train.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="training steps per epoch (default 125)",
     )
     train.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="sentences per batch (default 128)",
@@ -108,7 +107,7 @@ def add_commands(commands) -> None:
     )
     train.add_argument(
         "--time-budget",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="stop training after this long",
@@ -154,7 +153,7 @@ def add_commands(commands) -> None:
     )
     translate.add_argument(
         "--beam-width",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="1 = greedy (default); more = beam search",
@@ -228,32 +227,25 @@ def run_train(args) -> int:
         f"({config.source_lang}->{config.target_lang}) into {out}",
         flush=True,
     )
-    summary = train(config, callbacks=[TrainingProgress()])
+    run = train(config, callbacks=[TrainingProgress()])
     print(
-        f"trained for {summary['train_seconds']:.1f} s "
-        f"({summary['epochs_run']} epochs of {summary['steps_per_epoch']} steps)"
+        f"trained for {run.train_seconds:.1f} s "
+        f"({run.epochs_run} epochs of {run.steps_per_epoch} steps)"
     )
-    metrics = _evaluate_and_report(out, "test", 5, config.data_dir)
-    metrics["train_seconds"] = round(summary["train_seconds"], 2)
-    metrics["epochs_run"] = summary["epochs_run"]
-    metrics["config"] = config.config
-    metrics["corpus"] = config.corpus
-    metrics["date"] = datetime.date.today().isoformat()
+    evaluation = _evaluate_and_report(run, "test", 5, config.data_dir)
+    metrics = run.metrics(evaluation)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    _translate_samples_and_plot(out)
+    _translate_samples_and_plot(run)
     print(f"wrote {out / 'metrics.json'}")
     return 0
 
 
-def _evaluate_and_report(run_dir, split, examples, data_dir):
+def _evaluate_and_report(run, split, examples, data_dir):
     from tf_transformer.progress import step
-    from tf_transformer.training.train import evaluate, load_run
+    from tf_transformer.training.train import evaluate
 
-    run = load_run(run_dir)  # a missing or broken run fails before the step
     with step(f"evaluating on the {split} split (greedy translations, BLEU)"):
-        metrics = evaluate(
-            run_dir, split=split, examples=examples, data_dir=data_dir, run=run
-        )
+        metrics = evaluate(run, split=split, examples=examples, data_dir=data_dir)
     print(
         f"{split}: exact match {metrics['exact_match']:.4f}, token accuracy "
         f"{metrics['token_accuracy']:.4f}, BLEU {metrics['bleu']:.2f} "
@@ -268,22 +260,20 @@ def _evaluate_and_report(run_dir, split, examples, data_dir):
     return metrics
 
 
-def _translate_samples_and_plot(run_dir: Path) -> None:
-    from tf_transformer.inference import Translator, plot_attention
+def _translate_samples_and_plot(run) -> None:
+    from tf_transformer.inference import plot_attention
     from tf_transformer.progress import step
-    from tf_transformer.training.train import load_run
 
-    model, source_tokenizer, target_tokenizer = load_run(run_dir)
-    translator = Translator(model, source_tokenizer, target_tokenizer)
+    translator = run.translator()
     with step("exporting the translator (SavedModel with its tokenizers)"):
-        translator.export(run_dir / "translator")
+        translator.export(run.out / "translator")
     print("sample translations:")
     for sentence, translation in zip(
         SAMPLE_SENTENCES, translator(list(SAMPLE_SENTENCES)).numpy(), strict=True
     ):
         print(f"  {sentence} -> {translation.decode()}")
     info = translator.translate_with_attention(SAMPLE_SENTENCES[2])
-    path = run_dir / "attention.png"
+    path = run.out / "attention.png"
     plot_attention(
         info["cross_attention"],
         info["source_tokens"],
@@ -291,16 +281,19 @@ def _translate_samples_and_plot(run_dir: Path) -> None:
         path=path,
         title=f"cross-attention, last decoder layer: {info['translation']}",
     )
-    print(f"wrote {path} and {run_dir / 'translator'}")
+    print(f"wrote {path} and {run.out / 'translator'}")
 
 
 def run_evaluate(args) -> int:
-    _evaluate_and_report(args.model, args.split, args.examples, args.data_dir)
+    from tf_transformer.training.train import load_run
+
+    # A missing or broken run fails before the evaluation step starts.
+    run = load_run(args.model)
+    _evaluate_and_report(run, args.split, args.examples, args.data_dir)
     return 0
 
 
 def run_translate(args) -> int:
-    from tf_transformer.inference import Translator
     from tf_transformer.training.train import load_run
 
     sentences = list(args.sentences)
@@ -309,10 +302,7 @@ def run_translate(args) -> int:
     for number, sentence in enumerate(sentences, start=1):
         if not sentence.strip():
             raise JobError(f"input {number} is empty: give a sentence to translate")
-    model, source_tokenizer, target_tokenizer = load_run(args.model)
-    translator = Translator(
-        model, source_tokenizer, target_tokenizer, beam_width=args.beam_width
-    )
+    translator = load_run(args.model).translator(beam_width=args.beam_width)
     for start in range(0, len(sentences), 256):
         for line in translator(sentences[start : start + 256]).numpy():
             print(line.decode())
@@ -340,7 +330,7 @@ def _add_captioner_commands(commands) -> None:
     )
     train.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         default=CAPTIONER_STEPS,
         metavar="N",
         help=f"training steps of 64 captions (default {CAPTIONER_STEPS})",
@@ -385,7 +375,7 @@ def _add_captioner_commands(commands) -> None:
     )
     caption.add_argument(
         "--beam-width",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="1 = greedy (default); more = beam search",

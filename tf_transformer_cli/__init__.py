@@ -23,23 +23,25 @@ import re
 import sys
 import tempfile
 
-VERBOSE_ENV = "TF_TRANSFORMER_VERBOSE"
+from tf_transformer_cli.verbosity import (
+    VERBOSE_ENV,
+    verbose_from_environment,
+    wants_verbose,
+)
+
+__all__ = [
+    "VERBOSE_ENV",
+    "main",
+    "startup_lines_held_back",
+    "startup_lines_kept",
+    "verbose_from_environment",
+    "wants_verbose",
+]
 
 # A C++ log record: "I0000 00:00:1796473427.003556    5956 port.cc:153] ..."
 _RECORD = re.compile(r"([IWEF])\d{4} [\d:.]+ +\d+ [^\]]+\] ")
 _SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
 _BANNER = "WARNING: All log messages before absl::InitializeLog() is called"
-
-
-def verbose_from_environment() -> bool:
-    """Whether `TF_TRANSFORMER_VERBOSE` asks for TensorFlow's own lines."""
-    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
-
-
-def wants_verbose(argv: list[str]) -> bool:
-    """Whether TensorFlow's own lines are wanted: `--verbose` or the env var."""
-    options = argv[: argv.index("--")] if "--" in argv else argv
-    return "--verbose" in options or verbose_from_environment()
 
 
 def _min_level() -> int:

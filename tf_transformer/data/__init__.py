@@ -6,6 +6,27 @@ Importing this package registers the TFDS builders `tf_transformer_numbers`,
 `tf_transformer_pretraining_text` (classification and unlabelled text).
 """
 
+# Public: the loaders, builders, tokenizers, pipelines and token ids lessons use.
+
+from tf_transformer.data.captions import (
+    LANGUAGE_TOKENS,
+    MAX_DIGITS,
+    NUMBER_IMAGE_SHAPE,
+    TfTransformerNumberCaptions,
+    load_number_captions,
+    number_splits,
+    render_number,
+    tile_digits,
+)
+from tf_transformer.data.classification import (
+    CLASSIFICATION_TASKS,
+    TfTransformerLanguage,
+    TfTransformerParity,
+    TfTransformerPretrainingText,
+    language_identification_floor,
+    load_classification,
+    load_pretraining_text,
+)
 from tf_transformer.data.corpora import (
     BUILDER_NAMES,
     LANGUAGES,
@@ -27,6 +48,7 @@ from tf_transformer.data.digits import (
     NUM_DIGIT_CLASSES,
     load_digits,
 )
+from tf_transformer.data.french_numbers import french_number_value, is_french_number
 from tf_transformer.data.language_modelling import (
     language_model_texts,
     make_language_model_batches,
@@ -53,92 +75,65 @@ from tf_transformer.data.tokenizers import (
 )
 
 __all__ = [
+    # translation corpora (lessons 01-09, the main job)
+    "load_translation",
     "BUILDER_NAMES",
-    "END_ID",
     "LANGUAGES",
     "OFFLINE_CORPORA",
     "ONLINE_CORPORA",
-    "OfflineError",
-    "PAD_ID",
-    "RESERVED_TOKENS",
     "SPLITS",
-    "START_ID",
-    "SubwordTokenizer",
+    "OfflineError",
+    "TranslationConfig",
+    "TfTransformerNumbers",
     "TfTransformerDates",
     "TfTransformerMixed",
-    "TfTransformerNumbers",
-    "TranslationConfig",
-    "UNK_ID",
-    "date_in_words",
-    "load_tokenizer",
-    "load_translation",
-    "make_batches",
-    "normalize",
     "number_in_words",
+    "date_in_words",
+    "french_number_value",
+    "is_french_number",
+    # tokenizers and their reserved ids
+    "SubwordTokenizer",
     "train_tokenizer",
     "train_tokenizers",
-    "truncate_ids",
+    "load_tokenizer",
     "word_level_vectorizer",
-    "DIGIT_IMAGE_SHAPE",
-    "DIGIT_SPLITS",
-    "NUM_DIGIT_CLASSES",
-    "load_digits",
-    "CLS_ID",
+    "normalize",
+    "RESERVED_TOKENS",
     "FRAMING_TOKENS",
-    "MASK_ID",
+    "PAD_ID",
+    "UNK_ID",
+    "START_ID",
+    "END_ID",
+    "CLS_ID",
     "SEP_ID",
-]
-
-from tf_transformer.data.classification import (  # noqa: E402
-    CLASSIFICATION_TASKS,
-    TfTransformerLanguage,
-    TfTransformerParity,
-    TfTransformerPretrainingText,
-    language_identification_floor,
-    load_classification,
-    load_pretraining_text,
-)
-
-__all__ += [
+    "MASK_ID",
+    # batches
+    "make_batches",
+    "truncate_ids",
+    # classification and pretraining text (lesson 10)
+    "load_classification",
+    "load_pretraining_text",
     "CLASSIFICATION_TASKS",
     "TfTransformerLanguage",
     "TfTransformerParity",
     "TfTransformerPretrainingText",
     "language_identification_floor",
-    "load_classification",
-    "load_pretraining_text",
-]
-__all__ += [
+    # language modelling (lesson 11)
     "language_model_texts",
     "make_language_model_batches",
     "tokenize_prompts",
     "translation_prompt",
-]
-
-from tf_transformer.data.french_numbers import (  # noqa: E402
-    french_number_value,
-    is_french_number,
-)
-
-__all__ += ["french_number_value", "is_french_number"]
-
-from tf_transformer.data.captions import (  # noqa: E402
-    LANGUAGE_TOKENS,
-    MAX_DIGITS,
-    NUMBER_IMAGE_SHAPE,
-    TfTransformerNumberCaptions,
-    load_number_captions,
-    number_splits,
-    render_number,
-    tile_digits,
-)
-
-__all__ += [
+    # digits for the Vision Transformer (lesson 12)
+    "load_digits",
+    "DIGIT_IMAGE_SHAPE",
+    "DIGIT_SPLITS",
+    "NUM_DIGIT_CLASSES",
+    # pictures of numbers with captions (lesson 13)
+    "load_number_captions",
+    "TfTransformerNumberCaptions",
     "LANGUAGE_TOKENS",
     "MAX_DIGITS",
     "NUMBER_IMAGE_SHAPE",
-    "TfTransformerNumberCaptions",
-    "load_number_captions",
     "number_splits",
     "render_number",
     "tile_digits",

@@ -1,7 +1,10 @@
 """Inference: decoding with a key/value cache, the Translator, attention plots,
 and sampling from a decoder-only language model."""
 
+# Public: the decoding loops and their pieces, the exportable modules, the plot.
+
 from tf_transformer.inference.attention_plot import plot_attention
+from tf_transformer.inference.captioner import Captioner, image_for_captioner
 from tf_transformer.inference.decoding import (
     beam_search,
     greedy_decode,
@@ -13,19 +16,20 @@ from tf_transformer.inference.sampling import top_k_filter, top_p_filter
 from tf_transformer.inference.translator import Translator
 
 __all__ = [
-    "Translator",
-    "beam_search",
+    # encoder-decoder decoding
     "greedy_decode",
+    "beam_search",
     "length_penalty",
-    "plot_attention",
     "sequence_log_probability",
+    # decoder-only generation and sampling
+    "generate",
+    "next_token_logits",
+    "top_k_filter",
+    "top_p_filter",
+    # exportable modules: text or pictures in, text out
+    "Translator",
+    "Captioner",
+    "image_for_captioner",
+    # pictures
+    "plot_attention",
 ]
-__all__ += ["generate", "next_token_logits", "top_k_filter", "top_p_filter"]
-
-from tf_transformer.inference.captioner import Captioner  # noqa: E402
-
-__all__ += ["Captioner"]
-
-from tf_transformer.inference.captioner import image_for_captioner  # noqa: E402
-
-__all__ += ["image_for_captioner"]

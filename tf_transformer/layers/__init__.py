@@ -1,58 +1,60 @@
 """Keras layers of the Transformer, one concept per module."""
 
+# Public: what models and lessons build with, and the exercises' `*Base` classes.
+
 from tf_transformer.layers.attention import (
     MultiHeadAttention,
+    MultiHeadAttentionBase,
     scaled_dot_product_attention,
 )
 from tf_transformer.layers.class_token import ClassToken
-from tf_transformer.layers.decoder import Decoder, DecoderLayer
+from tf_transformer.layers.decoder import Decoder, DecoderLayer, DecoderLayerBase
 from tf_transformer.layers.dropout import Dropout, hash_dropout
-from tf_transformer.layers.encoder import Encoder, EncoderLayer
-from tf_transformer.layers.feed_forward import FeedForward
-from tf_transformer.layers.learned_position import LearnedPositionEmbedding
-from tf_transformer.layers.masks import causal_mask, combine_masks, padding_mask
-from tf_transformer.layers.patches import PatchEmbedding, extract_patches
-from tf_transformer.layers.positional import PositionalEmbedding, positional_encoding
-
-__all__ = [
-    "Decoder",
-    "DecoderLayer",
-    "Dropout",
-    "Encoder",
-    "EncoderLayer",
-    "FeedForward",
-    "MultiHeadAttention",
-    "PositionalEmbedding",
-    "causal_mask",
-    "combine_masks",
-    "hash_dropout",
-    "padding_mask",
-    "positional_encoding",
-    "scaled_dot_product_attention",
-    "ClassToken",
-    "LearnedPositionEmbedding",
-    "PatchEmbedding",
-    "extract_patches",
-]
-
-from tf_transformer.layers.masked_lm import MaskedLMHead, mask_tokens  # noqa: E402
-from tf_transformer.layers.pooling import masked_mean  # noqa: E402
-
-__all__ += ["MaskedLMHead", "mask_tokens", "masked_mean"]
-
-# The Keras plumbing the exercise classes inherit (lessons 04, 06, 07).
-from tf_transformer.layers.attention import MultiHeadAttentionBase  # noqa: E402
-from tf_transformer.layers.decoder import DecoderLayerBase  # noqa: E402
-from tf_transformer.layers.encoder import (  # noqa: E402
+from tf_transformer.layers.encoder import (
+    Encoder,
+    EncoderLayer,
     EncoderLayerBase,
     TransformerBlock,
 )
-from tf_transformer.layers.feed_forward import FeedForwardBase  # noqa: E402
+from tf_transformer.layers.feed_forward import FeedForward, FeedForwardBase
+from tf_transformer.layers.learned_position import LearnedPositionEmbedding
+from tf_transformer.layers.masked_lm import MaskedLMHead, mask_tokens
+from tf_transformer.layers.masks import causal_mask, combine_masks, padding_mask
+from tf_transformer.layers.patches import PatchEmbedding, extract_patches
+from tf_transformer.layers.pooling import masked_mean
+from tf_transformer.layers.positional import PositionalEmbedding, positional_encoding
 
-__all__ += [
-    "DecoderLayerBase",
-    "EncoderLayerBase",
-    "FeedForwardBase",
+__all__ = [
+    # positions
+    "PositionalEmbedding",
+    "positional_encoding",
+    "LearnedPositionEmbedding",
+    # attention and masks
+    "scaled_dot_product_attention",
+    "MultiHeadAttention",
+    "padding_mask",
+    "causal_mask",
+    "combine_masks",
+    # the encoder and decoder stacks
+    "Dropout",
+    "hash_dropout",
+    "FeedForward",
+    "EncoderLayer",
+    "Encoder",
+    "DecoderLayer",
+    "Decoder",
+    # masked-LM pretraining and pooling
+    "mask_tokens",
+    "MaskedLMHead",
+    "masked_mean",
+    # images as patch tokens
+    "extract_patches",
+    "PatchEmbedding",
+    "ClassToken",
+    # the Keras plumbing the exercise classes inherit (lessons 04, 06, 07)
     "MultiHeadAttentionBase",
+    "FeedForwardBase",
     "TransformerBlock",
+    "EncoderLayerBase",
+    "DecoderLayerBase",
 ]

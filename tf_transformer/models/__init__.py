@@ -1,22 +1,24 @@
 """Complete models built from tf_transformer layers."""
 
+# Public: every complete model, and the `TransformerBase` lesson 08 inherits.
+
 from tf_transformer.models.causal_lm import CausalLM
-from tf_transformer.models.transformer import Transformer
+from tf_transformer.models.image_captioner import ImageCaptioner
+from tf_transformer.models.masked_language_model import MaskedLanguageModel
+from tf_transformer.models.sequence_classifier import SequenceClassifier
+from tf_transformer.models.transformer import Transformer, TransformerBase
 from tf_transformer.models.vision_transformer import VisionTransformer
 
-__all__ = ["Transformer", "VisionTransformer"]
-
-from tf_transformer.models.masked_language_model import MaskedLanguageModel  # noqa: E402
-from tf_transformer.models.sequence_classifier import SequenceClassifier  # noqa: E402
-
-__all__ += ["MaskedLanguageModel", "SequenceClassifier"]
-
-__all__ += ["CausalLM"]
-
-from tf_transformer.models.transformer import TransformerBase  # noqa: E402
-
-__all__ += ["TransformerBase"]
-
-from tf_transformer.models.image_captioner import ImageCaptioner  # noqa: E402
-
-__all__ += ["ImageCaptioner"]
+__all__ = [
+    # encoder-decoder
+    "Transformer",
+    "TransformerBase",
+    # encoder only
+    "MaskedLanguageModel",
+    "SequenceClassifier",
+    "VisionTransformer",
+    # decoder only
+    "CausalLM",
+    # image -> text
+    "ImageCaptioner",
+]

@@ -1,4 +1,11 @@
-"""Training utilities: the paper's schedule, masked loss and accuracy."""
+"""Training utilities: the paper's schedule, masked loss and accuracy.
+
+The training run itself (`train`, `TrainConfig`, `Run`, `evaluate`) is
+`tf_transformer.training.train`, imported on demand: it loads the data
+pipeline and the translator.
+"""
+
+# Public: the schedule, losses and metrics any model's `compile` takes.
 
 from tf_transformer.training.losses import (
     MaskedLoss,
@@ -9,9 +16,11 @@ from tf_transformer.training.losses import (
 from tf_transformer.training.schedule import TransformerSchedule
 
 __all__ = [
-    "MaskedLoss",
+    # the learning rate
     "TransformerSchedule",
-    "masked_accuracy",
+    # loss and metrics that ignore [PAD]
+    "MaskedLoss",
     "masked_loss",
+    "masked_accuracy",
     "masked_sentence_accuracy",
 ]
