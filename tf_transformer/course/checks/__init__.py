@@ -26,7 +26,6 @@ from tf_transformer.course.checks._core import (
     ALTERNATIVES,
     BUGS,
     EXERCISES,
-    GRADING_ENV,
     STATUSES,
     Bug,
     CheckFailed,
@@ -37,6 +36,7 @@ from tf_transformer.course.checks._core import (
     exercises_of_lesson,
     run_check,
 )
+from tf_transformer.course.environment import GRADING_ENV
 
 # Every module not starting with `_` is an exercise: importing it registers
 # its check and its catalogue.
