@@ -23,8 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from tf_transformer.course import workbook
+from tf_transformer.course.environment import grading_mode
+
 STATUSES = ("passed", "failed", "error", "timeout", "missing", "not_attempted")
-GRADING_ENV = "TF_TRANSFORMER_GRADING"
 # Checks may keep models and reference results between calls, so that a
 # repeated self-check is fast. The grader's sandbox sets this to False before
 # any student code runs: nothing a submission stores there is read back.
@@ -331,11 +333,6 @@ def _pretty_filename(filename: str) -> str:
     return os.path.basename(filename) + ","
 
 
-def grading_mode() -> bool:
-    """True when `TF_TRANSFORMER_GRADING` asks checks to raise on failure."""
-    return os.environ.get(GRADING_ENV, "").lower() in ("1", "true", "yes")
-
-
 def run_check(name: str, obj: Any, reference: Any = None) -> CheckResult:
     """Run the checks of exercise `name` on `obj`; never raises for student errors."""
     if name not in EXERCISES:
@@ -433,8 +430,6 @@ def check(
 def _keep_in_workbook(object_name: str, cls: Any) -> None:
     """Save a passed class for later lessons (see `course.workbook`); a
     failure to save never changes the check's outcome."""
-    from tf_transformer.course import workbook
-
     try:
         workbook.record(object_name, cls)
     except Exception:  # noqa: BLE001, S110 - saving is a convenience only

@@ -526,15 +526,16 @@ def grade(
     execute: bool = True,
     lesson: int | None = None,
     progress: Callable[[str], None] | None = None,
-    sandbox: str = "auto",
+    sandbox: str | confine.Sandbox = "auto",
     limits: Limits | None = None,
 ) -> list[Row]:
     """Grade every submission under `paths`; rows in submission order.
 
-    `sandbox`: `auto` (bubblewrap where it works), `bwrap` or `none`;
+    `sandbox`: `auto` (bubblewrap where it works), `bwrap` or `none`, or a
+    `confine.Sandbox` the caller resolved already;
     `limits`: the children's resource limits (defaults: `Limits()`).
     """
-    mode = confine.resolve(sandbox)
+    mode = confine.resolve(sandbox).mode
     paths = list(paths)
     submissions = find_submissions(paths)
     private = private_paths(paths)
