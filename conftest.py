@@ -16,6 +16,10 @@ two workers on two cores then run four busy threads on two cores. The suite
 took 780 s with one thread each against 968 s without (2 cores, 2
 workers, 2026-12-03, `pytest --durations=0`).
 
+Tests that train a model, execute a notebook (every solution notebook's
+cells, under nbval) or start a process are marked `slow`:
+`pytest -m "not slow"` runs the others, the fast tier for the inner loop.
+
 The files that take longest run first (`SLOWEST_FIRST`): pytest-xdist gives
 each worker whole files in collection order (`--dist loadfile
 --no-loadscope-reorder` in pyproject.toml), and a long file started last
@@ -25,6 +29,8 @@ would leave the other worker idle while it runs.
 import os
 import shutil
 import tempfile
+
+import pytest
 
 _OWNER = "TF_TRANSFORMER_TEST_DATA_OWNER"
 
@@ -67,7 +73,8 @@ def _cores():
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "slow: trains, runs notebooks or starts processes (not the fast tier)",
+        "slow: trains a model, executes a notebook or starts a process; "
+        '`pytest -m "not slow"` leaves them out (the fast tier)',
     )
     workers = config.getoption("numprocesses", default=None)
     if isinstance(workers, int) and workers > 1:
@@ -76,7 +83,11 @@ def pytest_configure(config):
         os.environ.setdefault("TF_NUM_INTEROP_THREADS", threads)
 
 
+@pytest.hookimpl(tryfirst=True)  # marked before `-m` selects
 def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.suffix == ".ipynb":  # nbval runs the notebook's cells
+            item.add_marker(pytest.mark.slow)
     rank = {path: index for index, path in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 

@@ -69,6 +69,7 @@ def test_before_tensorflow_is_imported_onednn_reports_the_request(machine, monke
     assert machine.onednn() == "TF_ENABLE_ONEDNN_OPTS=unset"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("setting, shown", [("1", "oneDNN on"), ("0", "oneDNN off")])
 def test_after_tensorflow_is_imported_onednn_reports_what_it_runs(setting, shown):
     code = (

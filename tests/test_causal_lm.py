@@ -104,6 +104,7 @@ def test_attention_scores_are_zero_above_the_diagonal():
         assert (layer_weights.numpy()[..., upper] == 0).all()
 
 
+@pytest.mark.slow
 def test_causal_lm_learns_to_count():
     # Sequences 4, 5, 6, ... (cyclic over ids 4..19): the next token is known.
     keras.utils.set_random_seed(0)
@@ -116,6 +117,7 @@ def test_causal_lm_learns_to_count():
     assert (predictions[:, 1:] == sequences[:8, 2:]).mean() > 0.95
 
 
+@pytest.mark.slow
 def test_trained_causal_lm_reloads_in_a_fresh_process(tmp_path):
     model = small_model(num_layers=1, norm_first=True)
     model.compile(optimizer="adam", loss=tt.masked_loss)

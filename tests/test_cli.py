@@ -59,6 +59,7 @@ def run_dir(train_run):
     return train_run[0]
 
 
+@pytest.mark.slow
 def test_train_reports_each_step_in_whole_lines_in_a_log(train_run):
     _, out, err, _ = train_run
     assert "\r" not in out + err  # no live line outside a terminal
@@ -80,12 +81,14 @@ def test_train_reports_each_step_in_whole_lines_in_a_log(train_run):
     assert "trained for" in out and "sample translations:" in out
 
 
+@pytest.mark.slow
 def test_train_loads_the_kept_model_from_disk_once(train_run):
     # Evaluation, export and the sample translations share the `Run`.
     out, _, _, loaded = train_run
     assert loaded == [str(out / "model.keras")]
 
 
+@pytest.mark.slow
 def test_train_writes_metrics_attention_and_translator(run_dir, capsys):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for key in ("exact_match", "token_accuracy"):
@@ -96,6 +99,7 @@ def test_train_writes_metrics_attention_and_translator(run_dir, capsys):
     assert (run_dir / "model.keras").exists()
 
 
+@pytest.mark.slow
 def test_translate_arguments_and_stdin(run_dir, capsys, monkeypatch):
     assert main(["translate", "--model", str(run_dir), "twenty-one", "seven"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -105,6 +109,7 @@ def test_translate_arguments_and_stdin(run_dir, capsys, monkeypatch):
     assert capsys.readouterr().out.splitlines() == lines
 
 
+@pytest.mark.slow
 def test_evaluate_prints_the_scores(run_dir, capsys):
     assert (
         main(
@@ -124,12 +129,14 @@ def test_evaluate_prints_the_scores(run_dir, capsys):
     assert "exact match" in out and "BLEU" in out
 
 
+@pytest.mark.slow
 def test_overlong_input_is_truncated(run_dir, capsys):
     sentence = " ".join(["nine hundred and ninety-nine"] * 60)
     assert main(["translate", "--model", str(run_dir), sentence]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -181,6 +188,7 @@ def test_bad_options_are_usage_errors(argv, capsys):
     assert option in err and repr(value) in err, err  # names the option and value
 
 
+@pytest.mark.slow
 def test_the_installed_command_runs():
     result = subprocess.run(
         ["tf-transformer", "--help"], capture_output=True, text=True, timeout=120

@@ -85,6 +85,7 @@ def expected_captions(captioner, pictures, language="en"):
 # ------------------------------------------------------------ train-captioner
 
 
+@pytest.mark.slow
 def test_train_captioner_prints_its_figures_and_steps_only(captioner_run):
     _, stdout, stderr = captioner_run
     for line in (
@@ -106,6 +107,7 @@ def test_train_captioner_prints_its_figures_and_steps_only(captioner_run):
     assert "exporting the captioner" in stderr
 
 
+@pytest.mark.slow
 def test_train_captioner_writes_captioner_metrics_and_samples(captioner_run):
     out, _, _ = captioner_run
     assert (out / "captioner" / "saved_model.pb").is_file()
@@ -123,6 +125,7 @@ def test_train_captioner_writes_captioner_metrics_and_samples(captioner_run):
     assert set(numbers) <= set(number_splits()["test"])
 
 
+@pytest.mark.slow
 def test_sample_files_hold_test_pictures_of_their_numbers(captioner_run, data_dir):
     out, _, _ = captioner_run
     pictures = {}
@@ -134,6 +137,7 @@ def test_sample_files_hold_test_pictures_of_their_numbers(captioner_run, data_di
         assert closest <= 0.5 / 255 + 1e-6, path.name
 
 
+@pytest.mark.slow
 def test_caption_takes_the_run_directory_or_its_captioner_folder(captioner_run):
     out, _, _ = captioner_run
     samples = sorted((out / "samples").glob("*.png"))

@@ -177,6 +177,7 @@ def test_corpora_prepared_in_two_threads_leave_stdout_and_random_alone():
     assert random.getstate() == expected
 
 
+@pytest.mark.slow
 def test_two_processes_can_prepare_the_same_corpus_at_once(tmp_path):
     """Notebooks or test workers side by side, both loading a corpus first.
 

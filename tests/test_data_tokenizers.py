@@ -490,6 +490,7 @@ def test_a_vocabulary_without_the_new_reserved_tokens_is_rejected():
         SubwordTokenizer([*FRAMING_TOKENS, "vingt", "un"])
 
 
+@pytest.mark.slow
 def test_saved_model_carries_the_tokenizer_to_a_fresh_process(
     small_tokenizer, tmp_path
 ):

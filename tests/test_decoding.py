@@ -65,6 +65,7 @@ def test_beam_scores_are_the_models_log_probability():
     )
 
 
+@pytest.mark.slow
 def test_beam_search_never_scores_worse_than_greedy(copy_model):
     rng = np.random.default_rng(1)
     source = rng.integers(4, 14, size=(16, 5)).astype("int32")
@@ -75,6 +76,7 @@ def test_beam_search_never_scores_worse_than_greedy(copy_model):
     assert (beam_scores.numpy() >= greedy_scores - 1e-4).all()
 
 
+@pytest.mark.slow
 def test_trained_model_copies_and_stops_at_end(copy_model):
     source = np.array([[4, 9, 13, 6, 5], [7, 7, 8, 12, 10]], "int32")
     ids = greedy_decode(copy_model, source, max_length=9).numpy()

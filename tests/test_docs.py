@@ -189,6 +189,10 @@ def check_segment(words: list[str], line: str) -> str | None:
     if program == "pip":
         return check_pip(args)
     if program == "pytest":
+        if args[:2] == ["-m", "not slow"]:  # the fast tier: a subset of CI's run
+            narrowing = [a for a in args[2:] if not a.startswith("-")]
+            missing = [a for a in narrowing if not (ROOT / a.split("::")[0]).exists()]
+            return f"no {missing[0]} in the repository" if missing else None
         ci = (ROOT / ".ci" / "run").read_text()
         return None if line in ci else f"CI does not run {line!r}"
     if program in (".", "source"):
@@ -245,6 +249,9 @@ def test_broken_links_and_commands_are_reported(tmp_path):
         "python bench/no_such_script.py\n"
         "pip install -e .[gpu]\n"
         "make all\n"
+        'pytest -m "not slow"\n'
+        'pytest -m "not slow" tests/test_nowhere.py\n'
+        "pytest -k attention\n"
         "```\n\n"
         "Run `python bench/decode.py --no-such-flag` or "
         "`python -m tf_transformer.course build --no-such-flag`.\n"
@@ -261,6 +268,8 @@ def test_broken_links_and_commands_are_reported(tmp_path):
         "python bench/no_such_script.py",
         "pip install -e .[gpu]",
         "make all",
+        'pytest -m "not slow" tests/test_nowhere.py',
+        "pytest -k attention",
         "python bench/decode.py --no-such-flag",
         "python -m tf_transformer.course build --no-such-flag",
     ]

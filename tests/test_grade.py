@@ -109,6 +109,7 @@ def test_lessons_of_the_fixtures_are_the_course_numbering():
     assert [ex.name for ex in exercises_of_lesson(2)] == ["positional_encoding"]
 
 
+@pytest.mark.slow
 def test_correct_answers_get_full_marks(checked, decoded):
     expect(checked, "alice/05_masks.ipynb", 5, dict.fromkeys(MASKS, "passed"))
     # A greedy decoder that re-runs the model (no cache) and uses the
@@ -116,6 +117,7 @@ def test_correct_answers_get_full_marks(checked, decoded):
     expect(decoded, "09_decoding.ipynb", 9, {"greedy_decode": "passed"})
 
 
+@pytest.mark.slow
 def test_renamed_reordered_notebook_grades_each_status(checked):
     expect(
         checked,
@@ -134,6 +136,7 @@ def test_renamed_reordered_notebook_grades_each_status(checked):
     )
 
 
+@pytest.mark.slow
 def test_top_level_tampering_gains_nothing(checked):
     # Redefined `check`, patched checks module (run_check, and `close`, which
     # the masked_accuracy check uses), the library's answer replaced by the
@@ -156,6 +159,7 @@ def test_top_level_tampering_gains_nothing(checked):
     )
 
 
+@pytest.mark.slow
 def test_tampering_from_inside_an_answer_changes_nothing(checked):
     # padding_mask patches the checks' `close` in the process that runs it;
     # the checks run in the judge, so its wrong mask still fails and the
@@ -169,6 +173,7 @@ def test_tampering_from_inside_an_answer_changes_nothing(checked):
     )
 
 
+@pytest.mark.slow
 def test_tampering_when_defined_changes_nothing(checked):
     # Default arguments run when a def runs: nina's swap the code of the
     # padding_mask check and the registry's causal_mask entry for no-ops in
@@ -215,6 +220,7 @@ def test_snapshot_sees_grading_code_changed_in_place(monkeypatch):
         assert answers._changed(before) is None
 
 
+@pytest.mark.slow
 def test_answers_that_crash_or_hang_the_checker(checked):
     # Each failure restarts the checking process; the next answer still gets
     # its own result.
@@ -236,6 +242,7 @@ def test_answers_that_crash_or_hang_the_checker(checked):
     )
 
 
+@pytest.mark.slow
 def test_wrong_lesson_is_graded_as_the_lesson_it_contains(executed):
     expect(
         executed,
@@ -245,29 +252,34 @@ def test_wrong_lesson_is_graded_as_the_lesson_it_contains(executed):
     )
 
 
+@pytest.mark.slow
 def test_invalid_json_is_one_error_row(executed):
     row = executed[("frank/05_masks.ipynb", "")]
     assert (row.status, row.lesson, row.points) == ("error", "", 0)
     assert "not a readable notebook" in row.message
 
 
+@pytest.mark.slow
 def test_never_ending_notebook_gets_a_timeout_row_and_its_answers_graded(executed):
     statuses = {"": "timeout", "padding_mask": "missing", "causal_mask": "passed"}
     expect(executed, "gina/05_masks.ipynb", 5, statuses)
 
 
+@pytest.mark.slow
 def test_sys_exit_and_huge_output_do_not_stop_grading(executed):
     statuses = {"padding_mask": "missing", "causal_mask": "passed"}
     expect(executed, "hank/05_masks.ipynb", 5, statuses)
     expect(executed, "kim/05_masks.ipynb", 5, statuses)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ivan", "judy"])
 def test_kernel_crash_is_an_error_row_and_its_answers_graded(executed, name):
     statuses = {"": "error", "padding_mask": "missing", "causal_mask": "passed"}
     expect(executed, f"{name}/05_masks.ipynb", 5, statuses, {"": "kernel died"})
 
 
+@pytest.mark.slow
 def test_command_writes_csv_json_feedback_and_summary(tmp_path, capsys):
     out = tmp_path / "grades.csv"
     code = cli.main(
@@ -384,6 +396,7 @@ def test_grading_threads_never_parse_at_the_same_time(monkeypatch):
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_solutions_get_full_marks_and_lessons_none():
     """The repository's notebooks, graded from their definitions (not run).
 
@@ -418,6 +431,7 @@ def test_solutions_get_full_marks_and_lessons_none():
     }
 
 
+@pytest.mark.slow
 def test_a_solution_run_end_to_end_gets_full_marks():
     rows = grades([REPO / "solutions" / "05_masking.ipynb"], timeout=300)
     expect(rows, "05_masking.ipynb", 5, dict.fromkeys(MASKS, "passed"))

@@ -29,6 +29,7 @@ def tampered(tmp_path_factory):
     return {(row.submission.split("/")[0], row.exercise): row for row in rows}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trick", sorted(TAMPERING))
 def test_an_answer_cannot_reach_the_reference(tampered, trick):
     for exercise in MASKS:
@@ -137,6 +138,7 @@ def classes_graded(tmp_path_factory):
     return {(row.submission.split("/")[0], row.exercise): row for row in rows}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trick", sorted(CLASS_TAMPERING))
 def test_a_class_answer_cannot_reach_the_reference(classes_graded, trick):
     exercise = "feed_forward" if trick.startswith("feed") else "transformer_schedule"
@@ -145,11 +147,13 @@ def test_a_class_answer_cannot_reach_the_reference(classes_graded, trick):
     assert "raised" in row.message, row
 
 
+@pytest.mark.slow
 def test_a_class_that_hangs_costs_only_its_own_exercise(classes_graded):
     assert classes_graded[("hanging", "encoder_layer")].status == "timeout"
     assert classes_graded[("hanging", "feed_forward")].status == "passed"
 
 
+@pytest.mark.slow
 def test_a_correct_class_passes_after_another_answer_killed_its_process(
     classes_graded,
 ):

@@ -162,6 +162,7 @@ def exercise_statuses(table, name):
     return {key: value for key, value in statuses(table, name).items() if key}
 
 
+@pytest.mark.slow
 @needs_bwrap
 def test_correct_answers_get_full_marks_inside_the_sandbox(sandboxed):
     table, _, _ = sandboxed
@@ -170,6 +171,7 @@ def test_correct_answers_get_full_marks_inside_the_sandbox(sandboxed):
     )
 
 
+@pytest.mark.slow
 @needs_bwrap
 @pytest.mark.parametrize(
     ("name", "status", "exercise", "part"),
@@ -191,6 +193,7 @@ def test_an_answer_that_loops_or_exits_costs_only_its_own_exercise(
     assert part in table[(name, exercise)].message
 
 
+@pytest.mark.slow
 @needs_bwrap
 def test_submission_cannot_write_outside_its_folder_read_others_or_connect(
     sandboxed,
@@ -203,6 +206,7 @@ def test_submission_cannot_write_outside_its_folder_read_others_or_connect(
     )
 
 
+@pytest.mark.slow
 @needs_bwrap
 def test_submission_cannot_fork_without_end_or_exhaust_memory(sandboxed):
     table, _, _ = sandboxed
@@ -211,6 +215,7 @@ def test_submission_cannot_fork_without_end_or_exhaust_memory(sandboxed):
     )
 
 
+@pytest.mark.slow
 def test_resource_limits_hold_without_the_sandbox(tmp_path):
     """The limits the runner and the answers' process set on themselves
     (`confine.apply_limits`), with no bubblewrap at all."""
@@ -239,6 +244,7 @@ except OSError:
     assert output == ["memory:", "refused", "file:", "refused"]
 
 
+@pytest.mark.slow
 def test_a_fork_bomb_stops_at_the_process_limit_even_for_root():
     """RLIMIT_NPROC, which Linux does not apply to root: a grader running as
     root starts submission code as `nobody`, where the limit holds."""

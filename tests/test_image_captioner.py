@@ -172,6 +172,7 @@ def train_briefly(model, tokenizer, steps=30):
     return model
 
 
+@pytest.mark.slow
 def test_trained_captioner_reloads_from_keras_file_in_a_fresh_process(
     tokenizer, tmp_path
 ):
@@ -208,6 +209,7 @@ def test_config_round_trip_rebuilds_the_same_model():
     assert clone.num_encoder_layers == 1 and clone.decoder.num_layers == 2
 
 
+@pytest.mark.slow
 def test_exported_captioner_reloads_with_only_tensorflow_and_text(tokenizer, tmp_path):
     model = train_briefly(
         captioner(target_vocab_size=tokenizer.vocabulary_size), tokenizer

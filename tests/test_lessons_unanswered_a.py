@@ -15,6 +15,7 @@ from tests.lesson_running import (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path", [p for p in LESSONS if p.name < "05"], ids=lambda p: p.stem
 )

@@ -8,6 +8,7 @@ import pytest
 from tests.lesson_running import LESSONS, assert_runs_unanswered
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path", [p for p in LESSONS if p.name >= "05"], ids=lambda p: p.stem
 )

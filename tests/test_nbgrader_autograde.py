@@ -186,6 +186,7 @@ def test_the_exercises_of_the_lesson_are_the_solution_cells():
     assert solution_cells == names == set(answers_of_the_solution())
 
 
+@pytest.mark.slow
 def test_generate_assignment_gives_back_the_lesson(course):
     source = nbformat.read(course / "source" / ASSIGNMENT / NOTEBOOK, as_version=4)
     for cell in source.cells:
@@ -201,6 +202,7 @@ def test_generate_assignment_gives_back_the_lesson(course):
     assert release == lesson
 
 
+@pytest.mark.slow
 def test_autograde_gives_full_marks_nothing_and_the_right_part(course):
     full = sum(ex.points for ex in exercises_of_lesson(LESSON))
     points = {name: EXERCISES[name].points for name in ("padding_mask", "causal_mask")}
@@ -224,6 +226,7 @@ def test_autograde_gives_full_marks_nothing_and_the_right_part(course):
         assert sorted(s.id for s in gradebook.students) == sorted([*STUDENTS, UNSET])
 
 
+@pytest.mark.slow
 def test_failing_checks_raise_and_nothing_else_does(course):
     # The whole lesson runs under nbgrader; only failed checks raise, and
     # they raise because of TF_TRANSFORMER_GRADING=1.
@@ -235,6 +238,7 @@ def test_failing_checks_raise_and_nothing_else_does(course):
     assert errors(course, "wrong") == [("check_causal_mask", "CheckFailed")]
 
 
+@pytest.mark.slow
 def test_without_the_grading_variable_a_blank_notebook_gets_full_marks(course):
     full = sum(ex.points for ex in exercises_of_lesson(LESSON))
     assert scores(course, UNSET)[0] == full

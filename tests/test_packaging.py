@@ -4,6 +4,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +69,7 @@ def test_readme_has_no_unfilled_placeholders():
         assert placeholder not in text, placeholder
 
 
+@pytest.mark.slow
 def test_code_is_ruff_clean():
     import subprocess
     import sys

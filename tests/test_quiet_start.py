@@ -12,6 +12,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from tf_transformer.cli import library_logs_shown
 from tf_transformer_cli import startup_lines_kept, wants_verbose
 
@@ -79,6 +81,7 @@ def run_command(*args, **env):
     )
 
 
+@pytest.mark.slow
 def test_held_back_lines_still_show_an_error_raised_while_importing():
     # Without TensorFlow: what the import writes to file descriptor 2.
     code = (
@@ -101,6 +104,7 @@ def test_held_back_lines_still_show_an_error_raised_while_importing():
     assert "ImportError: libcudnn.so.9" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_command_prints_only_its_own_error(tmp_path):
     missing = tmp_path / "nothing-here"
     result = run_command("translate", "--model", str(missing), "seven")
@@ -109,6 +113,7 @@ def test_a_command_prints_only_its_own_error(tmp_path):
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_verbose_shows_tensorflows_own_lines(tmp_path):
     missing = tmp_path / "nothing-here"
     result = run_command("translate", "--model", str(missing), "seven", "--verbose")
@@ -130,6 +135,7 @@ def test_verbose_is_asked_by_the_option_or_the_environment(monkeypatch):
     assert not wants_verbose(["train"])
 
 
+@pytest.mark.slow
 def test_library_warnings_are_held_back_during_a_command_unless_verbose():
     logger = logging.getLogger("absl")
     records = []

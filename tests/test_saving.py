@@ -6,11 +6,13 @@ import textwrap
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import tf_transformer as tt
 
 
+@pytest.mark.slow
 def test_trained_transformer_reloads_in_a_fresh_process(tmp_path):
     model = tt.Transformer(
         num_layers=1,

@@ -123,6 +123,7 @@ def test_masked_lm_loss_counts_only_the_selected_positions():
     )
 
 
+@pytest.mark.slow
 def test_masked_lm_trains_with_tied_weights_and_hands_its_encoder_on():
     keras.utils.set_random_seed(0)
     model = tt.MaskedLanguageModel(encoder(dropout=0.0))
@@ -140,6 +141,7 @@ def test_masked_lm_trains_with_tied_weights_and_hands_its_encoder_on():
     assert classifier(ids).shape == (16, 2)
 
 
+@pytest.mark.slow
 def test_saved_models_reload_in_a_fresh_process(tmp_path):
     classifier = tt.SequenceClassifier(encoder(), num_classes=3, pooling="mean")
     language_model = tt.MaskedLanguageModel(encoder(), tie_weights=True)

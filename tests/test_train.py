@@ -70,6 +70,7 @@ def short_run(tmp_path_factory, data_dir):
     return out, train(TrainConfig(resume=True, **config)), interrupted
 
 
+@pytest.mark.slow
 def test_a_run_writes_its_artefacts(short_run):
     out, run, _ = short_run
     for name in (
@@ -93,6 +94,7 @@ def test_a_run_writes_its_artefacts(short_run):
     assert TrainConfig.load(out / "config.json").steps == 3
 
 
+@pytest.mark.slow
 def test_evaluate_reports_fractions_and_bleu(short_run, data_dir):
     out, _, _ = short_run
     metrics = evaluate(out, split="validation", examples=2, data_dir=data_dir)
@@ -101,6 +103,7 @@ def test_evaluate_reports_fractions_and_bleu(short_run, data_dir):
     assert metrics["pairs"] > 0 and len(metrics["examples"]) == 2
 
 
+@pytest.mark.slow
 def test_resume_continues_an_interrupted_run(short_run):
     out, run, interrupted = short_run
     # The interruption left a backup and no history; the resumed run ran
@@ -112,6 +115,7 @@ def test_resume_continues_an_interrupted_run(short_run):
     assert int(model.optimizer.iterations) == 3 * 3
 
 
+@pytest.mark.slow
 def test_the_run_holds_the_kept_model_and_what_the_directory_holds(short_run):
     out, run, _ = short_run
     assert isinstance(run, Run) and run.out == out and run.steps_per_epoch == 3
@@ -127,6 +131,7 @@ def test_the_run_holds_the_kept_model_and_what_the_directory_holds(short_run):
     assert (metrics["config"], metrics["corpus"]) == ("tiny", "mixed")
 
 
+@pytest.mark.slow
 def test_evaluate_takes_the_run_itself(short_run, data_dir):
     out, run, _ = short_run
     from_run = evaluate(run, split="validation", examples=0, data_dir=data_dir)
@@ -141,6 +146,7 @@ class _FailOnTrainBegin(keras.callbacks.Callback):
         raise RuntimeError("training failed midway")
 
 
+@pytest.mark.slow
 def test_a_failed_mixed_precision_run_puts_the_previous_policy_back(tmp_path, data_dir):
     keras.config.set_dtype_policy("float16")
     failing = _FailOnTrainBegin()
@@ -209,6 +215,7 @@ def test_each_model_size_has_its_schedule():
     assert TrainConfig(**dataclasses.asdict(tiny)) == tiny
 
 
+@pytest.mark.slow
 def test_the_train_step_is_traced_once():
     # build_model's model (averaging optimizer, two metrics) also builds all
     # its variables before the first trace (Transformer._build_training_state;
@@ -266,6 +273,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_cpus_follows_the_single_device_run():
     # The two replicas run side by side: TensorFlow's own thread pools, not
     # the smaller ones the test run may set for each process (conftest.py).
@@ -293,6 +301,7 @@ class _StopAfterFirstEpoch(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keep", [True, False])
 def test_averaged_weights_survive_an_early_stop(keep):
     config = TrainConfig(ema_momentum=0.9)

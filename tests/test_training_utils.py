@@ -79,6 +79,7 @@ def test_masked_accuracy_counts_real_tokens_only():
     assert float(tt.masked_accuracy(tf.zeros((1, 3), tf.int32), logits[:1, :3])) == 0.0
 
 
+@pytest.mark.slow
 def test_a_tiny_transformer_learns_to_copy():
     """End to end: schedule + masked loss drive a 1-layer model to copy ids."""
     rng = np.random.default_rng(0)
@@ -125,6 +126,7 @@ class CountingTransformer(tt.Transformer):
         return super().predict_step(data)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("evaluate_first", [False, True])
 def test_a_compiled_transformer_traces_each_step_once(evaluate_first):
     # Keras would create the model's, the optimizer's and the metrics'

@@ -53,6 +53,7 @@ def test_empty_input_translates_to_something_not_a_crash(translator):
     assert translator(["", "   "]).shape == (2,)
 
 
+@pytest.mark.slow
 def test_exported_translator_reloads_with_only_tensorflow_and_text(
     translator, tmp_path
 ):

@@ -270,6 +270,7 @@ def test_vision_transformer_keeps_float32_logits_under_mixed_precision(policy):
     assert all(w.dtype == "float32" for w in model.trainable_weights)
 
 
+@pytest.mark.slow
 def test_vision_transformer_trains_and_reloads_in_a_fresh_process(tmp_path):
     model = vit(dropout=0.1)
     x = images((8, 8, 8, 1)).numpy()

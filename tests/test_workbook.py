@@ -192,6 +192,7 @@ def test_unknown_class_name_is_refused():
         workbook.load("Encoder")
 
 
+@pytest.mark.slow
 def test_a_notebook_cell_is_found_in_the_kernel_history(folder, tmp_path):
     """In Jupyter the class source comes from the cell that defined it."""
     script = textwrap.dedent(

@@ -63,12 +63,14 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "__version__",
-    # positions and attention (lessons 02-05)
-    "PositionalEmbedding",
+    # positions (lesson 02)
     "positional_encoding",
+    "PositionalEmbedding",
     "LearnedPositionEmbedding",
+    # attention (lessons 03-04)
     "scaled_dot_product_attention",
     "MultiHeadAttention",
+    # masks (lesson 05)
     "padding_mask",
     "causal_mask",
     "combine_masks",

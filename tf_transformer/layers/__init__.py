@@ -25,16 +25,17 @@ from tf_transformer.layers.pooling import masked_mean
 from tf_transformer.layers.positional import PositionalEmbedding, positional_encoding
 
 __all__ = [
+    # masks (True = may attend)
+    "padding_mask",
+    "causal_mask",
+    "combine_masks",
     # positions
     "PositionalEmbedding",
     "positional_encoding",
     "LearnedPositionEmbedding",
-    # attention and masks
+    # attention
     "scaled_dot_product_attention",
     "MultiHeadAttention",
-    "padding_mask",
-    "causal_mask",
-    "combine_masks",
     # the encoder and decoder stacks
     "Dropout",
     "hash_dropout",

@@ -152,7 +152,7 @@ def dtype_policy(name):
         keras.config.set_dtype_policy(previous)
 
 
-def mixed_policy_name():
+def _mixed_policy_name():
     """mixed_float16 where a GPU is visible, mixed_bfloat16 (CPU, TPU) elsewhere."""
     on_gpu = bool(tf.config.list_logical_devices("GPU"))
     return "mixed_float16" if on_gpu else "mixed_bfloat16"
@@ -172,7 +172,7 @@ def train(config: TrainConfig, callbacks=()) -> Run:
     """
     out = _prepare_directory(config)
     keras.utils.set_random_seed(config.seed)
-    with dtype_policy(mixed_policy_name() if config.mixed_precision else None):
+    with dtype_policy(_mixed_policy_name() if config.mixed_precision else None):
         history, train_seconds, steps = _fit(config, out, callbacks)
     # NaN (an exact match not measured) is written as JSON null.
     history = {
