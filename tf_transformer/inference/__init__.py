@@ -29,3 +29,10 @@ __all__ += ["Captioner"]
 from tf_transformer.inference.captioner import image_for_captioner  # noqa: E402
 
 __all__ += ["image_for_captioner"]
+
+from tf_transformer.inference.attention_view import (  # noqa: E402
+    AttentionView,
+    attention_view,
+)
+
+__all__ += ["AttentionView", "attention_view"]
