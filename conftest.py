@@ -65,6 +65,10 @@ def _cores():
 
 
 def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "slow: trains, runs a browser or subprocesses (left out by -m 'not slow')",
+    )
     workers = config.getoption("numprocesses", default=None)
     if isinstance(workers, int) and workers > 1:
         threads = str(max(1, _cores() // workers))

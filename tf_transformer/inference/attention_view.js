@@ -279,11 +279,6 @@ var tfAttentionView = (function () {
         event.preventDefault();
         pin(name, index);
         return;
-      } else if (event.key === "Escape") {
-        state.pinned = null;
-        state.active = null;
-        redraw();
-        return;
       }
       if (next === null) return;
       event.preventDefault();
@@ -477,6 +472,13 @@ var tfAttentionView = (function () {
       fillGrid();
       redraw();
     }
+    // Escape anywhere in the view clears the chosen token.
+    root.addEventListener("keydown", function (event) {
+      if (event.key !== "Escape") return;
+      state.pinned = null;
+      state.active = null;
+      redraw();
+    });
     kindSelect.addEventListener("change", function () { switchKind(Number(kindSelect.value)); });
     layerSelect.addEventListener("change", function () {
       state.layer = Number(layerSelect.value);
