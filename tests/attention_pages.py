@@ -5,6 +5,7 @@ import base64
 import json
 import re
 
+import keras
 import numpy as np
 
 DATA = re.compile(
@@ -42,3 +43,23 @@ def weights_of(view):
 def external_references(page):
     """Every place in the page that could reach outside it."""
     return [match.group(0) for match in EXTERNAL.finditer(page)]
+
+
+def small_model(model_class, seed=0, **kwargs):
+    """A small library model with random weights (the seed fixes them)."""
+    keras.utils.set_random_seed(seed)
+    sizes = dict(num_layers=2, d_model=16, num_heads=4, dff=32, dropout=0.0)
+    return model_class(**{**sizes, **kwargs})
+
+
+def small_captioner(**kwargs):
+    """An `ImageCaptioner` of 8x24 pictures in 12 patches of 4x4."""
+    from tf_transformer.models import ImageCaptioner
+
+    return small_model(
+        ImageCaptioner,
+        image_shape=(8, 24, 1),
+        patch_size=4,
+        target_vocab_size=30,
+        **kwargs,
+    )

@@ -6,11 +6,16 @@ import re
 import keras
 import numpy as np
 import pytest
-from attention_pages import external_references, views_in, weights_of
+from attention_pages import (
+    external_references,
+    small_captioner,
+    small_model,
+    views_in,
+    weights_of,
+)
 
 import tf_transformer as tt
 from tf_transformer.inference import AttentionView, attention_view
-from tf_transformer.models import ImageCaptioner
 
 ROUNDING = 0.5 / 255 + 1e-6  # weights are stored as multiples of 1/255
 
@@ -22,15 +27,9 @@ class Labels:
         return f"w{token_id}"
 
 
-def small(model_class, **kwargs):
-    keras.utils.set_random_seed(0)
-    sizes = dict(num_layers=2, d_model=16, num_heads=4, dff=32, dropout=0.0)
-    return model_class(**sizes, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def transformer():
-    return small(tt.Transformer, input_vocab_size=40, target_vocab_size=50)
+    return small_model(tt.Transformer, input_vocab_size=40, target_vocab_size=50)
 
 
 SOURCE = np.array([[2, 11, 12, 13, 3, 0, 0]], "int32")
@@ -82,7 +81,7 @@ def test_a_translator_shows_its_own_translation(transformer):
 
 
 def test_a_causal_lm_marks_the_prompt_and_keeps_the_future_hidden():
-    model = small(tt.CausalLM, vocabulary_size=30, max_length=16)
+    model = small_model(tt.CausalLM, vocabulary_size=30, max_length=16)
     ids = np.array([5, 6, 7, 8, 9, 10], "int32")
     view = attention_view(model, ids, tokens=[f"t{i}" for i in ids], prompt_length=3)
     data = page_of(view)
@@ -117,16 +116,7 @@ def test_encoder_models_show_their_encoder(model_name):
 
 
 def test_an_image_captioner_shows_the_picture_and_its_patches():
-    keras.utils.set_random_seed(0)
-    model = ImageCaptioner(
-        (8, 24, 1),
-        patch_size=4,
-        num_layers=1,
-        d_model=16,
-        num_heads=2,
-        dff=32,
-        target_vocab_size=30,
-    )
+    model = small_captioner(num_layers=1, num_heads=2)
     image = np.random.default_rng(0).random((8, 24, 1)).astype("float32")
     data = page_of(attention_view(model, (image, [2, 5, 6]), tokens=["a", "b", "c"]))
     assert data["sequences"]["source"][:2] == ["r1c1", "r1c2"]

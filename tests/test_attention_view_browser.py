@@ -12,13 +12,12 @@ import json
 import shutil
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
+from attention_pages import small_captioner, small_model
 
 import tf_transformer as tt
 from tf_transformer.inference import attention_view
-from tf_transformer.models import ImageCaptioner
 
 pytestmark = pytest.mark.slow
 
@@ -132,15 +131,13 @@ def artifacts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def translation(tmp_path_factory):
-    keras.utils.set_random_seed(3)
-    model = tt.Transformer(
-        num_layers=2,
+    model = small_model(
+        tt.Transformer,
+        seed=3,
         d_model=32,
-        num_heads=4,
         dff=64,
         input_vocab_size=40,
         target_vocab_size=40,
-        dropout=0.0,
     )
     source = np.array([[2, 11, 12, 13, 14, 15, 3]], "int32")
     target = np.array([[2, 21, 22, 23, 24]], "int32")
@@ -250,16 +247,7 @@ def test_dark_and_light_themes_follow_the_system(browser, translation, artifacts
 
 
 def test_the_picture_shows_the_weights_over_its_patches(browser, tmp_path, artifacts):
-    keras.utils.set_random_seed(0)
-    model = ImageCaptioner(
-        (8, 24, 1),
-        patch_size=4,
-        num_layers=2,
-        d_model=16,
-        num_heads=2,
-        dff=32,
-        target_vocab_size=30,
-    )
+    model = small_captioner(num_heads=2)
     image = np.zeros((8, 24, 1), "float32")  # black: the tint is the weight alone
     target = np.array([[2, 5, 6, 7]], "int32")
     path = attention_view(
@@ -295,16 +283,7 @@ def test_the_picture_shows_the_weights_over_its_patches(browser, tmp_path, artif
 
 
 def test_a_hundred_tokens_fit_and_respond(browser, tmp_path, artifacts):
-    keras.utils.set_random_seed(0)
-    model = tt.CausalLM(
-        num_layers=2,
-        d_model=16,
-        num_heads=4,
-        dff=32,
-        vocabulary_size=60,
-        max_length=128,
-        dropout=0.0,
-    )
+    model = small_model(tt.CausalLM, vocabulary_size=60, max_length=128)
     ids = np.random.default_rng(0).integers(4, 60, size=100).astype("int32")
     words = [f"w{i}" for i in ids]
     path = attention_view(model, ids, tokens=words, prompt_length=40).save(

@@ -612,6 +612,7 @@ def _write_caption_attention(captioner, images, args) -> None:
     for row, (path, image) in enumerate(zip(args.images, images, strict=True)):
         length = int(np.count_nonzero(result["output_ids"][row]))  # up to [END]
         tokens = [t.decode() for t in result["tokens"][row, :length].numpy()]
+        caption = [t.decode() for t in result["output_tokens"][row, :length].numpy()]
         weights = {key: result[key][:, row].numpy() for key in kinds}
         weights["decoder_self_attention"] = weights["decoder_self_attention"][
             :, :, :length, :length
@@ -627,7 +628,7 @@ def _write_caption_attention(captioner, images, args) -> None:
                 target_tokens=tokens,
                 image=image,
                 patch_size=patch_size,
-                title=f"{Path(path).name}: {' '.join(tokens)}",
+                title=f"{Path(path).name} (greedy caption: {' '.join(caption)})",
             )
         )
     save_html(args.attention_html, views, title="Attention of the captioner")

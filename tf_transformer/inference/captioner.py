@@ -112,10 +112,12 @@ class Captioner(tf.Module):
 
     def _attention(self, images, languages):
         """Greedy captions and every attention weight of the decoder re-reading
-        them: `output_ids` (batch, T), their `tokens` (strings), and
-        `encoder`, `decoder_self_attention`, `decoder_cross_attention`, each
-        (layers, batch, heads, queries, keys). Row t belongs to the step that
-        generated output token t."""
+        them: `output_ids` (batch, T) and their `output_tokens`; `tokens`,
+        the decoder's input tokens (the language token, then the caption so
+        far; the query at row t reads tokens[t] and predicts output token
+        t); and `encoder`, `decoder_self_attention`,
+        `decoder_cross_attention`, each (layers, batch, heads, queries,
+        keys)."""
         start_ids = self._start_ids(languages)
         output_ids = greedy_decode(
             self.model, images, max_length=self.max_length, start_ids=start_ids
@@ -124,7 +126,8 @@ class Captioner(tf.Module):
         _, weights = self.model((images, target_in), return_attention_scores=True)
         result = {key: tf.stack(layers) for key, layers in weights.items()}
         result["output_ids"] = output_ids
-        result["tokens"] = tf.gather(self.vocabulary, output_ids)
+        result["output_tokens"] = tf.gather(self.vocabulary, output_ids)
+        result["tokens"] = tf.gather(self.vocabulary, target_in)
         return result
 
     def _start_ids(self, languages):

@@ -80,6 +80,19 @@ class Translator(tf.Module):
         ids = self.source_tokenizer.tokenize(strings)  # ragged (batch, None)
         return truncate_ids(ids, self.max_source_length).to_tensor(0)
 
+    def _decode(self, source_ids, max_length):
+        """Greedy, or beam search when `beam_width > 1`: (batch, max_length) ids."""
+        if self.beam_width == 1:
+            return greedy_decode(self.model, source_ids, max_length=max_length)
+        output_ids, _ = beam_search(
+            self.model,
+            source_ids,
+            beam_width=self.beam_width,
+            alpha=self.alpha,
+            max_length=max_length,
+        )
+        return output_ids
+
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string, name="strings")],
         autograph=False,  # explicit tf.while_loop: nothing to convert
@@ -87,17 +100,7 @@ class Translator(tf.Module):
     def translate(self, strings):
         """1-D `tf.string` sentences -> 1-D `tf.string` translations."""
         source_ids = self._source_ids(strings)
-        max_length = tf.shape(source_ids)[1] + self.margin
-        if self.beam_width == 1:
-            output_ids = greedy_decode(self.model, source_ids, max_length=max_length)
-        else:
-            output_ids, _ = beam_search(
-                self.model,
-                source_ids,
-                beam_width=self.beam_width,
-                alpha=self.alpha,
-                max_length=max_length,
-            )
+        output_ids = self._decode(source_ids, tf.shape(source_ids)[1] + self.margin)
         # The batch decodes up to its longest source + margin; cut each row at
         # its own source length + margin, so that a sentence translates the
         # same alone or in any batch.
@@ -149,17 +152,7 @@ class Translator(tf.Module):
                 f"Received: sentence of type {type(sentence).__name__}"
             )
         source_ids = self._source_ids(tf.constant([sentence]))
-        max_length = int(source_ids.shape[1]) + self.margin
-        if self.beam_width == 1:
-            output_ids = greedy_decode(self.model, source_ids, max_length=max_length)
-        else:
-            output_ids, _ = beam_search(
-                self.model,
-                source_ids,
-                beam_width=self.beam_width,
-                alpha=self.alpha,
-                max_length=max_length,
-            )
+        output_ids = self._decode(source_ids, int(source_ids.shape[1]) + self.margin)
         source = [int(i) for i in source_ids[0].numpy()]
         return source, [int(i) for i in output_ids[0].numpy() if i != 0]
 
