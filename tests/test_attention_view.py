@@ -260,3 +260,37 @@ def test_save_refuses_what_is_not_a_path(transformer):
     view = AttentionView(np.zeros((1, 1, 1, 1)), ["a"])
     with pytest.raises(TypeError, match="path of type int"):
         view.save(3)
+
+
+@pytest.mark.parametrize(
+    "lesson",
+    [
+        "04_multi_head_attention",
+        "09_inference",
+        "11_language_models",
+        "13_image_captioning",
+    ],
+)
+def test_the_lessons_keep_the_view_as_self_contained_html(lesson):
+    import json
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "solutions" / f"{lesson}.ipynb"
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    pages = [
+        "".join(output["data"]["text/html"])
+        for cell in notebook["cells"]
+        if cell["cell_type"] == "code"
+        for output in cell["outputs"]
+        if "tf-attention-data" in "".join(output.get("data", {}).get("text/html", ""))
+    ]
+    assert len(pages) == 1, "the view is stored as the cell's text/html output"
+    (view,) = views_in(pages[0])
+    assert view["kinds"] and external_references(pages[0]) == []
+    # the static figure stays beside it, for nbval, PDF and GitHub's renderer
+    assert any(
+        "image/png" in output.get("data", {})
+        for cell in notebook["cells"]
+        if cell["cell_type"] == "code"
+        for output in cell["outputs"]
+    )

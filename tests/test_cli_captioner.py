@@ -233,6 +233,21 @@ def test_caption_writes_the_attention_of_each_picture(untrained, tmp_path):
             )
 
 
+def test_a_captioner_exported_without_attention_is_a_one_line_error(
+    untrained, tmp_path
+):
+    _, captioner, pictures = untrained
+    older = Captioner(captioner.model, captioner.tokenizer)
+    del older.attention  # as exported before the attention view existed
+    older.export(tmp_path / "older")
+    paths = write_pngs(tmp_path, pictures[:1])
+    argv = ["caption", "--model", tmp_path / "older", "--attention-html"]
+    code, out, err = run_cli([*argv, tmp_path / "a.html", *paths])
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "exported without its attention function" in err
+    assert not (tmp_path / "a.html").exists()
+
+
 def test_the_exported_beam_search_of_width_one_is_greedy(untrained):
     folder, captioner, pictures = untrained
     reloaded = tf.saved_model.load(str(folder))

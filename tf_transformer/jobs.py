@@ -573,6 +573,12 @@ def run_caption(args) -> int:
             "not an exported captioner (no caption function; a translator?). "
             f"Received: --model={str(args.model)!r}"
         )
+    if args.attention_html and not hasattr(captioner, "attention"):
+        raise JobError(
+            "this captioner was exported without its attention function: export "
+            "it again (train-captioner) to use --attention-html. "
+            f"Received: --model={str(args.model)!r}"
+        )
     images_spec = captioner.signatures["serving_default"].structured_input_signature
     image_shape = tuple(images_spec[1]["images"].shape[1:])
     images = np.stack([image_for_captioner(path, image_shape) for path in args.images])
@@ -598,12 +604,6 @@ def _write_caption_attention(captioner, images, args) -> None:
 
     from tf_transformer.inference.attention_view import AttentionView, save_html
 
-    if not hasattr(captioner, "attention"):
-        raise JobError(
-            "this captioner was exported without its attention function: export "
-            "it again (train-captioner) to use --attention-html. "
-            f"Received: --model={str(args.model)!r}"
-        )
     result = captioner.attention(
         tf.constant(images), tf.fill([len(images)], args.language)
     )
