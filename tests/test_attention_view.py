@@ -135,11 +135,8 @@ def test_a_vision_transformer_labels_its_class_token():
 
 
 def test_the_page_and_the_notebook_show_one_self_contained_html(transformer, tmp_path):
-    from IPython.core.formatters import DisplayFormatter
-
     view = attention_view(transformer, (SOURCE, TARGET))
-    shown, _ = DisplayFormatter().format(view)
-    fragment = shown["text/html"]
+    fragment = view._repr_html_()  # what Jupyter stores as the text/html output
     assert "<script>" in fragment and "<style>" in fragment
     assert external_references(fragment) == []
     page = open(view.save(tmp_path / "view.html"), encoding="utf-8").read()
