@@ -9,6 +9,7 @@ import sys
 
 import keras
 import pytest
+from attention_pages import external_references, views_in, weights_of
 
 from tf_transformer.cli import main
 
@@ -110,6 +111,45 @@ def test_translate_arguments_and_stdin(run_dir, capsys, monkeypatch):
 
 
 @pytest.mark.slow
+def test_train_writes_an_interactive_attention_page(run_dir):
+    page = (run_dir / "attention.html").read_text(encoding="utf-8")
+    (view,) = views_in(page)
+    assert list(weights_of(view)) == ["encoder", "decoder", "cross"]
+    assert external_references(page) == []
+
+
+@pytest.mark.slow
+def test_translate_writes_the_attention_of_each_sentence(run_dir, tmp_path, capsys):
+    import numpy as np
+    import tensorflow as tf
+
+    from tf_transformer.training.train import load_run
+
+    page = tmp_path / "attention.html"
+    argv = ["translate", "--model", run_dir, "--attention-html", page, "twenty-one"]
+    assert main([str(arg) for arg in [*argv, "seven"]]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2  # the translations only
+    views = views_in(page.read_text(encoding="utf-8"))
+    assert len(views) == 2
+    run = load_run(run_dir)
+    model, source_tokenizer = run.model, run.source_tokenizer
+    translator = run.translator()
+    source, output = translator.decode_one("seven")
+    _, weights = model(
+        (tf.constant([source]), tf.constant([[2] + output[:-1]])),
+        return_attention_scores=True,
+    )
+    assert views[1]["sequences"]["source"] == [
+        source_tokenizer.id_to_token(i) for i in source
+    ]
+    np.testing.assert_allclose(
+        weights_of(views[1])["cross"],
+        np.stack([w[0] for w in weights["decoder_cross_attention"]]),
+        atol=0.5 / 255 + 1e-6,
+    )
+
+
+@pytest.mark.slow
 def test_evaluate_prints_the_scores(run_dir, capsys):
     assert (
         main(
@@ -145,6 +185,17 @@ def test_overlong_input_is_truncated(run_dir, capsys):
         (["translate", "--model", "{run}", "seven", "  "], "input 2 is empty"),
         (["evaluate", "--model", "{empty}"], "no model.keras"),
         (["train", "--resume", "--out", "{missing}"], "resume"),
+        (
+            [
+                "translate",
+                "--model",
+                "{run}",
+                "--attention-html",
+                "{missing}/a.html",
+                "x",
+            ],
+            "--attention-html must name a file in an existing folder",
+        ),
     ],
 )
 def test_errors_are_one_line_with_exit_status_2(

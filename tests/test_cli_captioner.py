@@ -10,7 +10,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from attention_pages import views_in, weights_of
 
+import tf_transformer as tt
 from tf_transformer.cli import main
 from tf_transformer.data import LANGUAGES, load_number_captions, number_splits
 from tf_transformer.inference import Captioner, image_for_captioner
@@ -202,6 +204,52 @@ def test_language_and_beam_width_reach_the_decoder(untrained, tmp_path):
     expected = [c.decode() for c in beam(pictures, "de").numpy()]
     assert out.splitlines() == expected
     assert expected != expected_captions(captioner, pictures, "de")  # not greedy
+
+
+def test_caption_writes_the_attention_of_each_picture(untrained, tmp_path):
+    folder, captioner, pictures = untrained
+    paths = write_pngs(tmp_path, pictures[:2])
+    page = tmp_path / "captions.html"
+    argv = ["caption", "--model", folder, "--language", "fr", "--attention-html", page]
+    code, out, err = run_cli([*argv, *paths])
+    assert code == 0, err
+    assert len(out.splitlines()) == 2  # the captions only
+    views = views_in(page.read_text(encoding="utf-8"))
+    assert len(views) == 2
+    model, tokenizer = captioner.model, captioner.tokenizer
+    start = int(captioner.language_start_ids[LANGUAGES.index("fr")])
+    for view, picture in zip(views, pictures[:2], strict=True):
+        ids = tt.greedy_decode(model, picture[np.newaxis], start_ids=[start])[0]
+        ids = [int(i) for i in ids.numpy() if i != 0]
+        target_in = tf.constant([[start] + ids[:-1]])
+        _, weights = model(
+            (picture[np.newaxis], target_in), return_attention_scores=True
+        )
+        assert view["sequences"]["target"] == [
+            tokenizer.id_to_token(int(i)) for i in target_in[0]
+        ]
+        assert view["image"]["grid"] == [2, 6] and view["image"]["patch_size"] == 4
+        for kind, key in (("encoder", "encoder"), ("cross", "decoder_cross_attention")):
+            np.testing.assert_allclose(
+                weights_of(view)[kind],
+                np.stack([w[0] for w in weights[key]]),
+                atol=0.5 / 255 + 1e-6,
+            )
+
+
+def test_a_captioner_exported_without_attention_is_a_one_line_error(
+    untrained, tmp_path
+):
+    _, captioner, pictures = untrained
+    older = Captioner(captioner.model, captioner.tokenizer)
+    del older.attention  # as exported before the attention view existed
+    older.export(tmp_path / "older")
+    paths = write_pngs(tmp_path, pictures[:1])
+    argv = ["caption", "--model", tmp_path / "older", "--attention-html"]
+    code, out, err = run_cli([*argv, tmp_path / "a.html", *paths])
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "exported without its attention function" in err
+    assert not (tmp_path / "a.html").exists()
 
 
 def test_the_exported_beam_search_of_width_one_is_greedy(untrained):

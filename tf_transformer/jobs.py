@@ -5,7 +5,9 @@ and the image captioner's: train-captioner, caption.
 the tiny model on the offline numbers + dates corpus, evaluates it on the
 held-out test split, prints sample translations and writes, under
 `runs/<timestamp>/`: the model, tokenizers, an exported translator
-(SavedModel), `metrics.json`, `attention.png` and TensorBoard logs.
+(SavedModel), `metrics.json`, `attention.png` (the last layer's
+cross-attention), `attention.html` (every layer and head, interactive) and
+TensorBoard logs.
 
 Every expected failure (bad option, missing or corrupt model directory, an
 empty input line, an output folder that cannot be made, no network for an
@@ -158,8 +160,41 @@ def add_commands(commands) -> None:
         metavar="N",
         help="1 = greedy (default); more = beam search",
     )
+    _add_attention_html(translate, "sentence", "translation")
     translate.set_defaults(handler=_guarded(run_translate))
     _add_captioner_commands(commands)
+
+
+MAX_ATTENTION_VIEWS = 100  # inputs one --attention-html page shows
+
+
+def _add_attention_html(parser, item: str, output: str) -> None:
+    parser.add_argument(
+        "--attention-html",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"also write every layer's and head's attention of each {item} and "
+        f"its {output} as one self-contained, interactive HTML page (at most "
+        f"{MAX_ATTENTION_VIEWS} {item}s)",
+    )
+
+
+def _check_attention_html(args, count: int, item: str) -> None:
+    """Before the slow part: too many inputs, or a file that cannot be written."""
+    path = args.attention_html
+    if path is None:
+        return
+    if count > MAX_ATTENTION_VIEWS:
+        raise JobError(
+            f"--attention-html shows at most {MAX_ATTENTION_VIEWS} {item}s. "
+            f"Received: {count} {item}s"
+        )
+    if path.is_dir() or not path.parent.is_dir():
+        raise JobError(
+            "--attention-html must name a file in an existing folder. "
+            f"Received: --attention-html={str(path)!r}"
+        )
 
 
 def _add_data_dir(parser, help: str) -> None:
@@ -282,7 +317,11 @@ def _translate_samples_and_plot(run) -> None:
         path=path,
         title=f"cross-attention, last decoder layer: {info['translation']}",
     )
-    print(f"wrote {path} and {run.out / 'translator'}")
+    from tf_transformer.inference import attention_view
+
+    page = run.out / "attention.html"
+    attention_view(translator, SAMPLE_SENTENCES[2]).save(page)
+    print(f"wrote {path}, {page} and {run.out / 'translator'}")
 
 
 def run_evaluate(args) -> int:
@@ -303,10 +342,17 @@ def run_translate(args) -> int:
     for number, sentence in enumerate(sentences, start=1):
         if not sentence.strip():
             raise JobError(f"input {number} is empty: give a sentence to translate")
+    _check_attention_html(args, len(sentences), "sentence")
     translator = load_run(args.model).translator(beam_width=args.beam_width)
     for start in range(0, len(sentences), 256):
         for line in translator(sentences[start : start + 256]).numpy():
             print(line.decode())
+    if args.attention_html:
+        from tf_transformer.inference.attention_view import attention_view, save_html
+
+        views = [attention_view(translator, sentence) for sentence in sentences]
+        save_html(args.attention_html, views, title="Attention of the translator")
+        print(f"wrote {args.attention_html}", file=sys.stderr)
     return 0
 
 
@@ -384,6 +430,7 @@ def _add_captioner_commands(commands) -> None:
     caption.add_argument(
         "images", nargs="+", metavar="IMAGE", help="picture files to caption"
     )
+    _add_attention_html(caption, "picture", "greedy caption")
     caption.set_defaults(handler=_guarded(run_caption))
 
 
@@ -499,6 +546,7 @@ def run_caption(args) -> int:
     for image in args.images:  # before the slow load: a typo fails at once
         if not Path(image).is_file():
             raise JobError(f"no such image file. Received: IMAGE={image!r}")
+    _check_attention_html(args, len(args.images), "picture")
     import numpy as np
     import tensorflow as tf
 
@@ -516,6 +564,12 @@ def run_caption(args) -> int:
             "not an exported captioner (no caption function; a translator?). "
             f"Received: --model={str(args.model)!r}"
         )
+    if args.attention_html and not hasattr(captioner, "attention"):
+        raise JobError(
+            "this captioner was exported without its attention function: export "
+            "it again (train-captioner) to use --attention-html. "
+            f"Received: --model={str(args.model)!r}"
+        )
     images_spec = captioner.signatures["serving_default"].structured_input_signature
     image_shape = tuple(images_spec[1]["images"].shape[1:])
     images = np.stack([image_for_captioner(path, image_shape) for path in args.images])
@@ -528,4 +582,45 @@ def run_caption(args) -> int:
             captions = captioner.beam_caption(batch, languages, args.beam_width)
         for line in captions.numpy():
             print(line.decode())
+    if args.attention_html:
+        _write_caption_attention(captioner, images, args)
     return 0
+
+
+def _write_caption_attention(captioner, images, args) -> None:
+    """The attention view of each picture and its greedy caption, from the
+    exported captioner's `attention` function."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tf_transformer.inference.attention_view import AttentionView, save_html
+
+    result = captioner.attention(
+        tf.constant(images), tf.fill([len(images)], args.language)
+    )
+    kinds = ("encoder", "decoder_self_attention", "decoder_cross_attention")
+    views = []
+    for row, (path, image) in enumerate(zip(args.images, images, strict=True)):
+        length = int(np.count_nonzero(result["output_ids"][row]))  # up to [END]
+        tokens = [t.decode() for t in result["tokens"][row, :length].numpy()]
+        caption = [t.decode() for t in result["output_tokens"][row, :length].numpy()]
+        weights = {key: result[key][:, row].numpy() for key in kinds}
+        weights["decoder_self_attention"] = weights["decoder_self_attention"][
+            :, :, :length, :length
+        ]
+        weights["decoder_cross_attention"] = weights["decoder_cross_attention"][
+            :, :, :length
+        ]
+        patches = weights["encoder"].shape[-1]
+        patch_size = round((image.shape[0] * image.shape[1] / patches) ** 0.5)
+        views.append(
+            AttentionView(
+                weights,
+                target_tokens=tokens,
+                image=image,
+                patch_size=patch_size,
+                title=f"{Path(path).name} (greedy caption: {' '.join(caption)})",
+            )
+        )
+    save_html(args.attention_html, views, title="Attention of the captioner")
+    print(f"wrote {args.attention_html}", file=sys.stderr)

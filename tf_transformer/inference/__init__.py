@@ -4,6 +4,7 @@ and sampling from a decoder-only language model."""
 # Public: the decoding loops and their pieces, the exportable modules, the plot.
 
 from tf_transformer.inference.attention_plot import plot_attention
+from tf_transformer.inference.attention_view import AttentionView, attention_view
 from tf_transformer.inference.captioner import Captioner, image_for_captioner
 from tf_transformer.inference.decoding import (
     beam_search,
@@ -30,6 +31,8 @@ __all__ = [
     "Translator",
     "Captioner",
     "image_for_captioner",
-    # pictures
+    # pictures and pages of attention
     "plot_attention",
+    "AttentionView",
+    "attention_view",
 ]

@@ -94,6 +94,12 @@ class Captioner(tf.Module):
             input_signature=inputs + [tf.TensorSpec([], tf.int32, name="beam_width")],
             autograph=False,
         )
+        # The attention view of an exported captioner (`tf-transformer caption
+        # --attention-html`): the vocabulary travels as a constant of the graph.
+        self.vocabulary = tf.constant(tokenizer.get_vocabulary())
+        self.attention = tf.function(
+            self._attention, input_signature=inputs, autograph=False
+        )
 
     def _caption(self, images, languages):
         """float32 images (batch, h, w, c), `tf.string` codes (batch,) ->
@@ -104,16 +110,39 @@ class Captioner(tf.Module):
         """`_caption` with the beam width a scalar int32 input."""
         return self._decode(images, languages, beam_width)
 
-    def _decode(self, images, languages, beam_width):
+    def _attention(self, images, languages):
+        """Greedy captions and every attention weight of the decoder re-reading
+        them: `output_ids` (batch, T) and their `output_tokens`; `tokens`,
+        the decoder's input tokens (the language token, then the caption so
+        far; the query at row t reads tokens[t] and predicts output token
+        t); and `encoder`, `decoder_self_attention`,
+        `decoder_cross_attention`, each (layers, batch, heads, queries,
+        keys)."""
+        start_ids = self._start_ids(languages)
+        output_ids = greedy_decode(
+            self.model, images, max_length=self.max_length, start_ids=start_ids
+        )
+        target_in = tf.concat([start_ids[:, tf.newaxis], output_ids[:, :-1]], axis=1)
+        _, weights = self.model((images, target_in), return_attention_scores=True)
+        result = {key: tf.stack(layers) for key, layers in weights.items()}
+        result["output_ids"] = output_ids
+        result["output_tokens"] = tf.gather(self.vocabulary, output_ids)
+        result["tokens"] = tf.gather(self.vocabulary, target_in)
+        return result
+
+    def _start_ids(self, languages):
         matches = tf.equal(languages[:, tf.newaxis], self.language_codes)
         tf.debugging.assert_equal(
             tf.reduce_any(matches, axis=-1),
             True,
             message=f"`languages` must be codes of {list(LANGUAGES)}",
         )
-        start_ids = tf.gather(
+        return tf.gather(
             self.language_start_ids, tf.argmax(tf.cast(matches, tf.int32), axis=-1)
         )
+
+    def _decode(self, images, languages, beam_width):
+        start_ids = self._start_ids(languages)
         if isinstance(beam_width, int) and beam_width == 1:
             output_ids = greedy_decode(
                 self.model, images, max_length=self.max_length, start_ids=start_ids
@@ -169,8 +198,9 @@ class Captioner(tf.Module):
         return captions[0] if single else captions
 
     def export(self, path):
-        """Write a SavedModel with a `serving_default` signature, `caption`
-        and `beam_caption`."""
+        """Write a SavedModel with a `serving_default` signature, `caption`,
+        `beam_caption` and `attention` (the weights `tf-transformer caption
+        --attention-html` shows)."""
         tf.saved_model.save(
             self, str(path), signatures={"serving_default": self.caption}
         )

@@ -80,6 +80,19 @@ class Translator(tf.Module):
         ids = self.source_tokenizer.tokenize(strings)  # ragged (batch, None)
         return truncate_ids(ids, self.max_source_length).to_tensor(0)
 
+    def _decode(self, source_ids, max_length):
+        """Greedy, or beam search when `beam_width > 1`: (batch, max_length) ids."""
+        if self.beam_width == 1:
+            return greedy_decode(self.model, source_ids, max_length=max_length)
+        output_ids, _ = beam_search(
+            self.model,
+            source_ids,
+            beam_width=self.beam_width,
+            alpha=self.alpha,
+            max_length=max_length,
+        )
+        return output_ids
+
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string, name="strings")],
         autograph=False,  # explicit tf.while_loop: nothing to convert
@@ -87,17 +100,7 @@ class Translator(tf.Module):
     def translate(self, strings):
         """1-D `tf.string` sentences -> 1-D `tf.string` translations."""
         source_ids = self._source_ids(strings)
-        max_length = tf.shape(source_ids)[1] + self.margin
-        if self.beam_width == 1:
-            output_ids = greedy_decode(self.model, source_ids, max_length=max_length)
-        else:
-            output_ids, _ = beam_search(
-                self.model,
-                source_ids,
-                beam_width=self.beam_width,
-                alpha=self.alpha,
-                max_length=max_length,
-            )
+        output_ids = self._decode(source_ids, tf.shape(source_ids)[1] + self.margin)
         # The batch decodes up to its longest source + margin; cut each row at
         # its own source length + margin, so that a sentence translates the
         # same alone or in any batch.
@@ -125,28 +128,38 @@ class Translator(tf.Module):
             decoder's cross-attention while it re-reads its own translation;
             row t belongs to the step that generated target token t.
         """
+        source, output = self.decode_one(sentence)
+        # Row t of the weights is the step that predicted output[t].
+        target_in = tf.constant([[2] + output[:-1]])
+        _, weights = self.model(
+            (tf.constant([source]), target_in), return_attention_scores=True
+        )
+        cross = np.stack([w[0].numpy() for w in weights["decoder_cross_attention"]])
+        return {
+            "translation": self.detokenize_one(output),
+            "source_tokens": [self.source_tokenizer.id_to_token(i) for i in source],
+            "target_tokens": [self.target_tokenizer.id_to_token(i) for i in output],
+            "cross_attention": cross.astype("float32"),
+        }
+
+    def decode_one(self, sentence):
+        """The source ids of one sentence and its translation's ids up to
+        `[END]`, as lists of int (greedy, or beam search when `beam_width >
+        1`)."""
         if not isinstance(sentence, str):
             raise TypeError(
                 "`sentence` must be a str. "
                 f"Received: sentence of type {type(sentence).__name__}"
             )
         source_ids = self._source_ids(tf.constant([sentence]))
-        max_length = int(source_ids.shape[1]) + self.margin
-        output_ids = greedy_decode(self.model, source_ids, max_length=max_length)
-        output = [int(i) for i in output_ids[0].numpy() if i != 0]
-        # Row t of the weights is the step that predicted output[t].
-        target_in = tf.constant([[2] + output[:-1]])
-        _, weights = self.model((source_ids, target_in), return_attention_scores=True)
-        cross = np.stack([w[0].numpy() for w in weights["decoder_cross_attention"]])
+        output_ids = self._decode(source_ids, int(source_ids.shape[1]) + self.margin)
         source = [int(i) for i in source_ids[0].numpy()]
-        return {
-            "translation": self.target_tokenizer.detokenize(output_ids[0])
-            .numpy()
-            .decode(),
-            "source_tokens": [self.source_tokenizer.id_to_token(i) for i in source],
-            "target_tokens": [self.target_tokenizer.id_to_token(i) for i in output],
-            "cross_attention": cross.astype("float32"),
-        }
+        return source, [int(i) for i in output_ids[0].numpy() if i != 0]
+
+    def detokenize_one(self, output_ids):
+        """The text of one translation's ids (a list of int)."""
+        ids = tf.constant([output_ids], tf.int32, shape=(1, len(output_ids)))
+        return self.target_tokenizer.detokenize(ids).numpy()[0].decode()
 
     def export(self, path):
         """Write a SavedModel with a `serving_default` signature and `translate`."""
