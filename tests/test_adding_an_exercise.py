@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_predictions import _cell as cell
+from tests.test_predictions import _notebook as notebook
+
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = "tf_transformer/course/checks/combine_masks.py"
 
@@ -29,29 +32,13 @@ def worked_example() -> str:
 
 
 def solution_notebook() -> dict:
-    def cell(cell_type, source, cell_id, meta=None):
-        cell = {
-            "cell_type": cell_type,
-            "id": cell_id,
-            "metadata": {"tf_transformer": meta} if meta else {},
-            "source": source,
-        }
-        if cell_type == "code":
-            cell.update(execution_count=None, outputs=[])
-        return cell
-
-    return {
-        "cells": [
-            cell("markdown", "# 05 · Masking (toy)", "intro"),
-            cell("code", "import tensorflow as tf", "imports"),
-            cell("markdown", "## Exercise: combine masks", "ask"),
-            # Step 4: the cell carries only the exercise's name.
-            cell("code", "", "combine", {"exercise": "combine_masks"}),
-        ],
-        "metadata": {},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
+    return notebook(
+        cell("markdown", "# 05 · Masking (toy)", cell_id="intro"),
+        cell("code", "import tensorflow as tf", cell_id="imports"),
+        cell("markdown", "## Exercise: combine masks", cell_id="ask"),
+        # Step 4: the cell carries only the exercise's name.
+        cell("code", "", {"exercise": "combine_masks"}, cell_id="combine"),
+    )
 
 
 SCRIPT = textwrap.dedent(
