@@ -138,9 +138,11 @@ def run_grade(args: argparse.Namespace) -> int:
             return 2
     from tf_transformer.course import _confine
 
+    limits = _confine.Limits(memory=int(args.memory_limit * _confine.GIB))
     try:
-        mode = _confine.resolve(args.sandbox)
-    except ValueError as error:
+        # Starts Python as submission code will run: stops before any row.
+        mode = grade.sandbox_mode(args.sandbox, limits)
+    except (ValueError, _confine.SandboxError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(_confine.describe(mode), file=sys.stderr, flush=True)
@@ -152,7 +154,7 @@ def run_grade(args: argparse.Namespace) -> int:
         lesson=args.lesson,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
         sandbox=mode,
-        limits=_confine.Limits(memory=int(args.memory_limit * _confine.GIB)),
+        limits=limits,
     )
     grade.write_csv(rows, args.out)
     if args.json:

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from tf_transformer.course import _wire
+from tf_transformer.course import _confine, _wire
 
 STARTUP_ALLOWANCE = 180.0  # seconds for the submission's process to import TF
 MAX_LINE = 512 << 20
@@ -84,7 +84,8 @@ class Submission:
         self.command, self.env, self.cwd, self.init = command, env, cwd, init
         self.process: subprocess.Popen | None = None
         self.ready: dict | None = None
-        self.failure: tuple[str, str] | None = None
+        self.failure: tuple[str, str, str] | None = None
+        self.tail: _confine.Tail | None = None
         self.deadline = 0.0
         self.keys: dict[int, int] = {}
         self.kept: list[Any] = []
@@ -98,11 +99,10 @@ class Submission:
     def launch(self) -> None:
         """Start the process and send it the cells (it then imports TensorFlow
         and defines the answers while the judge goes on)."""
-        self.process = subprocess.Popen(
+        self.process, self.tail = _confine.start_with_tail(
             self.command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
             cwd=self.cwd,
             env=self.env,
             start_new_session=True,
@@ -139,9 +139,17 @@ class Submission:
 
     def _fail(self, status: str, what: str) -> Abort:
         """Stop the process; `what` is "took", "died" or a message."""
-        code = None if self.process is None else self.process.poll()
+        code = None
+        if self.process is not None:
+            try:  # a process whose pipe broke is ending: its status
+                code = self.process.wait(timeout=2 if what == "died" else 0)
+            except subprocess.TimeoutExpired:
+                pass
         self.stop()
-        self.failure = (status, what, code)
+        how = ""
+        if what == "died":  # its exit status or signal, and its last words
+            how = _confine.ended(code, self.tail.text() if self.tail else "")
+        self.failure = (status, what, how)
         return Abort()
 
     def _send(self, message: dict) -> None:
@@ -487,13 +495,11 @@ def judge(request: dict, emit) -> None:
 
 
 def _failure(ex, submission: Submission, timeout: float) -> dict:
-    status, what, code = submission.failure
+    status, what, how = submission.failure
     if what == "took":
         message = f"checking {ex.name} took longer than {timeout:g} s"
     elif what == "died":
-        message = (
-            f"the checking process died while checking {ex.name} (exit code {code})"
-        )
+        message = f"the checking process died while checking {ex.name} ({how})"
     else:
         message = f"checking {ex.name}: {what}"
     return {"status": status, "message": message}

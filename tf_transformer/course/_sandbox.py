@@ -5,7 +5,10 @@
 outputs cost nothing) and prints one JSON line: ``{"status": "ok"}``, or
 ``{"status": "dead", "cell": N}`` if the kernel died.
 
-Both first set the resource limits the grader asks for (`apply_limits`).
+``probe``: starts as they do and imports the library, once before grading
+(`probe`).
+
+All first set the resource limits the grader asks for (`apply_limits`).
 
 ``serve``: the answers' process, driven by the judge (`_judge`) over its
 stdin/stdout, one JSON line per message. The first message gives the
@@ -39,10 +42,12 @@ from __future__ import annotations
 
 import ast
 import builtins
+import importlib.util  # here: `_HiddenSource.find_spec` must not import it
 import json
 import os
 import sys
 import threading
+import traceback
 import types
 from typing import Any
 
@@ -368,8 +373,6 @@ class _HiddenSource:
         self.modules = modules
 
     def find_spec(self, fullname, path=None, target=None):
-        import importlib.util
-
         info = self.modules.get(fullname)
         if info is None:
             return None
@@ -432,8 +435,6 @@ def _install_guard(hidden_files: set[str]) -> None:
 
 
 def _hidden_files(modules: dict[str, dict]) -> set[str]:
-    import importlib.util
-
     files = set()
     for info in modules.values():
         origin = os.path.realpath(info["origin"])
@@ -589,17 +590,26 @@ class _Server:
         return {"trace": key, "structure": structure, "dtypes": dtypes}
 
 
-def serve(inp, out) -> None:
-    """The submission's process: the answers run here, the references never."""
-    init = json.loads(inp.readline())
-    hidden_modules = init["hidden_modules"]
-    sys.meta_path.insert(0, _HiddenSource(hidden_modules))
-    import numpy  # noqa: F401 - imported before the guard, as the checks need
-    import tensorflow  # noqa: F401
+def serve(inp, out, report) -> None:
+    """The submission's process: the answers run here, the references never.
 
-    from tf_transformer.course import _wire
-    from tf_transformer.course.checks import _core  # noqa: F401 - for error reports
+    `report` is the grader's stream for a start that fails (the judge shows
+    its last lines); it is closed before any submission code runs.
+    """
+    try:
+        init = json.loads(inp.readline())
+        hidden_modules = init["hidden_modules"]
+        sys.meta_path.insert(0, _HiddenSource(hidden_modules))
+        import numpy  # noqa: F401 - imported before the guard, as the checks need
+        import tensorflow  # noqa: F401
 
+        from tf_transformer.course import _wire
+        from tf_transformer.course.checks import _core  # noqa: F401 - error reports
+    except BaseException:  # noqa: BLE001 - no submission code has run yet
+        traceback.print_exc(file=report)
+        report.flush()
+        os._exit(1)
+    report.close()
     _install_guard(_hidden_files(hidden_modules))
 
     def emit(payload: dict) -> None:
@@ -647,6 +657,32 @@ def serve(inp, out) -> None:
             )
 
 
+# ------------------------------------------------------------------- probe
+
+PACKAGES = ("numpy", "tensorflow", "keras", "nbclient", "ipykernel")
+
+
+def probe() -> None:
+    """Start as the processes that run submission code start, once, before
+    anything is graded (`grade.sandbox_mode`): find the packages, start the
+    notebook's kernel's Python, import the library. Raises where one fails
+    (the grader shows the traceback's last lines)."""
+    import subprocess
+
+    missing = [name for name in PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModuleNotFoundError(
+            f"{sys.executable} finds no {', '.join(missing)} on sys.path {sys.path}"
+        )
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    kernel = KernelSpecManager().get_kernel_spec("python3").argv[0]
+    if kernel in {"python", f"python{sys.version_info[0]}", "python%i.%i" % sys.version_info[:2]}:
+        kernel = sys.executable  # as jupyter_client starts it
+    subprocess.run([kernel, "-c", "import ipykernel"], check=True)
+    import tf_transformer  # noqa: F401
+
+
 LIMITS_ENV = "TF_TRANSFORMER_GRADE_LIMITS"
 
 
@@ -670,20 +706,24 @@ def main(argv: list[str] | None = None) -> int:
         result = execute(argv[1], float(argv[2]))
         print(json.dumps(result), flush=True)
         return 0
+    if argv[:1] == ["probe"]:
+        probe()
+        return 0
     if argv[:1] == ["serve"]:
         inp = os.fdopen(os.dup(0), "r", encoding="utf-8")
         out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+        report = os.fdopen(os.dup(2), "w", encoding="utf-8")
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         sys.stderr = sys.stdout
-        serve(inp, out)
+        serve(inp, out, report)
         out.flush()
         os._exit(0)  # skip interpreter teardown that student objects could hook
     print(
-        "usage: _sandbox.py execute PATH TIMEOUT | serve",
+        "usage: _sandbox.py execute PATH TIMEOUT | serve | probe",
         file=sys.stderr,
     )
     return 2

@@ -36,6 +36,7 @@ import atexit
 import concurrent.futures
 import csv
 import dataclasses
+import functools
 import json
 import os
 import queue
@@ -162,9 +163,7 @@ def identify_lesson(cells: list[str], filename: str = "") -> int | None:
 
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
-    import tf_transformer
-
-    package_root = str(Path(next(iter(tf_transformer.__path__))).resolve().parent)
+    package_root = str(_confine.package_root())
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [package_root, env.get("PYTHONPATH")])
     )
@@ -217,39 +216,75 @@ class Confinement:
         return command
 
 
+def sandbox_mode(sandbox: str = "auto", limits: Limits | None = None) -> str:
+    """`bwrap` or `none`: the sandbox `sandbox` asks for (`auto`: bubblewrap
+    where the processes that run submission code start in it).
+
+    Starts the very command those processes run (`_sandbox.py probe`, as
+    their account, with their limits, inside bubblewrap for `bwrap`), once
+    per mode and limits. Raises `_confine.SandboxError`, naming the cause
+    and the way out, where the chosen mode cannot start them.
+    """
+    return _confine.resolve(
+        sandbox, lambda mode: _start_failure(mode, limits or Limits())
+    )
+
+
+@functools.cache
+def _start_failure(mode: str, limits: Limits) -> str | None:
+    """Why `_sandbox.py probe` does not start in `mode`, or None."""
+    with tempfile.TemporaryDirectory(prefix="tf-transformer-grade-") as workdir:
+        _confine.hand_over(workdir)
+        where = Confinement(mode, limits, os.path.realpath(workdir))
+        env = _submission_env(where.workdir, limits, STARTUP_ALLOWANCE)
+        process = _spawn(where.command(["probe"]), where.workdir, env)
+        try:
+            process.communicate("", timeout=STARTUP_ALLOWANCE)
+        except subprocess.TimeoutExpired:
+            return f"Python did not start within {STARTUP_ALLOWANCE:g} s"
+        finally:
+            _kill(process)
+    if process.returncode == 0:
+        return None
+    inside = " inside bubblewrap" if mode == "bwrap" else ""
+    return (
+        f"the processes that run submission code cannot start{inside} "
+        f"({_confine.ended(process.returncode, process.tail.text())})"
+    )
+
+
 def private_paths(paths: Iterable[Path | str]) -> tuple[str, ...]:
     """What submission code must not read, where bubblewrap can hide it: the
     submissions being graded (each notebook is copied into its own folder
     first), and the course's solutions and git history when the library is
-    used from a clone of the course. A path that holds the library or
-    Python itself stays visible (hiding it would stop them)."""
-    import tf_transformer
-
-    package_root = Path(next(iter(tf_transformer.__path__))).resolve().parent
-    needed = [package_root, Path(sys.prefix).resolve(), Path(sys.executable).resolve()]
+    used from a clone of the course. A path that holds what Python needs to
+    start (`_confine.needed_paths`) stays visible (hiding it would stop it)."""
+    package_root = _confine.package_root()
     candidates = [Path(p).resolve() for p in paths]
     candidates += [package_root / "solutions", package_root / ".git"]
+    needed = _confine.needed_paths()
     private = []
-    for path in candidates:
-        if not path.exists() or any(
-            item == path or path in item.parents for item in needed
+    for path in map(str, candidates):
+        if os.path.exists(path) and not any(
+            _confine.inside(item, path) for item in needed
         ):
-            continue
-        private.append(str(path))
+            private.append(path)
     return tuple(dict.fromkeys(private))
 
 
 def _spawn(command: list[str], cwd: str, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
+    """`command` in its own session; its stderr's last lines in `.tail`."""
+    process, tail = _confine.start_with_tail(
         command,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
         cwd=cwd,
         env=env,
         start_new_session=True,
         text=True,
     )
+    process.tail = tail
+    return process
 
 
 def _kill(process: subprocess.Popen) -> None:
@@ -512,7 +547,8 @@ def _execute(path: Path, timeout: float, where: Confinement) -> dict:
             continue
     return {
         "status": "error",
-        "message": f"the notebook runner exited with code {code}",
+        "message": "the notebook runner ended without a result: "
+        + _confine.ended(code, process.tail.text()),
     }
 
 
@@ -569,9 +605,10 @@ def grade(
     `sandbox`: `auto` (bubblewrap where it works), `bwrap` or `none`;
     `limits`: the children's resource limits (defaults: `Limits()`).
     """
-    mode = _confine.resolve(sandbox)
     paths = list(paths)
     submissions = find_submissions(paths)
+    # Before any row: grading stops here if submission code cannot start.
+    mode = sandbox_mode(sandbox, limits) if submissions else _confine.resolve(sandbox)
     private = private_paths(paths)
     results: dict[str, list[Row]] = {}
     lock = threading.Lock()
