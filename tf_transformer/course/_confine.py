@@ -300,11 +300,17 @@ def resolve(mode: str, start_failure=None) -> str:
         _FALLBACK.append(failure)
     failure = start_failure("none")
     if failure is not None:
+        if account() is not None:
+            way_out = (
+                f"install Python, its packages and tf_transformer where "
+                f"{UNPRIVILEGED_USER} can read and run them, or run the grader as "
+                "a user other than root"
+            )
+        else:
+            way_out = "check that this Python imports tf_transformer, and --memory-limit"
         raise SandboxError(
-            f"{failure}. Without a sandbox{_as_account()} the grader starts "
-            f"`{sys.executable}` on `{_sandbox_script()}`: make Python, its "
-            "packages and tf_transformer readable there"
-            + (", or run the grader as a user other than root" if account() else "")
+            f"{failure}. Without a sandbox, submission code runs `{sys.executable} "
+            f"{_sandbox_script()}`{_as_account()}: {way_out}"
         )
     return "none"
 
@@ -353,13 +359,17 @@ def inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
-def private_roots() -> tuple[str, ...]:
-    """The folders bubblewrap replaces by empty ones of the process's own:
-    `/tmp`, and the folder the submissions' working folders are made in
-    (`TMPDIR`), wherever it is."""
+def submissions_root() -> str:
+    """The folder each submission's working folder is made in (`TMPDIR`)."""
     import tempfile
 
-    temp = os.path.realpath(tempfile.gettempdir())
+    return os.path.realpath(tempfile.gettempdir())
+
+
+def private_roots() -> tuple[str, ...]:
+    """The folders bubblewrap replaces by empty ones of the process's own:
+    `/tmp`, and `submissions_root()` wherever it is."""
+    temp = submissions_root()
     roots = ["/tmp"]
     if temp != "/" and not inside(temp, "/tmp"):
         roots.append(temp)
@@ -395,10 +405,11 @@ def needed_paths() -> tuple[str, ...]:
 
 
 def _shown_and_hidden() -> tuple[list[str], list[tuple[str, str]]]:
-    """The needed paths bubblewrap binds back into the private folders, and
-    (path, folder) for those it cannot show: a path that holds a private
-    folder (showing it would show the other submissions' folders), or one
-    under /dev or /proc, which bubblewrap makes anew."""
+    """The needed paths bubblewrap binds back, read-only, into the private
+    folders (the outermost of nested ones), and (path, folder) for those it
+    cannot show: one that is or holds a private folder (showing it would
+    show what that folder hides; the paths in it are shown one by one), or
+    one in /dev or /proc, which bubblewrap makes anew."""
     roots = private_roots()
     shown, hidden = [], []
     for path in needed_paths():
@@ -418,23 +429,30 @@ def _shown_and_hidden() -> tuple[list[str], list[tuple[str, str]]]:
 
 def hidden_needs_advice() -> str:
     """Where a Python the sandbox cannot start may have gone: the needed
-    paths it hides, or, if none, what it shows."""
-    _, hidden = _shown_and_hidden()
-    if not hidden:
+    paths it cannot show, or, if none, what it shows."""
+    shown, hidden = _shown_and_hidden()
+    causes = [
+        f"{path} is made anew in the sandbox"
+        if folder in ("/dev", "/proc")
+        else f"{path} holds {folder}, which the sandbox replaces by an empty folder"
+        for path, folder in hidden
+    ]
+    temp = submissions_root()
+    causes += [
+        f"TMPDIR ({temp}), emptied in the sandbox, lies in {path}"
+        for path in shown
+        if inside(temp, path)
+    ]
+    if not causes:
         return (
             "The sandbox shows the whole file system read-only, except /dev, "
-            "/proc and the private " + " and ".join(private_roots()) + ", where "
-            "it shows only Python's prefixes, sys.path and tf_transformer"
+            "/proc and the private " + " and ".join(private_roots()) + ", of which "
+            "it shows only the paths Python needs (its prefixes, sys.path, "
+            "tf_transformer)"
         )
-    where = "; ".join(
-        f"{path} holds {folder}, where each submission gets its own folder"
-        if inside(folder, path)
-        else f"{path} lies in {folder}, which the sandbox makes anew"
-        for path, folder in hidden[:3]
-    )
     return (
-        f"The sandbox cannot show what Python needs: {where}. Install Python and "
-        "the packages elsewhere, or set TMPDIR to a folder that holds none of them"
+        f"The sandbox cannot show what Python may need: {'; '.join(causes[:3])}. "
+        "Install Python and its packages elsewhere, or set TMPDIR to another folder"
     )
 
 
@@ -445,7 +463,8 @@ def wrap(command: list[str], workdir: str, hide=()) -> list[str]:
     The file system is read-only; /tmp and the folder submissions' folders
     are made in (`private_roots`) are empty folders of the process's own,
     into which what Python needs that lies there (`needed_paths`) is bound
-    read-only; then `hide`; then `workdir`, writable.
+    read-only (the folder of submissions' folders stays empty, even inside
+    one of those); then `hide`; then `workdir`, writable.
 
     A command that drops root's privileges itself (`unprivileged`) runs
     without a user namespace, which would map only root: bubblewrap keeps
@@ -454,8 +473,12 @@ def wrap(command: list[str], workdir: str, hide=()) -> list[str]:
     args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     for root in private_roots():
         args += ["--tmpfs", root]
-    for path in _shown_and_hidden()[0]:
+    shown = _shown_and_hidden()[0]
+    for path in shown:
         args += ["--ro-bind", path, path]
+    temp = submissions_root()
+    if any(inside(temp, path) for path in shown):  # the other submissions
+        args += ["--tmpfs", temp]
     for path in hide:
         if os.path.isdir(path):
             args += ["--tmpfs", path]

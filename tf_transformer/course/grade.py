@@ -241,7 +241,10 @@ def _start_failure(mode: str, limits: Limits) -> str | None:
         try:
             process.communicate("", timeout=STARTUP_ALLOWANCE)
         except subprocess.TimeoutExpired:
-            return f"Python did not start within {STARTUP_ALLOWANCE:g} s"
+            return (
+                "the processes that run submission code did not start within "
+                f"{STARTUP_ALLOWANCE:g} s"
+            )
         finally:
             _kill(process)
     if process.returncode == 0:
