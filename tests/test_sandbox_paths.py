@@ -65,7 +65,11 @@ def make_venv(folder: Path) -> Path:
     )
     python = folder / "bin" / "python"
     purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        [
+            str(python),
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -75,7 +79,9 @@ def make_venv(folder: Path) -> Path:
         for path in dict.fromkeys([*site.getsitepackages(), *sys.path])
         if path.endswith(("site-packages", "dist-packages")) and os.path.isdir(path)
     ]
-    Path(purelib, "tf_transformer_test_deps.pth").write_text("\n".join(installed) + "\n")
+    Path(purelib, "tf_transformer_test_deps.pth").write_text(
+        "\n".join(installed) + "\n"
+    )
     return python
 
 
@@ -177,10 +183,22 @@ def test_a_python_the_sandbox_cannot_show_stops_grading_with_one_error(tmp_path)
         folder = tmp_path / "class"
         write_notebook(folder / "ada" / "05_masking.ipynb", [ANSWERS.format(peer="")])
         out = tmp_path / "grades.csv"
-        entry_point = "import sys, tf_transformer_cli; sys.exit(tf_transformer_cli.main())"
+        entry_point = (
+            "import sys, tf_transformer_cli; sys.exit(tf_transformer_cli.main())"
+        )
         done = subprocess.run(
-            [str(python), "-c", entry_point, "grade", str(folder), "--out", str(out),
-             "--sandbox", "bwrap", "--no-execute"],
+            [
+                str(python),
+                "-c",
+                entry_point,
+                "grade",
+                str(folder),
+                "--out",
+                str(out),
+                "--sandbox",
+                "bwrap",
+                "--no-execute",
+            ],
             cwd=tmp_path,
             env=layout_env(checkout),
             capture_output=True,
@@ -227,7 +245,9 @@ def test_auto_falls_back_with_the_reason_where_python_cannot_start_in_bwrap(
         ("none", {"none"}, "Without a sandbox"),
     ],
 )
-def test_a_sandbox_that_cannot_start_python_is_one_error(fake_bwrap, asked, fails, part):
+def test_a_sandbox_that_cannot_start_python_is_one_error(
+    fake_bwrap, asked, fails, part
+):
     def failure(mode):
         return f"it cannot start in {mode} (exit status 127)" if mode in fails else None
 

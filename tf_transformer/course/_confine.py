@@ -307,7 +307,9 @@ def resolve(mode: str, start_failure=None) -> str:
                 "a user other than root"
             )
         else:
-            way_out = "check that this Python imports tf_transformer, and --memory-limit"
+            way_out = (
+                "check that this Python imports tf_transformer, and --memory-limit"
+            )
         raise SandboxError(
             f"{failure}. Without a sandbox, submission code runs `{sys.executable} "
             f"{_sandbox_script()}`{_as_account()}: {way_out}"

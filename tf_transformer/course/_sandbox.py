@@ -677,7 +677,8 @@ def probe() -> None:
     from jupyter_client.kernelspec import KernelSpecManager
 
     kernel = KernelSpecManager().get_kernel_spec("python3").argv[0]
-    if kernel in {"python", f"python{sys.version_info[0]}", "python%i.%i" % sys.version_info[:2]}:
+    major, minor = sys.version_info[:2]
+    if kernel in {"python", f"python{major}", f"python{major}.{minor}"}:
         kernel = sys.executable  # as jupyter_client starts it
     subprocess.run([kernel, "-c", "import ipykernel"], check=True)
     import tf_transformer  # noqa: F401
