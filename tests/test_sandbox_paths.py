@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+import tf_transformer
 from tests.grade_submissions import write_notebook
 from tf_transformer.course import _confine, grade
 
@@ -87,7 +88,7 @@ def make_venv(folder: Path) -> Path:
 
 def copy_package(checkout: Path) -> Path:
     """The package and its command's entry point, copied into `checkout`."""
-    root = _confine.package_root()
+    root = Path(tf_transformer.__file__).resolve().parents[1]
     for name in ("tf_transformer", "tf_transformer_cli"):
         shutil.copytree(
             root / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__")
