@@ -26,10 +26,10 @@ import pytest
 
 import tf_transformer
 from tests.grade_submissions import write_notebook
-from tf_transformer.course import _confine, grade
+from tf_transformer.course.grading import confine, grade
 
 needs_bwrap = pytest.mark.skipif(
-    not _confine.bwrap_works(), reason="bubblewrap is not available"
+    not confine.bwrap_works(), reason="bubblewrap is not available"
 )
 
 # A submission checks what it can see from inside the sandbox, and answers
@@ -117,7 +117,7 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def graded_from_tmp():
-    if not _confine.bwrap_works():
+    if not confine.bwrap_works():
         pytest.skip("bubblewrap is not available")
     base = Path(tempfile.mkdtemp(prefix="tf transformer ", dir="/tmp"))
     try:
@@ -225,7 +225,7 @@ def test_a_python_the_sandbox_cannot_show_stops_grading_with_one_error(tmp_path)
 
 @pytest.fixture
 def fake_bwrap(monkeypatch):
-    monkeypatch.setattr(_confine, "bwrap_works", lambda: True)
+    monkeypatch.setattr(confine, "bwrap_works", lambda: True)
 
 
 def test_auto_falls_back_with_the_reason_where_python_cannot_start_in_bwrap(
@@ -234,8 +234,8 @@ def test_auto_falls_back_with_the_reason_where_python_cannot_start_in_bwrap(
     def failure(mode):
         return "Python cannot start in it (exit status 1)" if mode == "bwrap" else None
 
-    assert _confine.resolve("auto", failure) == "none"
-    assert "Python cannot start in it (exit status 1)" in _confine.describe("none")
+    assert confine.resolve("auto", failure) == "none"
+    assert "Python cannot start in it (exit status 1)" in confine.describe("none")
 
 
 @pytest.mark.parametrize(
@@ -252,8 +252,8 @@ def test_a_sandbox_that_cannot_start_python_is_one_error(
     def failure(mode):
         return f"it cannot start in {mode} (exit status 127)" if mode in fails else None
 
-    with pytest.raises(_confine.SandboxError) as raised:
-        _confine.resolve(asked, failure)
+    with pytest.raises(confine.SandboxError) as raised:
+        confine.resolve(asked, failure)
     message = str(raised.value)
     assert "exit status 127" in message and part in message, message
     assert "\n" not in message
@@ -264,11 +264,11 @@ def test_the_sandbox_shows_needed_paths_under_tmp_but_keeps_submissions_apart(
 ):
     venv = tmp_path / "v env"
     (venv / "tmp").mkdir(parents=True)
-    monkeypatch.setattr(_confine, "needed_paths", lambda: ("/tmp", str(venv), "/usr"))
+    monkeypatch.setattr(confine, "needed_paths", lambda: ("/tmp", str(venv), "/usr"))
 
     def mounts(temp):
         monkeypatch.setattr(tempfile, "tempdir", str(temp))
-        args = _confine.wrap(["python"], str(temp / "work"))
+        args = confine.wrap(["python"], str(temp / "work"))
         return args[: args.index("--bind")]
 
     if not str(tmp_path.resolve()).startswith("/tmp/"):
@@ -298,15 +298,15 @@ def test_a_process_that_dies_is_reported_with_its_signal_and_last_lines():
         "print('last words', file=sys.stderr, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    process, tail = _confine.start_with_tail([sys.executable, "-c", script])
+    process, tail = confine.start_with_tail([sys.executable, "-c", script])
     process.wait(timeout=60)
-    assert _confine.ended(process.returncode, tail.text()) == (
+    assert confine.ended(process.returncode, tail.text()) == (
         "killed by SIGKILL; it wrote: first words | last words"
     )
-    assert _confine.exit_status(128 + signal.SIGSEGV) == (
+    assert confine.exit_status(128 + signal.SIGSEGV) == (
         "exit status 139 (= 128 + SIGSEGV)"
     )
-    assert _confine.ended(3, "") == "exit status 3"
+    assert confine.ended(3, "") == "exit status 3"
 
 
 def test_private_paths_keep_what_python_needs_visible(monkeypatch, tmp_path):
@@ -314,7 +314,7 @@ def test_private_paths_keep_what_python_needs_visible(monkeypatch, tmp_path):
     needed.mkdir(parents=True)
     other = tmp_path / "other class"
     other.mkdir()
-    monkeypatch.setattr(_confine, "needed_paths", lambda: (str(needed),))
+    monkeypatch.setattr(confine, "needed_paths", lambda: (str(needed),))
     private = grade.private_paths([tmp_path / "class", other])
     assert str(other.resolve()) in private
     assert str((tmp_path / "class").resolve()) not in private

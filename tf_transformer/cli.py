@@ -127,7 +127,7 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_grade(args: argparse.Namespace) -> int:
-    from tf_transformer.course import grade
+    from tf_transformer.course.grading import grade, reports
 
     for path in args.paths:
         if not path.exists():
@@ -136,16 +136,16 @@ def run_grade(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    from tf_transformer.course import _confine
+    from tf_transformer.course.grading import confine
 
-    limits = _confine.Limits(memory=int(args.memory_limit * _confine.GIB))
+    limits = confine.Limits(memory=int(args.memory_limit * confine.GIB))
     try:
         # Starts Python as submission code will run: stops before any row.
         mode = grade.sandbox_mode(args.sandbox, limits)
-    except (ValueError, _confine.SandboxError) as error:
+    except (ValueError, confine.SandboxError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(_confine.describe(mode), file=sys.stderr, flush=True)
+    print(confine.describe(mode), file=sys.stderr, flush=True)
     rows = grade.grade(
         args.paths,
         timeout=args.timeout,
@@ -156,12 +156,12 @@ def run_grade(args: argparse.Namespace) -> int:
         sandbox=mode,
         limits=limits,
     )
-    grade.write_csv(rows, args.out)
+    reports.write_csv(rows, args.out)
     if args.json:
-        grade.write_json(rows, args.json)
+        reports.write_json(rows, args.json)
     if args.feedback:
-        grade.write_feedback(rows, args.feedback)
-    print(grade.format_summary(rows))
+        reports.write_feedback(rows, args.feedback)
+    print(reports.format_summary(rows))
     print(f"wrote {args.out}")
     return 0
 

@@ -2,14 +2,20 @@
 
 Two layers:
 
-- resource limits (`Limits`), always: `_sandbox.py` sets them on itself
-  before any submission code runs, and everything it starts inherits them.
+- resource limits (`Limits`), always: the notebook runner and the answers'
+  process set them on themselves (`apply_limits`) before any submission
+  code runs, and everything they start inherits them.
   Linux does not apply `RLIMIT_NPROC` to root, so a grader running as root
   starts these processes as the unprivileged user `nobody` (`account`)
   where that user can run the library;
 - a bubblewrap sandbox (`wrap`), where `bwrap` works: no network, the file
   system read-only except the submission's temporary folder (and a private
-  /tmp), its own PID, IPC and UTS namespaces, killed with its parent.
+  /tmp and TMPDIR, into which what Python needs to start is bound back
+  wherever it lies: `needed_paths`), its own PID, IPC and UTS namespaces,
+  killed with its parent.
+
+`resolve` chooses between them from a start of the real command (see
+`grade.sandbox_mode`); `Tail` and `ended` say how a child process ended.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import threading
 from pathlib import Path
 
 SANDBOX_MODES = ("auto", "bwrap", "none")
-LIMITS_ENV = "TF_TRANSFORMER_GRADE_LIMITS"  # read by _sandbox.apply_limits
+LIMITS_ENV = "TF_TRANSFORMER_GRADE_LIMITS"  # read by apply_limits
 GIB = 1 << 30
 
 
@@ -66,6 +72,20 @@ class Limits:
             "RLIMIT_CORE": 0,
         }
         return {LIMITS_ENV: json.dumps(limits)}
+
+
+def apply_limits() -> None:
+    """In a child process: set the resource limits the grader asks for (JSON
+    in `LIMITS_ENV`) on it and everything it starts, before any submission
+    code runs."""
+    import resource
+
+    for name, value in json.loads(os.environ.get(LIMITS_ENV) or "{}").items():
+        key = getattr(resource, name)
+        _, hard = resource.getrlimit(key)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(key, (value, value))
 
 
 def _tasks_of_user(uid: int) -> int:
@@ -189,7 +209,7 @@ def account() -> tuple[int, int] | None:
     root = str(package_root())
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    script = _sandbox_script()
+    script = _answers_script()
     for keep in (False, True):  # the capability only where it is needed
         probe = [*_setpriv(user, keep), sys.executable, "-c", _PROBE, script]
         try:
@@ -312,7 +332,7 @@ def resolve(mode: str, start_failure=None) -> str:
             )
         raise SandboxError(
             f"{failure}. Without a sandbox, submission code runs `{sys.executable} "
-            f"{_sandbox_script()}`{_as_account()}: {way_out}"
+            f"{_answers_script()}`{_as_account()}: {way_out}"
         )
     return "none"
 
@@ -324,8 +344,8 @@ def _as_account() -> str:
     return f" (as {UNPRIVILEGED_USER})" if account() is not None else ""
 
 
-def _sandbox_script() -> str:
-    return str(Path(__file__).with_name("_sandbox.py"))
+def _answers_script() -> str:
+    return str(Path(__file__).with_name("answers.py"))
 
 
 def describe(mode: str) -> str:
