@@ -105,7 +105,7 @@ def layout_env(checkout: Path, **extra: str) -> dict[str, str]:
 GRADE = """
 import dataclasses, json, sys
 import tf_transformer
-from tf_transformer.course import grade
+from tf_transformer.course.grading import grade
 rows = grade.grade([sys.argv[1]], jobs=2, timeout=300, sandbox="bwrap")
 print(json.dumps({
     "package": tf_transformer.__file__,
