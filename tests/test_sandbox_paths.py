@@ -280,6 +280,17 @@ def test_the_sandbox_shows_needed_paths_under_tmp_but_keeps_submissions_apart(
     assert beside[-5:] == ["--tmpfs", "/tmp", "--ro-bind", bound, bound]
     # TMPDIR inside the venv: emptied again after the venv is bound.
     assert mounts(venv / "tmp")[-2:] == ["--tmpfs", f"{bound}/tmp"]
+    # TMPDIR a needed path (the current folder on sys.path): emptied again,
+    # and the venv inside it bound back.
+    (tmp_path / "v env").rename(tmp_path / "job")
+    (tmp_path / "job" / "v env").mkdir()
+    job, inner = str(tmp_path.resolve() / "job"), str(tmp_path.resolve() / "job/v env")
+    monkeypatch.setattr(confine, "needed_paths", lambda: (job, inner))
+    assert mounts(tmp_path / "job")[-8:] == [
+        *("--ro-bind", job, job),
+        *("--tmpfs", job),
+        *("--ro-bind", inner, inner),
+    ]
     # TMPDIR outside /tmp: private too.
     outside = Path("/var/tmp") / f"tf-transformer-test-{uuid.uuid4().hex}"
     outside.mkdir(parents=True)

@@ -428,10 +428,10 @@ def needed_paths() -> tuple[str, ...]:
 
 def _shown_and_hidden() -> tuple[list[str], list[tuple[str, str]]]:
     """The needed paths bubblewrap binds back, read-only, into the private
-    folders (the outermost of nested ones), and (path, folder) for those it
-    cannot show: one that is or holds a private folder (showing it would
-    show what that folder hides; the paths in it are shown one by one), or
-    one in /dev or /proc, which bubblewrap makes anew."""
+    folders, and (path, folder) for those it cannot show: one that is or
+    holds a private folder (showing it would show what that folder hides;
+    the needed paths in it are shown one by one), or one in /dev or /proc,
+    which bubblewrap makes anew."""
     roots = private_roots()
     shown, hidden = [], []
     for path in needed_paths():
@@ -441,12 +441,16 @@ def _shown_and_hidden() -> tuple[list[str], list[tuple[str, str]]]:
             hidden.append((path, (holds or made)[0]))
         elif any(inside(path, root) for root in roots):
             shown.append(path)
-    outermost = [
+    return shown, hidden
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """`paths` without those that lie in another of them."""
+    return [
         path
-        for path in shown
-        if not any(other != path and inside(path, other) for other in shown)
+        for path in paths
+        if not any(other != path and inside(path, other) for other in paths)
     ]
-    return outermost, hidden
 
 
 def hidden_needs_advice() -> str:
@@ -485,8 +489,9 @@ def wrap(command: list[str], workdir: str, hide=()) -> list[str]:
     The file system is read-only; /tmp and the folder submissions' folders
     are made in (`private_roots`) are empty folders of the process's own,
     into which what Python needs that lies there (`needed_paths`) is bound
-    read-only (the folder of submissions' folders stays empty, even inside
-    one of those); then `hide`; then `workdir`, writable.
+    read-only (the folder of submissions' folders stays empty but for what
+    Python needs, even inside one of those); then `hide`; then `workdir`,
+    writable.
 
     A command that drops root's privileges itself (`unprivileged`) runs
     without a user namespace, which would map only root: bubblewrap keeps
@@ -496,11 +501,15 @@ def wrap(command: list[str], workdir: str, hide=()) -> list[str]:
     for root in private_roots():
         args += ["--tmpfs", root]
     shown = _shown_and_hidden()[0]
-    for path in shown:
+    for path in _outermost(shown):
         args += ["--ro-bind", path, path]
     temp = submissions_root()
-    if any(inside(temp, path) for path in shown):  # the other submissions
+    if any(inside(temp, path) for path in shown):
+        # Shown with a needed path: emptied again (the other submissions'
+        # folders), and what is needed in it bound back.
         args += ["--tmpfs", temp]
+        for path in _outermost([p for p in shown if inside(p, temp) and p != temp]):
+            args += ["--ro-bind", path, path]
     for path in hide:
         if os.path.isdir(path):
             args += ["--tmpfs", path]
