@@ -66,7 +66,8 @@ def _cores():
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "slow: starts processes, trains a model or runs a notebook"
+        "markers",
+        "slow: trains, runs notebooks or starts processes (not the fast tier)",
     )
     workers = config.getoption("numprocesses", default=None)
     if isinstance(workers, int) and workers > 1:

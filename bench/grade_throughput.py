@@ -155,9 +155,9 @@ def main() -> None:
     if "sandbox" in grade.grade.__code__.co_varnames:
         from tf_transformer.course.grading import confine
 
-        choose = getattr(grade, "sandbox_mode", confine.resolve)
+        choose = getattr(grade, "resolve_sandbox", confine.resolve)
         options["sandbox"] = choose(args.sandbox)
-        print(confine.describe(options["sandbox"]))
+        print(options["sandbox"].describe())
     else:
         print("sandbox: this grader has none")
     print(f"python + import tensorflow: {tensorflow_start():.1f} s (best of 3)")

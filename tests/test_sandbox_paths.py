@@ -234,8 +234,10 @@ def test_auto_falls_back_with_the_reason_where_python_cannot_start_in_bwrap(
     def failure(mode):
         return "Python cannot start in it (exit status 1)" if mode == "bwrap" else None
 
-    assert confine.resolve("auto", failure) == "none"
-    assert "Python cannot start in it (exit status 1)" in confine.describe("none")
+    sandbox = confine.resolve("auto", failure)
+    assert sandbox.mode == "none"
+    assert "Python cannot start in it (exit status 1)" in sandbox.describe()
+    assert confine.resolve(sandbox, failure) is sandbox  # resolved once
 
 
 @pytest.mark.parametrize(

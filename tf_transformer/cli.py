@@ -141,11 +141,11 @@ def run_grade(args: argparse.Namespace) -> int:
     limits = confine.Limits(memory=int(args.memory_limit * confine.GIB))
     try:
         # Starts Python as submission code will run: stops before any row.
-        mode = grade.sandbox_mode(args.sandbox, limits)
+        sandbox = grade.resolve_sandbox(args.sandbox, limits)
     except (ValueError, confine.SandboxError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(confine.describe(mode), file=sys.stderr, flush=True)
+    print(sandbox.describe(), file=sys.stderr, flush=True)
     rows = grade.grade(
         args.paths,
         timeout=args.timeout,
@@ -153,7 +153,7 @@ def run_grade(args: argparse.Namespace) -> int:
         execute=args.execute,
         lesson=args.lesson,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
-        sandbox=mode,
+        sandbox=sandbox,
         limits=limits,
     )
     reports.write_csv(rows, args.out)

@@ -25,7 +25,7 @@ class, its sublayers, variables and bound methods are kept in a table and
 the judge names them by handle (``call``, ``getattr``, ``array`` on a
 target), getting back plain data or more handles.
 
-`answers.py --probe`, run once before grading (`grade.sandbox_mode`), only
+`answers.py --probe`, run once before grading (`grade.resolve_sandbox`), only
 starts as the answers' process does and imports the library (`probe`).
 
 `_snapshot` and `_changed` (the attributes of the grading modules,
@@ -608,7 +608,7 @@ PACKAGES = ("numpy", "tensorflow", "keras", "nbclient", "ipykernel")
 
 def probe() -> None:
     """Start as the processes that run submission code start, once, before
-    anything is graded (`grade.sandbox_mode`): find the packages, start the
+    anything is graded (`grade.resolve_sandbox`): find the packages, start the
     notebook's kernel's Python, import the library. Raises where one fails
     (the grader shows the traceback's last lines)."""
     import subprocess

@@ -15,7 +15,7 @@ Two layers:
   killed with its parent.
 
 `resolve` chooses between them from a start of the real command (see
-`grade.sandbox_mode`); `Tail` and `ended` say how a child process ended.
+`grade.resolve_sandbox`); `Tail` and `ended` say how a child process ended.
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def hand_over(path: str) -> None:
 def bwrap_works() -> bool:
     """`bwrap` is on PATH and can create the namespaces the sandbox uses
     (as the account submission code runs as). Whether Python starts in it
-    is `grade.sandbox_mode`'s question: it starts the real command."""
+    is `grade.resolve_sandbox`'s question: it starts the real command."""
     if shutil.which("bwrap") is None:
         return False
     probe = wrap(unprivileged(["true"]), "/", hide=())
@@ -285,23 +285,55 @@ class SandboxError(RuntimeError):
 INSTALL_BWRAP = "Debian/Ubuntu: apt-get install bubblewrap"
 
 
-def resolve(mode: str, start_failure=None) -> str:
-    """`bwrap` or `none`, the sandbox asked for (`auto`: bubblewrap where
-    the processes that run submission code start in it).
+@dataclasses.dataclass(frozen=True)
+class Sandbox:
+    """A sandbox choice, resolved once (`resolve`): `mode` is `bwrap` or
+    `none`; `fallback` says why `auto` chose none where bubblewrap exists."""
+
+    mode: str
+    fallback: str = ""
+
+    def describe(self) -> str:
+        """The one line the command prints about the sandbox it uses."""
+        if self.mode == "bwrap":
+            line = (
+                "sandbox: bubblewrap (no network, read-only files outside each "
+                "submission's folder, own PID namespace) + resource limits"
+            )
+        else:
+            why = self.fallback or "bwrap not available or not asked for"
+            line = f"sandbox: none ({why}) + resource limits"
+        if account() is not None:
+            line += f"; submission code runs as {UNPRIVILEGED_USER}"
+            if keeps_capability():
+                line += " (allowed to read every file, to reach Python)"
+        elif os.geteuid() == 0:
+            line += "; submission code runs as root (no process-count limit)"
+        return line
+
+
+def resolve(choice: str | Sandbox, start_failure=None) -> Sandbox:
+    """The sandbox for `choice` (`auto`: bubblewrap where the processes that
+    run submission code start in it, `bwrap` or `none`). A `Sandbox` is
+    already resolved: it comes back as it is, so a choice is probed once
+    however many callers pass it on.
 
     `start_failure(mode)` says why those processes cannot start in `mode`
-    (None: they start); without it only bubblewrap's namespaces are tried.
-    ValueError for an unknown mode; `SandboxError`, whose message names the
-    cause and the way out, where the chosen mode cannot start them.
+    (None: they start; `grade.resolve_sandbox` starts them); without it only
+    bubblewrap's namespaces are tried. ValueError for an unknown choice;
+    `SandboxError`, whose message names the cause and the way out, where
+    the chosen mode cannot start them.
     """
-    if mode not in SANDBOX_MODES:
+    if isinstance(choice, Sandbox):
+        return choice
+    if choice not in SANDBOX_MODES:
         raise ValueError(
             f"`sandbox` must be one of {', '.join(SANDBOX_MODES)}. Received: "
-            f"sandbox={mode!r}"
+            f"sandbox={choice!r}"
         )
     start_failure = start_failure or (lambda mode: None)
-    _FALLBACK.clear()
-    if mode != "none":
+    fallback = ""
+    if choice != "none":
         if not bwrap_works():
             failure = (
                 "bubblewrap is not installed or cannot create namespaces here "
@@ -310,14 +342,14 @@ def resolve(mode: str, start_failure=None) -> str:
         else:
             failure = start_failure("bwrap")
             if failure is None:
-                return "bwrap"
+                return Sandbox("bwrap")
             failure = f"{failure}. {hidden_needs_advice()}"
-        if mode == "bwrap":
+            fallback = failure
+        if choice == "bwrap":
             raise SandboxError(
                 f"sandbox='bwrap' but {failure}; or grade without the sandbox: "
                 "--sandbox none (Python: sandbox='none')"
             )
-        _FALLBACK.append(failure)
     failure = start_failure("none")
     if failure is not None:
         if account() is not None:
@@ -334,10 +366,7 @@ def resolve(mode: str, start_failure=None) -> str:
             f"{failure}. Without a sandbox, submission code runs `{sys.executable} "
             f"{_answers_script()}`{_as_account()}: {way_out}"
         )
-    return "none"
-
-
-_FALLBACK: list[str] = []  # why `auto` chose no sandbox (for `describe`)
+    return Sandbox("none", fallback)
 
 
 def _as_account() -> str:
@@ -346,26 +375,6 @@ def _as_account() -> str:
 
 def _answers_script() -> str:
     return str(Path(__file__).with_name("answers.py"))
-
-
-def describe(mode: str) -> str:
-    """The one line the command prints about the sandbox it uses."""
-    if mode == "bwrap":
-        line = (
-            "sandbox: bubblewrap (no network, read-only files outside each "
-            "submission's folder, own PID namespace) + resource limits"
-        )
-    elif _FALLBACK:
-        line = f"sandbox: none ({_FALLBACK[-1]}) + resource limits"
-    else:
-        line = "sandbox: none (bwrap not available or not asked for) + resource limits"
-    if account() is not None:
-        line += f"; submission code runs as {UNPRIVILEGED_USER}"
-        if keeps_capability():
-            line += " (allowed to read every file, to reach Python)"
-    elif os.geteuid() == 0:
-        line += "; submission code runs as root (no process-count limit)"
-    return line
 
 
 def package_root() -> Path:

@@ -181,14 +181,16 @@ class Confinement:
         return command
 
 
-def sandbox_mode(sandbox: str = "auto", limits: Limits | None = None) -> str:
-    """`bwrap` or `none`: the sandbox `sandbox` asks for (`auto`: bubblewrap
-    where the processes that run submission code start in it).
+def resolve_sandbox(
+    sandbox: str | confine.Sandbox = "auto", limits: Limits | None = None
+) -> confine.Sandbox:
+    """The sandbox `sandbox` asks for (`auto`: bubblewrap where the
+    processes that run submission code start in it); see `confine.resolve`.
 
     Starts the very command those processes run (`answers.py --probe`, as
     their account, with their limits, inside bubblewrap for `bwrap`), once
-    per mode and limits. Raises `confine.SandboxError`, naming the cause
-    and the way out, where the chosen mode cannot start them.
+    per mode and limits. Raises `confine.SandboxError`, naming the cause and
+    the way out, where the chosen mode cannot start them.
     """
     return confine.resolve(
         sandbox, lambda mode: _start_failure(mode, limits or Limits())
@@ -565,18 +567,24 @@ def grade(
     execute: bool = True,
     lesson: int | None = None,
     progress: Callable[[str], None] | None = None,
-    sandbox: str = "auto",
+    sandbox: str | confine.Sandbox = "auto",
     limits: Limits | None = None,
 ) -> list[Row]:
     """Grade every submission under `paths`; rows in submission order.
 
-    `sandbox`: `auto` (bubblewrap where it works), `bwrap` or `none`;
+    `sandbox`: `auto` (bubblewrap where Python starts in it), `bwrap` or
+    `none`, or a `confine.Sandbox` the caller resolved already (see
+    `resolve_sandbox`: where submission code cannot start, it raises
+    `confine.SandboxError` before any row);
     `limits`: the children's resource limits (defaults: `Limits()`).
     """
     paths = list(paths)
     submissions = find_submissions(paths)
     # Before any row: grading stops here if submission code cannot start.
-    mode = sandbox_mode(sandbox, limits) if submissions else confine.resolve(sandbox)
+    if submissions:
+        mode = resolve_sandbox(sandbox, limits).mode
+    else:
+        mode = confine.resolve(sandbox).mode
     private = private_paths(paths)
     results: dict[str, list[Row]] = {}
     lock = threading.Lock()
