@@ -155,7 +155,8 @@ def main() -> None:
     if "sandbox" in grade.grade.__code__.co_varnames:
         from tf_transformer.course.grading import confine
 
-        options["sandbox"] = confine.resolve(args.sandbox)
+        choose = getattr(grade, "resolve_sandbox", confine.resolve)
+        options["sandbox"] = choose(args.sandbox)
         print(options["sandbox"].describe())
     else:
         print("sandbox: this grader has none")

@@ -114,9 +114,11 @@ def run_grade(args: argparse.Namespace) -> int:
             return 2
     from tf_transformer.course.grading import confine
 
+    limits = confine.Limits(memory=int(args.memory_limit * confine.GIB))
     try:
-        sandbox = confine.resolve(args.sandbox)
-    except ValueError as error:
+        # Starts Python as submission code will run: stops before any row.
+        sandbox = grade.resolve_sandbox(args.sandbox, limits)
+    except (ValueError, confine.SandboxError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(sandbox.describe(), file=sys.stderr, flush=True)
@@ -128,7 +130,7 @@ def run_grade(args: argparse.Namespace) -> int:
         lesson=args.lesson,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
         sandbox=sandbox,
-        limits=confine.Limits(memory=int(args.memory_limit * confine.GIB)),
+        limits=limits,
     )
     reports.write_csv(rows, args.out)
     if args.json:

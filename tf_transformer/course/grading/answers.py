@@ -25,6 +25,9 @@ class, its sublayers, variables and bound methods are kept in a table and
 the judge names them by handle (``call``, ``getattr``, ``array`` on a
 target), getting back plain data or more handles.
 
+`answers.py --probe`, run once before grading (`grade.resolve_sandbox`), only
+starts as the answers' process does and imports the library (`probe`).
+
 `_snapshot` and `_changed` (the attributes of the grading modules,
 ``tf_transformer``, ``numpy`` and ``builtins``, compared before and after)
 let the tests show that a check changes nothing it should not.
@@ -35,10 +38,12 @@ from __future__ import annotations
 import ast
 import builtins
 import dataclasses
+import importlib.util  # here: `_HiddenSource.find_spec` must not import it
 import json
 import os
 import sys
 import threading
+import traceback
 import types
 from typing import Any
 
@@ -315,8 +320,6 @@ class _HiddenSource:
         self.modules = modules
 
     def find_spec(self, fullname, path=None, target=None):
-        import importlib.util
-
         info = self.modules.get(fullname)
         if info is None:
             return None
@@ -379,8 +382,6 @@ def _install_guard(hidden_files: set[str]) -> None:
 
 
 def _hidden_files(modules: dict[str, dict]) -> set[str]:
-    import importlib.util
-
     files = set()
     for info in modules.values():
         origin = os.path.realpath(info["origin"])
@@ -537,19 +538,29 @@ class _Server:
         return wire.Reply(trace=key, structure=structure, dtypes=dtypes)
 
 
-def serve(inp, out) -> None:
-    """The submission's process: the answers run here, the references never."""
-    # The library's text goes in before anything imports tf_transformer (the
-    # message types included): read the first message as plain JSON.
-    first = json.loads(inp.readline())
-    sys.meta_path.insert(0, _HiddenSource(first["hidden_modules"]))
-    import numpy  # noqa: F401 - imported before the guard, as the checks need
-    import tensorflow  # noqa: F401
+def serve(inp, out, report) -> None:
+    """The submission's process: the answers run here, the references never.
 
-    from tf_transformer.course.checks import _core  # noqa: F401 - for error reports
-    from tf_transformer.course.grading import wire
+    `report` is the grader's stream for a start that fails (the judge shows
+    its last lines); it is closed before any submission code runs.
+    """
+    try:
+        # The library's text goes in before anything imports tf_transformer
+        # (the message types included): read the first message as plain JSON.
+        first = json.loads(inp.readline())
+        sys.meta_path.insert(0, _HiddenSource(first["hidden_modules"]))
+        import numpy  # noqa: F401 - imported before the guard, as the checks need
+        import tensorflow  # noqa: F401
 
-    init = wire.AnswersInit.from_dict(first)
+        from tf_transformer.course.checks import _core  # noqa: F401 - error reports
+        from tf_transformer.course.grading import wire
+
+        init = wire.AnswersInit.from_dict(first)
+    except BaseException:  # noqa: BLE001 - no submission code has run yet
+        traceback.print_exc(file=report)
+        report.flush()
+        os._exit(1)
+    report.close()
     _install_guard(_hidden_files(init.hidden_modules))
 
     def emit(message) -> None:
@@ -587,21 +598,53 @@ def serve(inp, out) -> None:
             emit(wire.Reply(id=request.id, raised=raised))
 
 
+PACKAGES = ("numpy", "tensorflow", "keras", "nbclient", "ipykernel")
+
+
+def probe() -> None:
+    """Start as the processes that run submission code start, once, before
+    anything is graded (`grade.resolve_sandbox`): find the packages, start the
+    notebook's kernel's Python, import the library. Raises where one fails
+    (the grader shows the traceback's last lines)."""
+    import subprocess
+
+    missing = [name for name in PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModuleNotFoundError(
+            f"{sys.executable} finds no {', '.join(missing)} on sys.path {sys.path}"
+        )
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    kernel = KernelSpecManager().get_kernel_spec("python3").argv[0]
+    major, minor = sys.version_info[:2]
+    if kernel in {"python", f"python{major}", f"python{major}.{minor}"}:
+        kernel = sys.executable  # as jupyter_client starts it
+    subprocess.run([kernel, "-c", "import ipykernel"], check=True)
+    import tf_transformer  # noqa: F401
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv:
-        print("usage: answers.py (its requests come on stdin)", file=sys.stderr)
+    if argv not in ([], ["--probe"]):
+        print(
+            "usage: answers.py [--probe] (its requests come on stdin)",
+            file=sys.stderr,
+        )
         return 2
     apply_limits()
+    if argv == ["--probe"]:
+        probe()
+        return 0
     inp = os.fdopen(os.dup(0), "r", encoding="utf-8")
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    report = os.fdopen(os.dup(2), "w", encoding="utf-8")
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     sys.stderr = sys.stdout
-    serve(inp, out)
+    serve(inp, out, report)
     out.flush()
     os._exit(0)  # skip interpreter teardown that student objects could hook
 

@@ -10,18 +10,26 @@ Two layers:
   where that user can run the library;
 - a bubblewrap sandbox (`wrap`), where `bwrap` works: no network, the file
   system read-only except the submission's temporary folder (and a private
-  /tmp), its own PID, IPC and UTS namespaces, killed with its parent.
+  /tmp and TMPDIR, into which what Python needs to start is bound back
+  wherever it lies: `needed_paths`), its own PID, IPC and UTS namespaces,
+  killed with its parent.
+
+`resolve` chooses between them from a start of the real command (see
+`grade.resolve_sandbox`); `Tail` and `ended` say how a child process ended.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 SANDBOX_MODES = ("auto", "bwrap", "none")
@@ -93,6 +101,74 @@ def _tasks_of_user(uid: int) -> int:
     return count
 
 
+def exit_status(code: int | None) -> str:
+    """How a child process ended, in words: its signal or its exit status
+    (bubblewrap exits with 128 + the signal that killed its command)."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        return f"killed by {_signal_name(-code)}"
+    if 128 < code < 128 + 65:
+        return f"exit status {code} (= 128 + {_signal_name(code - 128)})"
+    return f"exit status {code}"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class Tail:
+    """The last lines a child process writes to `stream` (its stderr), read
+    in a thread: at most `lines` lines of at most `width` characters are
+    kept, so a process writing without end costs nothing."""
+
+    def __init__(self, stream, lines: int = 6, width: int = 300):
+        self.lines: collections.deque = collections.deque(maxlen=lines)
+        self.width = width
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream) -> None:
+        while True:
+            chunk = stream.readline(4096)
+            if not chunk:
+                break
+            if isinstance(chunk, bytes):
+                chunk = chunk.decode("utf-8", "replace")
+            chunk = " ".join(chunk.split())
+            if chunk:
+                self.lines.append(chunk[: self.width])
+
+    def text(self, wait: float = 5.0) -> str:
+        """The lines kept, joined by " | " (after waiting up to `wait`
+        seconds for the stream to end)."""
+        self.thread.join(wait)
+        return " | ".join(list(self.lines))
+
+
+def start_with_tail(command: list[str], **options) -> tuple[subprocess.Popen, Tail]:
+    """`subprocess.Popen(command, **options)` with its stderr read by a
+    `Tail` (a pipe of its own: `communicate` leaves it alone)."""
+    read, write = os.pipe()
+    try:
+        process = subprocess.Popen(command, stderr=write, **options)
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    return process, Tail(os.fdopen(read, "rb"))
+
+
+def ended(code: int | None, tail: str) -> str:
+    """`exit_status` and the last lines written: how a process that should
+    not have ended did."""
+    return exit_status(code) + (f"; it wrote: {tail}" if tail else "")
+
+
 UNPRIVILEGED_USER = "nobody"
 # Capabilities a process keeps when root drops to `nobody`: reading and
 # searching any file (Python and the library may live under /root), nothing
@@ -130,12 +206,10 @@ def account() -> tuple[int, int] | None:
     except KeyError:
         return None
     user = (entry.pw_uid, entry.pw_gid)
-    import tf_transformer
-
-    root = str(Path(next(iter(tf_transformer.__path__))).resolve().parent)
+    root = str(package_root())
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    script = str(Path(__file__).with_name("answers.py"))
+    script = _answers_script()
     for keep in (False, True):  # the capability only where it is needed
         probe = [*_setpriv(user, keep), sys.executable, "-c", _PROBE, script]
         try:
@@ -192,7 +266,8 @@ def hand_over(path: str) -> None:
 @functools.cache
 def bwrap_works() -> bool:
     """`bwrap` is on PATH and can create the namespaces the sandbox uses
-    (as the account submission code runs as)."""
+    (as the account submission code runs as). Whether Python starts in it
+    is `grade.resolve_sandbox`'s question: it starts the real command."""
     if shutil.which("bwrap") is None:
         return False
     probe = wrap(unprivileged(["true"]), "/", hide=())
@@ -203,11 +278,20 @@ def bwrap_works() -> bool:
     return done.returncode == 0
 
 
+class SandboxError(RuntimeError):
+    """The processes that run submission code cannot start: nothing is graded."""
+
+
+INSTALL_BWRAP = "Debian/Ubuntu: apt-get install bubblewrap"
+
+
 @dataclasses.dataclass(frozen=True)
 class Sandbox:
-    """A sandbox choice, resolved once (`resolve`): `mode` is `bwrap` or `none`."""
+    """A sandbox choice, resolved once (`resolve`): `mode` is `bwrap` or
+    `none`; `fallback` says why `auto` chose none where bubblewrap exists."""
 
     mode: str
+    fallback: str = ""
 
     def describe(self) -> str:
         """The one line the command prints about the sandbox it uses."""
@@ -217,9 +301,8 @@ class Sandbox:
                 "submission's folder, own PID namespace) + resource limits"
             )
         else:
-            line = (
-                "sandbox: none (bwrap not available or not asked for) + resource limits"
-            )
+            why = self.fallback or "bwrap not available or not asked for"
+            line = f"sandbox: none ({why}) + resource limits"
         if account() is not None:
             line += f"; submission code runs as {UNPRIVILEGED_USER}"
             if keeps_capability():
@@ -229,10 +312,17 @@ class Sandbox:
         return line
 
 
-def resolve(choice: str | Sandbox) -> Sandbox:
-    """The sandbox for `choice` (`auto`, `bwrap` or `none`); ValueError for
-    `bwrap` where it cannot run. A `Sandbox` is already resolved: it comes
-    back as it is, so a choice is probed once however many callers pass it on.
+def resolve(choice: str | Sandbox, start_failure=None) -> Sandbox:
+    """The sandbox for `choice` (`auto`: bubblewrap where the processes that
+    run submission code start in it, `bwrap` or `none`). A `Sandbox` is
+    already resolved: it comes back as it is, so a choice is probed once
+    however many callers pass it on.
+
+    `start_failure(mode)` says why those processes cannot start in `mode`
+    (None: they start; `grade.resolve_sandbox` starts them); without it only
+    bubblewrap's namespaces are tried. ValueError for an unknown choice;
+    `SandboxError`, whose message names the cause and the way out, where
+    the chosen mode cannot start them.
     """
     if isinstance(choice, Sandbox):
         return choice
@@ -241,38 +331,194 @@ def resolve(choice: str | Sandbox) -> Sandbox:
             f"`sandbox` must be one of {', '.join(SANDBOX_MODES)}. Received: "
             f"sandbox={choice!r}"
         )
-    if choice == "none":
-        return Sandbox("none")
-    if bwrap_works():
-        return Sandbox("bwrap")
-    if choice == "bwrap":
-        raise ValueError(
-            "sandbox='bwrap' but bubblewrap is not installed or cannot create "
-            "namespaces here. Received: sandbox='bwrap'"
+    start_failure = start_failure or (lambda mode: None)
+    fallback = ""
+    if choice != "none":
+        if not bwrap_works():
+            failure = (
+                "bubblewrap is not installed or cannot create namespaces here "
+                f"({INSTALL_BWRAP})"
+            )
+        else:
+            failure = start_failure("bwrap")
+            if failure is None:
+                return Sandbox("bwrap")
+            failure = f"{failure}. {hidden_needs_advice()}"
+            fallback = failure
+        if choice == "bwrap":
+            raise SandboxError(
+                f"sandbox='bwrap' but {failure}; or grade without the sandbox: "
+                "--sandbox none (Python: sandbox='none')"
+            )
+    failure = start_failure("none")
+    if failure is not None:
+        if account() is not None:
+            way_out = (
+                f"install Python, its packages and tf_transformer where "
+                f"{UNPRIVILEGED_USER} can read and run them, or run the grader as "
+                "a user other than root"
+            )
+        else:
+            way_out = (
+                "check that this Python imports tf_transformer, and --memory-limit"
+            )
+        raise SandboxError(
+            f"{failure}. Without a sandbox, submission code runs `{sys.executable} "
+            f"{_answers_script()}`{_as_account()}: {way_out}"
         )
-    return Sandbox("none")
+    return Sandbox("none", fallback)
+
+
+def _as_account() -> str:
+    return f" (as {UNPRIVILEGED_USER})" if account() is not None else ""
+
+
+def _answers_script() -> str:
+    return str(Path(__file__).with_name("answers.py"))
+
+
+def package_root() -> Path:
+    """The folder that holds the `tf_transformer` package (a clone, or
+    site-packages)."""
+    import tf_transformer
+
+    return Path(next(iter(tf_transformer.__path__))).resolve().parent
+
+
+def inside(path: str, folder: str) -> bool:
+    """`path` is `folder` or lies under it (both absolute and normalized)."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def submissions_root() -> str:
+    """The folder each submission's working folder is made in (`TMPDIR`)."""
+    import tempfile
+
+    return os.path.realpath(tempfile.gettempdir())
+
+
+def private_roots() -> tuple[str, ...]:
+    """The folders bubblewrap replaces by empty ones of the process's own:
+    `/tmp`, and `submissions_root()` wherever it is."""
+    temp = submissions_root()
+    roots = ["/tmp"]
+    if temp != "/" and not inside(temp, "/tmp"):
+        roots.append(temp)
+    return tuple(roots)
+
+
+def needed_paths() -> tuple[str, ...]:
+    """What a process that runs submission code needs to see to start, as
+    this process sees it: the interpreter (as called and its real path),
+    `sys.prefix`, `sys.base_prefix` and the exec prefixes, every `sys.path`
+    and `PYTHONPATH` entry, the folder that holds `tf_transformer`, and
+    Jupyter's data folders named in the environment (the kernel's spec).
+    Each as given and with symbolic links resolved; existing paths only."""
+    names = [
+        sys.executable,
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        str(package_root()),
+        *sys.path,
+    ]
+    for variable in ("PYTHONPATH", "JUPYTER_PATH", "JUPYTER_DATA_DIR"):
+        names += os.environ.get(variable, "").split(os.pathsep)
+    found = []
+    for name in names:
+        if not name or not os.path.isabs(name):  # "" is the current folder
+            continue
+        for path in (os.path.normpath(name), os.path.realpath(name)):
+            if os.path.exists(path):
+                found.append(path)
+    return tuple(dict.fromkeys(found))
+
+
+def _shown_and_hidden() -> tuple[list[str], list[tuple[str, str]]]:
+    """The needed paths bubblewrap binds back, read-only, into the private
+    folders, and (path, folder) for those it cannot show: one that is or
+    holds a private folder (showing it would show what that folder hides;
+    the needed paths in it are shown one by one), or one in /dev or /proc,
+    which bubblewrap makes anew."""
+    roots = private_roots()
+    shown, hidden = [], []
+    for path in needed_paths():
+        holds = [root for root in roots if inside(root, path)]
+        made = [root for root in ("/dev", "/proc") if inside(path, root)]
+        if holds or made:
+            hidden.append((path, (holds or made)[0]))
+        elif any(inside(path, root) for root in roots):
+            shown.append(path)
+    return shown, hidden
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """`paths` without those that lie in another of them."""
+    return [
+        path
+        for path in paths
+        if not any(other != path and inside(path, other) for other in paths)
+    ]
+
+
+def hidden_needs_advice() -> str:
+    """Where a Python the sandbox cannot start may have gone: the needed
+    paths it cannot show, or, if none, what it shows."""
+    shown, hidden = _shown_and_hidden()
+    causes = [
+        f"{path} is made anew in the sandbox"
+        if folder in ("/dev", "/proc")
+        else f"{path} holds {folder}, which the sandbox replaces by an empty folder"
+        for path, folder in hidden
+    ]
+    temp = submissions_root()
+    causes += [
+        f"TMPDIR ({temp}), emptied in the sandbox, lies in {path}"
+        for path in shown
+        if inside(temp, path)
+    ]
+    if not causes:
+        return (
+            "The sandbox shows the whole file system read-only, except /dev, "
+            "/proc and the private " + " and ".join(private_roots()) + ", of which "
+            "it shows only the paths Python needs (its prefixes, sys.path, "
+            "tf_transformer)"
+        )
+    return (
+        f"The sandbox cannot show what Python may need: {'; '.join(causes[:3])}. "
+        "Install Python and its packages elsewhere, or set TMPDIR to another folder"
+    )
 
 
 def wrap(command: list[str], workdir: str, hide=()) -> list[str]:
     """`command` inside bubblewrap; `hide` are files replaced by an empty one
     and folders replaced by an empty one.
 
+    The file system is read-only; /tmp and the folder submissions' folders
+    are made in (`private_roots`) are empty folders of the process's own,
+    into which what Python needs that lies there (`needed_paths`) is bound
+    read-only (the folder of submissions' folders stays empty but for what
+    Python needs, even inside one of those); then `hide`; then `workdir`,
+    writable.
+
     A command that drops root's privileges itself (`unprivileged`) runs
     without a user namespace, which would map only root: bubblewrap keeps
     the capabilities `setpriv` needs, and `setpriv` drops them.
     """
-    args = [
-        "bwrap",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        "--tmpfs",
-        "/tmp",
-    ]
+    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for root in private_roots():
+        args += ["--tmpfs", root]
+    shown = _shown_and_hidden()[0]
+    for path in _outermost(shown):
+        args += ["--ro-bind", path, path]
+    temp = submissions_root()
+    if any(inside(temp, path) for path in shown):
+        # Shown with a needed path: emptied again (the other submissions'
+        # folders), and what is needed in it bound back.
+        args += ["--tmpfs", temp]
+        for path in _outermost([p for p in shown if inside(p, temp) and p != temp]):
+            args += ["--ro-bind", path, path]
     for path in hide:
         if os.path.isdir(path):
             args += ["--tmpfs", path]

@@ -35,6 +35,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import dataclasses
+import functools
 import json
 import os
 import queue
@@ -126,9 +127,7 @@ def identify_lesson(cells: list[str], filename: str = "") -> int | None:
 
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
-    import tf_transformer
-
-    package_root = str(Path(next(iter(tf_transformer.__path__))).resolve().parent)
+    package_root = str(confine.package_root())
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [package_root, env.get("PYTHONPATH")])
     )
@@ -182,39 +181,80 @@ class Confinement:
         return command
 
 
+def resolve_sandbox(
+    sandbox: str | confine.Sandbox = "auto", limits: Limits | None = None
+) -> confine.Sandbox:
+    """The sandbox `sandbox` asks for (`auto`: bubblewrap where the
+    processes that run submission code start in it); see `confine.resolve`.
+
+    Starts the very command those processes run (`answers.py --probe`, as
+    their account, with their limits, inside bubblewrap for `bwrap`), once
+    per mode and limits. Raises `confine.SandboxError`, naming the cause and
+    the way out, where the chosen mode cannot start them.
+    """
+    return confine.resolve(
+        sandbox, lambda mode: _start_failure(mode, limits or Limits())
+    )
+
+
+@functools.cache
+def _start_failure(mode: str, limits: Limits) -> str | None:
+    """Why `answers.py --probe` does not start in `mode`, or None."""
+    with tempfile.TemporaryDirectory(prefix="tf-transformer-grade-") as workdir:
+        confine.hand_over(workdir)
+        where = Confinement(mode, limits, os.path.realpath(workdir))
+        env = _submission_env(where.workdir, limits, STARTUP_ALLOWANCE)
+        process = _spawn(where.command(ANSWERS, ["--probe"]), where.workdir, env)
+        try:
+            process.communicate("", timeout=STARTUP_ALLOWANCE)
+        except subprocess.TimeoutExpired:
+            return (
+                "the processes that run submission code did not start within "
+                f"{STARTUP_ALLOWANCE:g} s"
+            )
+        finally:
+            _kill(process)
+    if process.returncode == 0:
+        return None
+    inside = " inside bubblewrap" if mode == "bwrap" else ""
+    return (
+        f"the processes that run submission code cannot start{inside} "
+        f"({confine.ended(process.returncode, process.tail.text())})"
+    )
+
+
 def private_paths(paths: Iterable[Path | str]) -> tuple[str, ...]:
     """What submission code must not read, where bubblewrap can hide it: the
     submissions being graded (each notebook is copied into its own folder
     first), and the course's solutions and git history when the library is
-    used from a clone of the course. A path that holds the library or
-    Python itself stays visible (hiding it would stop them)."""
-    import tf_transformer
-
-    package_root = Path(next(iter(tf_transformer.__path__))).resolve().parent
-    needed = [package_root, Path(sys.prefix).resolve(), Path(sys.executable).resolve()]
+    used from a clone of the course. A path that holds what Python needs to
+    start (`confine.needed_paths`) stays visible (hiding it would stop it)."""
+    package_root = confine.package_root()
     candidates = [Path(p).resolve() for p in paths]
     candidates += [package_root / "solutions", package_root / ".git"]
+    needed = confine.needed_paths()
     private = []
-    for path in candidates:
-        if not path.exists() or any(
-            item == path or path in item.parents for item in needed
+    for path in map(str, candidates):
+        if os.path.exists(path) and not any(
+            confine.inside(item, path) for item in needed
         ):
-            continue
-        private.append(str(path))
+            private.append(path)
     return tuple(dict.fromkeys(private))
 
 
 def _spawn(command: list[str], cwd: str, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
+    """`command` in its own session; its stderr's last lines in `.tail`."""
+    process, tail = confine.start_with_tail(
         command,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
         cwd=cwd,
         env=env,
         start_new_session=True,
         text=True,
     )
+    process.tail = tail
+    return process
 
 
 def _kill(process: subprocess.Popen) -> None:
@@ -476,7 +516,9 @@ def _execute(path: Path, timeout: float, where: Confinement) -> wire.NotebookRun
         except ValueError:  # JSON's errors included
             continue
     return wire.NotebookRun(
-        "error", message=f"the notebook runner exited with code {code}"
+        "error",
+        message="the notebook runner ended without a result: "
+        + confine.ended(code, process.tail.text()),
     )
 
 
@@ -530,13 +572,19 @@ def grade(
 ) -> list[Row]:
     """Grade every submission under `paths`; rows in submission order.
 
-    `sandbox`: `auto` (bubblewrap where it works), `bwrap` or `none`, or a
-    `confine.Sandbox` the caller resolved already;
+    `sandbox`: `auto` (bubblewrap where Python starts in it), `bwrap` or
+    `none`, or a `confine.Sandbox` the caller resolved already (see
+    `resolve_sandbox`: where submission code cannot start, it raises
+    `confine.SandboxError` before any row);
     `limits`: the children's resource limits (defaults: `Limits()`).
     """
-    mode = confine.resolve(sandbox).mode
     paths = list(paths)
     submissions = find_submissions(paths)
+    # Before any row: grading stops here if submission code cannot start.
+    if submissions:
+        mode = resolve_sandbox(sandbox, limits).mode
+    else:
+        mode = confine.resolve(sandbox).mode
     private = private_paths(paths)
     results: dict[str, list[Row]] = {}
     lock = threading.Lock()

@@ -144,13 +144,11 @@ def judge(request: wire.JudgeRequest, emit) -> None:
 
 
 def _failure(ex, submission: AnswersProcess, timeout: float) -> wire.Verdict:
-    status, what, code = submission.failure
+    status, what, how = submission.failure
     if what == "took":
         message = f"checking {ex.name} took longer than {timeout:g} s"
     elif what == "died":
-        message = (
-            f"the checking process died while checking {ex.name} (exit code {code})"
-        )
+        message = f"the checking process died while checking {ex.name} ({how})"
     else:
         message = f"checking {ex.name}: {what}"
     return wire.Verdict(ex.name, status, message)

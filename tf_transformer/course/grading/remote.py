@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from tf_transformer.course.grading import wire
+from tf_transformer.course.grading import confine, wire
 
 STARTUP_ALLOWANCE = 180.0  # seconds for the submission's process to import TF
 MAX_LINE = 512 << 20
@@ -70,7 +70,8 @@ class AnswersProcess:
         self.command, self.env, self.cwd, self.init = command, env, cwd, init
         self.process: subprocess.Popen | None = None
         self.ready: dict[str, wire.Definition] | None = None
-        self.failure: tuple[str, str] | None = None
+        self.failure: tuple[str, str, str] | None = None
+        self.tail: confine.Tail | None = None
         self.deadline = 0.0
         self.keys: dict[int, int] = {}
         self.kept: list[Any] = []
@@ -84,11 +85,10 @@ class AnswersProcess:
     def launch(self) -> None:
         """Start the process and send it the cells (it then imports TensorFlow
         and defines the answers while the judge goes on)."""
-        self.process = subprocess.Popen(
+        self.process, self.tail = confine.start_with_tail(
             self.command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
             cwd=self.cwd,
             env=self.env,
             start_new_session=True,
@@ -125,9 +125,17 @@ class AnswersProcess:
 
     def _fail(self, status: str, what: str) -> Abort:
         """Stop the process; `what` is "took", "died" or a message."""
-        code = None if self.process is None else self.process.poll()
+        code = None
+        if self.process is not None:
+            try:  # a process whose pipe broke is ending: its status
+                code = self.process.wait(timeout=2 if what == "died" else 0)
+            except subprocess.TimeoutExpired:
+                pass
         self.stop()
-        self.failure = (status, what, code)
+        how = ""
+        if what == "died":  # its exit status or signal, and its last words
+            how = confine.ended(code, self.tail.text() if self.tail else "")
+        self.failure = (status, what, how)
         return Abort()
 
     def _send(self, message: wire.Message) -> None:
