@@ -102,3 +102,8 @@ from tf_transformer.inference.captioner import Captioner  # noqa: E402
 from tf_transformer.models.image_captioner import ImageCaptioner  # noqa: E402
 
 __all__ += ["Captioner", "ImageCaptioner", "tile_digits"]
+
+from tf_transformer.layers.lora import LoRADense  # noqa: E402
+from tf_transformer.models.lora import add_lora, merge_lora  # noqa: E402
+
+__all__ += ["LoRADense", "add_lora", "merge_lora"]

@@ -56,3 +56,7 @@ __all__ += [
     "MultiHeadAttentionBase",
     "TransformerBlock",
 ]
+
+from tf_transformer.layers.lora import LoRADense, LoRADenseBase  # noqa: E402
+
+__all__ += ["LoRADense", "LoRADenseBase"]

@@ -20,3 +20,7 @@ __all__ += ["TransformerBase"]
 from tf_transformer.models.image_captioner import ImageCaptioner  # noqa: E402
 
 __all__ += ["ImageCaptioner"]
+
+from tf_transformer.models.lora import add_lora, merge_lora  # noqa: E402
+
+__all__ += ["add_lora", "merge_lora"]
