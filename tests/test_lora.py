@@ -8,6 +8,7 @@ import tensorflow as tf
 import tf_transformer as tt
 from tests.layer_testing import run_layer_test
 from tf_transformer.models.lora import ATTENTION_AND_FEED_FORWARD
+from tf_transformer.training import new_head, optimizer_bytes, trainable_parameters
 
 
 def _dense(units=6, input_dim=8, seed=0, **kwargs):
@@ -204,3 +205,25 @@ def test_add_lora_rejects_bad_targets_and_unbuilt_models():
         tt.add_lora(_causal_lm(), rank=2, targets=[])
     with pytest.raises(ValueError, match="must be built"):
         tt.add_lora(tt.CausalLM(1, 16, 2, 32, vocabulary_size=40), rank=2)
+
+
+def test_new_head_freezes_the_body_and_trains_a_fresh_output_layer():
+    model = _causal_lm()
+    old = model.output_projection
+    head = new_head(model)
+    assert model.output_projection is head and head is not old
+    assert trainable_parameters(model) == 16 * 40 + 40
+    assert not np.allclose(head.kernel, old.kernel)
+    assert head.trainable_weights and not old.trainable_weights
+    with pytest.raises(ValueError, match="attribute='decoder'"):
+        new_head(_causal_lm(), attribute="decoder")
+
+
+def test_optimizer_bytes_counts_adams_two_moments_per_trainable_number():
+    model = _causal_lm()
+    tt.add_lora(model, rank=4)
+    optimizer = keras.optimizers.Adam()
+    # 512 trainable float32 numbers, two moments each, plus the step counter
+    # and the learning rate (int64/float32 scalars).
+    counters = optimizer_bytes(keras.optimizers.Adam(), keras.layers.Dense(1))
+    assert optimizer_bytes(optimizer, model) == 2 * 512 * 4 + counters

@@ -76,7 +76,7 @@ def add_lora(
             if isinstance(dense, keras.layers.Dense):
                 adapter = layer_class(dense, rank, alpha)
                 adapter.build((None, adapter.input_dim))
-                _replace_sublayer(layer, attribute, dense, adapter)
+                replace_sublayer(layer, attribute, dense, adapter)
                 adapters.append(adapter)
     if not adapters:
         raise ValueError(
@@ -93,7 +93,7 @@ def merge_lora(model) -> int:
     for layer in _layers_of(model):
         for attribute, value in list(vars(layer).items()):
             if _is_adapter(value):
-                _replace_sublayer(layer, attribute, value, value.merge())
+                replace_sublayer(layer, attribute, value, value.merge())
                 merged += 1
     return merged
 
@@ -124,7 +124,7 @@ def _layers_of(model) -> list:
     return list(model._flatten_layers(include_self=True, recursive=True))
 
 
-def _replace_sublayer(parent, attribute, old, new) -> None:
+def replace_sublayer(parent, attribute, old, new) -> None:
     """`parent.attribute = new`, also on a built (state-locked) layer.
 
     The new layer takes the old one's place among the parent's sublayers, so

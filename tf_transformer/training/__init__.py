@@ -15,3 +15,11 @@ __all__ = [
     "masked_loss",
     "masked_sentence_accuracy",
 ]
+
+from tf_transformer.training.fine_tuning import (  # noqa: E402
+    new_head,
+    optimizer_bytes,
+    trainable_parameters,
+)
+
+__all__ += ["new_head", "optimizer_bytes", "trainable_parameters"]
