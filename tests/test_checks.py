@@ -40,6 +40,7 @@ DESIGN_CLASSES = {
     "transformer_schedule",
     "transformer",
 }
+DESIGN_CLASSES |= {"lora_dense"}
 
 
 # The course's lesson numbers (the grader recognises a lesson by its answers).
@@ -62,6 +63,7 @@ LESSONS = {
 }
 LESSONS.update({"top_k_filter": 11, "top_p_filter": 11})
 LESSONS.update({"tile_digits": 13, "transformer": 8})
+LESSONS.update({"lora_dense": 15})
 
 
 def test_registry_lists_every_exercise_of_the_design():
