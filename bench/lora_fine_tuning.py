@@ -10,12 +10,15 @@ schedule:
 - full fine-tuning: every weight trains;
 - LoRA at two ranks on every attention and feed-forward projection
   (`tt.add_lora(..., targets=ATTENTION_AND_FEED_FORWARD)`), all else frozen;
-- a new head: the body frozen, a freshly initialised output layer trained.
+- a new head: the body frozen, a freshly initialised output layer trained;
+- with `--methods lora+head`, LoRA at the largest rank with the model's own
+  output layer trainable as well (what PEFT calls `modules_to_save`).
 
 Measured: trainable parameters, bytes of the Adam optimizer's variables,
 held-out sentence accuracy on the new task (every token of the reference is
 the model's first choice given the reference's earlier tokens: what greedy
-decoding needs to write the reference exactly) and on the old task after
+decoding needs to write the reference exactly), token accuracy (the share
+of such tokens, lesson 15's measure), and both on the old task after
 the fine-tuning (what the model forgot; the adapters and the new head can
 be taken off again, which restores the old model exactly), and training
 seconds. The base model is trained once (seed 0); each method runs with
@@ -23,7 +26,8 @@ every seed in `--seeds` (data order and new weights), reported as mean ± std.
 
     python bench/lora_fine_tuning.py [--base-steps 600] [--steps 300]
         [--ranks 2 8] [--seeds 0 1 2] [--peak-rate 5e-3] [--adapter-rate 1.5e-2]
-        [--test-pairs 1000] [--methods full lora "new head"] [--base-weights PATH]
+        [--test-pairs 1000] [--methods full lora lora+head "new head"]
+        [--base-weights PATH]
 
 Adapters usually want a larger learning rate than full fine-tuning (Hu et
 al. use several times larger): each method gets its own peak rate.
@@ -85,12 +89,17 @@ def batches(pairs, tokenizer, languages, seed, batch_size=64):
     ).repeat()
 
 
-def sentence_accuracy(model, test_batches):
-    scores = [
-        tt.masked_sentence_accuracy(labels, model(ids, training=False))
-        for ids, labels in test_batches
-    ]
-    return float(tf.reduce_mean(tf.concat(scores, axis=0)))
+def accuracies(model, test_batches):
+    """(sentence accuracy, token accuracy) on held-out batches."""
+    sentences, right, total = [], 0.0, 0.0
+    for ids, labels in test_batches:
+        logits = model(ids, training=False)
+        sentences.append(tt.masked_sentence_accuracy(labels, logits))
+        graded = labels != 0
+        correct = tf.argmax(logits, axis=-1, output_type=tf.int32) == labels
+        right += float(tf.reduce_sum(tf.cast(correct & graded, tf.float32)))
+        total += float(tf.reduce_sum(tf.cast(graded, tf.float32)))
+    return float(tf.reduce_mean(tf.concat(sentences, axis=0))), right / total
 
 
 def adapt(model, method):
@@ -100,8 +109,11 @@ def adapt(model, method):
     if method == "new head":
         new_head(model)
         return
-    rank = int(method.split()[-1])
+    rank = int(method.split()[2])
     tt.add_lora(model, rank, alpha=2 * rank, targets=ATTENTION_AND_FEED_FORWARD)
+    if method.endswith("+ head"):  # the output layer trains too, as PEFT's
+        for weight in model.output_projection.weights:  # `modules_to_save`
+            weight.trainable = True
 
 
 def main():
@@ -119,7 +131,7 @@ def main():
         "--methods",
         nargs="+",
         default=["full", "lora", "new head"],
-        choices=("full", "lora", "new head"),
+        choices=("full", "lora", "lora+head", "new head"),
     )
     parser.add_argument(
         "--base-weights",
@@ -169,15 +181,17 @@ def main():
         if args.base_weights:
             base.save_weights(args.base_weights)
     weights = base.get_weights()
+    base_old, base_new = accuracies(base, test["old"]), accuracies(base, test["new"])
     print(
-        f"base: {time.perf_counter() - start:.0f} s; old task "
-        f"{sentence_accuracy(base, test['old']):.1%}, new task "
-        f"{sentence_accuracy(base, test['new']):.1%}",
+        f"base: {time.perf_counter() - start:.0f} s; sentence / token accuracy: "
+        f"old task {base_old[0]:.1%} / {base_old[1]:.1%}, "
+        f"new task {base_new[0]:.1%} / {base_new[1]:.1%}",
         flush=True,
     )
 
     methods = ["full"] * ("full" in args.methods)
     methods += [f"LoRA rank {r}" for r in args.ranks] * ("lora" in args.methods)
+    methods += [f"LoRA rank {max(args.ranks)} + head"] * ("lora+head" in args.methods)
     methods += ["new head"] * ("new head" in args.methods)
     results = {method: [] for method in methods}
     for method in methods:
@@ -196,20 +210,28 @@ def main():
                 steps_per_epoch=args.steps,
                 verbose=0,
             )
+            seconds = time.perf_counter() - start
+            (new, new_tokens), (old, old_tokens) = (
+                accuracies(model, test["new"]),
+                accuracies(model, test["old"]),
+            )
             run = {
                 "parameters": trainable_parameters(model),
                 "optimizer bytes": memory,
-                "new": sentence_accuracy(model, test["new"]),
-                "old": sentence_accuracy(model, test["old"]),
-                "seconds": time.perf_counter() - start,
+                "new": new,
+                "new tokens": new_tokens,
+                "old": old,
+                "old tokens": old_tokens,
+                "seconds": seconds,
             }
             results[method].append(run)
             print(f"  {method}, seed {seed}: {run}", flush=True)
 
     print()
     print(
-        "| method | trainable parameters | optimizer memory | new task (fr→en) "
-        "| old task (en→fr) after | training seconds |"
+        "| method | trainable parameters | optimizer memory | new task (fr→en): "
+        "sentences / tokens | old task (en→fr) after: sentences / tokens "
+        "| training seconds |"
     )
     print("|---|---:|---:|---:|---:|---:|")
     for method, runs in results.items():
@@ -221,8 +243,9 @@ def main():
         seconds = np.mean([run["seconds"] for run in runs])
         print(
             f"| {method} | {runs[0]['parameters']:,} | "
-            f"{runs[0]['optimizer bytes'] / 1024:.0f} KiB | {spread('new')} | "
-            f"{spread('old')} | {seconds:.0f} |"
+            f"{runs[0]['optimizer bytes'] / 1024:.0f} KiB | {spread('new')} / "
+            f"{spread('new tokens')} | {spread('old')} / {spread('old tokens')} | "
+            f"{seconds:.0f} |"
         )
 
 
