@@ -103,6 +103,7 @@ def test_at_the_start_only_b_receives_a_gradient():
     assert float(tf.norm(grad_a)) == 0 and float(tf.norm(grad_b)) > 0
 
 
+@pytest.mark.slow  # a compiled fit step
 def test_layer_contract():
     run_layer_test(
         tt.LoRADense,
@@ -159,6 +160,7 @@ def _causal_lm():
 IDS = tf.constant([[2, 5, 6, 7, 8, 0], [2, 9, 10, 0, 0, 0]])
 
 
+@pytest.mark.slow
 def test_add_lora_starts_from_the_model_and_trains_only_the_adapters():
     model = _causal_lm()
     before = model(IDS).numpy()
