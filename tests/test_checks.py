@@ -38,6 +38,7 @@ DESIGN_CLASSES = {
     "decoder_layer",
     "transformer_schedule",
 }
+DESIGN_CLASSES |= {"lora_dense"}
 DESIGN_LESSONS = {
     "positional_encoding": 2,
     "scaled_dot_product_attention": 3,
@@ -46,6 +47,7 @@ DESIGN_LESSONS = {
     "causal_mask": 5,
     "encoder_layer": 6,
     "decoder_layer": 7,
+    "lora_dense": 15,
 }
 
 

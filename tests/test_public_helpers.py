@@ -130,6 +130,7 @@ def test_cached_step_equals_the_full_model_step():
         (tt.FeedForward, "FeedForwardBase", {"build", "call"}),
         (tt.EncoderLayer, "EncoderLayerBase", {"call"}),
         (tt.DecoderLayer, "DecoderLayerBase", {"call"}),
+        (tt.LoRADense, "LoRADenseBase", {"build", "call", "merge"}),
     ],
     ids=lambda x: getattr(x, "__name__", None) if isinstance(x, type) else None,
 )

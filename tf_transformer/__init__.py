@@ -27,6 +27,7 @@ from tf_transformer.layers import (
     EncoderLayer,
     FeedForward,
     LearnedPositionEmbedding,
+    LoRADense,
     MaskedLMHead,
     MultiHeadAttention,
     PatchEmbedding,
@@ -48,6 +49,8 @@ from tf_transformer.models import (
     Transformer,
     TransformerBase,
     VisionTransformer,
+    add_lora,
+    merge_lora,
 )
 from tf_transformer.training import (
     TransformerSchedule,
@@ -111,4 +114,8 @@ __all__ = [
     "tile_digits",
     "ImageCaptioner",
     "Captioner",
+    # adapting a trained model cheaply (lesson 15)
+    "LoRADense",
+    "add_lora",
+    "merge_lora",
 ]

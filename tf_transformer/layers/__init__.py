@@ -18,6 +18,7 @@ from tf_transformer.layers.encoder import (
 )
 from tf_transformer.layers.feed_forward import FeedForward, FeedForwardBase
 from tf_transformer.layers.learned_position import LearnedPositionEmbedding
+from tf_transformer.layers.lora import LoRADense, LoRADenseBase
 from tf_transformer.layers.masked_lm import MaskedLMHead, mask_tokens
 from tf_transformer.layers.masks import causal_mask, combine_masks, padding_mask
 from tf_transformer.layers.patches import PatchEmbedding, extract_patches
@@ -58,4 +59,7 @@ __all__ = [
     "TransformerBlock",
     "EncoderLayerBase",
     "DecoderLayerBase",
+    # low-rank adapters (lesson 15)
+    "LoRADense",
+    "LoRADenseBase",
 ]

@@ -239,12 +239,12 @@ class MultiHeadAttentionBase(keras.layers.Layer):
         for name, tensor in (("query", query), ("value", value), ("key", key)):
             validation.check_rank(name, tensor, {3})
         validation.check_last_dim(
-            "query", query, self.query_dense.kernel.shape[0], "query_dim"
+            "query", query, _input_size(self.query_dense), "query_dim"
         )
         validation.check_last_dim(
-            "value", value, self.value_dense.kernel.shape[0], "value_dim"
+            "value", value, _input_size(self.value_dense), "value_dim"
         )
-        validation.check_last_dim("key", key, self.key_dense.kernel.shape[0], "key_dim")
+        validation.check_last_dim("key", key, _input_size(self.key_dense), "key_dim")
         if attention_mask is not None:
             validation.check_mask_dtype("attention_mask", attention_mask)
             validation.check_rank("attention_mask", attention_mask, {2, 3, 4})
@@ -372,3 +372,9 @@ def causal_mask_for(query, value):
     # Query i sits at key position i + (source_len - target_len).
     rows = tf.range(target_len)[:, tf.newaxis] + (source_len - target_len)
     return tf.range(source_len)[tf.newaxis, :] <= rows
+
+
+def _input_size(dense):
+    """The last input dimension a projection expects (a Dense, or an adapter
+    such as `LoRADense` wrapping one)."""
+    return dense.input_spec.axes[-1]

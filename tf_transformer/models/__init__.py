@@ -4,6 +4,7 @@
 
 from tf_transformer.models.causal_lm import CausalLM
 from tf_transformer.models.image_captioner import ImageCaptioner
+from tf_transformer.models.lora import add_lora, merge_lora
 from tf_transformer.models.masked_language_model import MaskedLanguageModel
 from tf_transformer.models.sequence_classifier import SequenceClassifier
 from tf_transformer.models.transformer import Transformer, TransformerBase
@@ -21,4 +22,7 @@ __all__ = [
     "CausalLM",
     # image -> text
     "ImageCaptioner",
+    # low-rank adapters on a trained model (lesson 15)
+    "add_lora",
+    "merge_lora",
 ]

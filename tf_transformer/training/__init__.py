@@ -5,8 +5,14 @@ The training run itself (`train`, `TrainConfig`, `Run`, `evaluate`) is
 pipeline and the translator.
 """
 
-# Public: the schedule, losses and metrics any model's `compile` takes.
+# Public: the schedule, losses and metrics any model's `compile` takes, and
+# the fine-tuning helpers of lesson 15.
 
+from tf_transformer.training.fine_tuning import (
+    new_head,
+    optimizer_bytes,
+    trainable_parameters,
+)
 from tf_transformer.training.losses import (
     MaskedLoss,
     masked_accuracy,
@@ -23,4 +29,8 @@ __all__ = [
     "masked_loss",
     "masked_accuracy",
     "masked_sentence_accuracy",
+    # fine-tuning a trained model: a new head, what it costs (lesson 15)
+    "new_head",
+    "trainable_parameters",
+    "optimizer_bytes",
 ]
