@@ -261,7 +261,14 @@ def _merged(ctx, layer, dense, x, what, square=False):
     return merged
 
 
-@exercise("lora_dense", lesson=15, points=2, kind="class", object_name="LoRADense")
+@exercise(
+    "lora_dense",
+    lesson=15,
+    points=2,
+    kind="class",
+    reference="LoRADense",
+    methods=("build", "call", "merge"),
+)
 def check_lora_dense(ctx, student_cls, reference_cls):
     layer, dense, what = _made(ctx, student_cls, UNITS, "gelu")
     _start_state(ctx, layer, dense, what)
