@@ -65,6 +65,7 @@ def _cores():
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: starts processes or runs notebooks")
     workers = config.getoption("numprocesses", default=None)
     if isinstance(workers, int) and workers > 1:
         threads = str(max(1, _cores() // workers))

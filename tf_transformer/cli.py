@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     jobs.add_commands(commands)
     add_grade_command(commands)
+    from tf_transformer.course.grading import autograder
+
+    autograder.add_command(commands)
     for command in commands.choices.values():
         # Before or after the command; a subcommand's default must not
         # overwrite the value given before it.

@@ -87,7 +87,7 @@ def _only_one(rows: Sequence, what: str) -> list:
     return next(iter(groups.values()))
 
 
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ValueError(
             f"`{name}` must be one of {', '.join(choices)}. Received: {name}={value!r}"
@@ -120,8 +120,8 @@ def gradescope_results(
     `visibility` applies to the whole result and each test;
     `stdout_visibility` to what the autograder printed.
     """
-    _check_choice("visibility", visibility, GRADESCOPE_VISIBILITY)
-    _check_choice("stdout_visibility", stdout_visibility, GRADESCOPE_VISIBILITY)
+    check_choice("visibility", visibility, GRADESCOPE_VISIBILITY)
+    check_choice("stdout_visibility", stdout_visibility, GRADESCOPE_VISIBILITY)
     rows = _only_one(rows, "A Gradescope results.json")
     tests = []
     for number, row in enumerate(rows, start=1):
