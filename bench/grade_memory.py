@@ -1,0 +1,159 @@
+"""Peak memory of grading one notebook of each lesson: what container to ask for.
+
+Each lesson's solution notebook is graded alone by `tf-transformer grade`
+in a fresh process; while it runs, the process and everything it starts
+(the judge, the answers' processes, the notebook's kernel) are sampled every
+`--interval` seconds. Two peaks are reported:
+
+- RSS: the sum of the processes' resident sets. Pages the processes share
+  (TensorFlow's libraries, mapped from the same files) are counted once per
+  process, so this overstates what they hold together: an upper bound.
+- held: what they hold together, estimated as the sum of the memory unique
+  to each process (USS) plus the largest shared part of any one of them
+  (taking the shared pages, mostly TensorFlow's libraries, to be the same
+  in every process). It does not depend on other programs on the machine
+  that map the same libraries (proportional set sizes would), so it
+  estimates what a container of its own charges for them.
+
+The first row is the baseline: `python -c "import tensorflow"` alone.
+
+    python bench/grade_memory.py [--lessons 2 5 8] [--execute]
+        [--sandbox auto] [--json out.json] [--figure docs/grade_memory.png]
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import machine
+import psutil
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MIB = 1 << 20
+ENTRY = "import sys, tf_transformer_cli; sys.exit(tf_transformer_cli.main())"
+
+
+class TreeSampler(threading.Thread):
+    """Samples the memory of a process and its descendants until it ends."""
+
+    def __init__(self, pid: int, interval: float):
+        super().__init__(daemon=True)
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.peak_rss = self.peak_held = 0
+        self.most_processes = 0
+
+    def run(self):
+        while self.root.is_running() and self.root.status() != psutil.STATUS_ZOMBIE:
+            try:
+                tree = [self.root, *self.root.children(recursive=True)]
+            except psutil.Error:
+                break
+            rss = unique = shared = 0
+            for process in tree:
+                try:
+                    info = process.memory_full_info()
+                except psutil.Error:  # ended between the listing and the read
+                    continue
+                rss += info.rss
+                unique += info.uss
+                shared = max(shared, info.rss - info.uss)
+            self.peak_rss = max(self.peak_rss, rss)
+            self.peak_held = max(self.peak_held, unique + shared)
+            self.most_processes = max(self.most_processes, len(tree))
+            time.sleep(self.interval)
+
+
+def measure(command: list[str], interval: float) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    sampler = TreeSampler(process.pid, interval)
+    sampler.start()
+    _, stderr = process.communicate()
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"{command} failed:\n{stderr[-2000:]}")
+    return {
+        "seconds": round(time.perf_counter() - start, 1),
+        "peak_rss_mib": round(sampler.peak_rss / MIB),
+        "peak_held_mib": round(sampler.peak_held / MIB),
+        "processes": sampler.most_processes,
+    }
+
+
+def solution(lesson: int) -> pathlib.Path:
+    return next((ROOT / "solutions").glob(f"{lesson:02d}_*.ipynb"))
+
+
+def figure(results: dict, path: pathlib.Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    rss = [results[n]["peak_rss_mib"] / 1024 for n in names]
+    held = [results[n]["peak_held_mib"] / 1024 for n in names]
+    positions = range(len(names))
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    ax.bar([p - 0.2 for p in positions], rss, 0.4, label="sum of RSS (upper bound)")
+    ax.bar([p + 0.2 for p in positions], held, 0.4, label="held together (estimate)")
+    ax.axhline(0.75, color="black", linestyle="--", linewidth=1)
+    ax.text(len(names) - 0.5, 0.78, "Gradescope's default limit (768 MB)", ha="right")
+    ax.set_xticks(list(positions), names, rotation=30, ha="right")
+    ax.set_ylabel("peak memory of the process tree (GiB)")
+    ax.set_xlabel("what was run")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lessons", type=int, nargs="+", default=list(range(2, 14)))
+    parser.add_argument("--execute", action="store_true", help="run the notebooks too")
+    parser.add_argument("--sandbox", default="auto", choices=("auto", "bwrap", "none"))
+    parser.add_argument("--interval", type=float, default=0.2, metavar="SECONDS")
+    parser.add_argument("--json", type=pathlib.Path)
+    parser.add_argument("--figure", type=pathlib.Path)
+    args = parser.parse_args()
+    print(machine.header())
+    results = {}
+    baseline = [sys.executable, "-c", "import tensorflow"]
+    results["import tensorflow"] = measure(baseline, args.interval)
+    with tempfile.TemporaryDirectory() as folder:
+        for lesson in args.lessons:
+            command = [sys.executable, "-c", ENTRY, "grade", str(solution(lesson))]
+            command += ["--out", os.path.join(folder, "grades.csv")]
+            command += ["--sandbox", args.sandbox]
+            if not args.execute:
+                command.append("--no-execute")
+            results[f"lesson {lesson:02d}"] = measure(command, args.interval)
+    what = "graded and run" if args.execute else "graded without running"
+    print(f"one solution notebook per lesson, {what}; sandbox {args.sandbox}")
+    print()
+    print("| what | peak RSS sum (MiB) | peak held (MiB) | processes | seconds |")
+    print("|---|---|---|---|---|")
+    for name, item in results.items():
+        print(
+            f"| {name} | {item['peak_rss_mib']} | {item['peak_held_mib']} | "
+            f"{item['processes']} | {item['seconds']} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    if args.figure:
+        figure(results, args.figure, f"Grading one notebook ({what})")
+
+
+if __name__ == "__main__":
+    main()
