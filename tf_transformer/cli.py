@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import logging
 import sys
 from pathlib import Path
@@ -52,6 +53,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    from tf_transformer.course.grading import shards
+
+    try:
+        return shards.parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _grading_commands():
+    from tf_transformer.course.grading import commands
+
+    return commands
+
+
 def add_grade_command(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "grade",
@@ -61,7 +77,9 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
             "definitions with the installed checks in a separate process. Writes one "
             "CSV row per submission and exercise: "
             "submission,lesson,exercise,points,max_points,status,message,"
-            "same_as_library. See docs/grading.md."
+            "same_as_library,notebook_sha256. `tf-transformer grade merge PART... "
+            "--out CSV` joins the parts of a run split with --shard. "
+            "See docs/grading.md."
         ),
     )
     parser.add_argument(
@@ -74,14 +92,18 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, required=True, metavar="CSV", help="grades CSV"
     )
+    _grading_commands().add_output_options(parser)
     parser.add_argument(
-        "--json", type=Path, metavar="FILE", help="also write a full JSON report"
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="grade only shard I (0 to N-1) of N; join the parts with "
+        "`tf-transformer grade merge PART... --out CSV`",
     )
     parser.add_argument(
-        "--feedback",
-        type=Path,
-        metavar="DIR",
-        help="write one Markdown feedback file per submission",
+        "--resume",
+        action="store_true",
+        help="keep the rows of --out for the notebooks that did not change",
     )
     parser.add_argument(
         "--timeout",
@@ -128,7 +150,11 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
 
 def run_grade(args: argparse.Namespace) -> int:
     from tf_transformer.course import grade
+    from tf_transformer.course.grading import shards
 
+    commands = _grading_commands()
+    if args.paths[0] == Path("merge") and not args.paths[0].exists():
+        return commands.run_merge(args, args.paths[1:])
     for path in args.paths:
         if not path.exists():
             print(
@@ -138,27 +164,54 @@ def run_grade(args: argparse.Namespace) -> int:
             return 2
     from tf_transformer.course import _confine
 
+    problem = commands.prepare_outputs(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         mode = _confine.resolve(args.sandbox)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(_confine.describe(mode), file=sys.stderr, flush=True)
-    rows = grade.grade(
-        args.paths,
-        timeout=args.timeout,
-        jobs=args.jobs,
-        execute=args.execute,
-        lesson=args.lesson,
-        progress=lambda line: print(line, file=sys.stderr, flush=True),
-        sandbox=mode,
-        limits=_confine.Limits(memory=int(args.memory_limit * _confine.GIB)),
-    )
-    grade.write_csv(rows, args.out)
-    if args.json:
-        grade.write_json(rows, args.json)
-    if args.feedback:
-        grade.write_feedback(rows, args.feedback)
+    submissions = grade.find_submissions(args.paths)
+    if args.shard:
+        submissions = shards.select(submissions, *args.shard)
+        shards.write_manifest(args.out, *args.shard, [s for s, _ in submissions])
+    done = {}
+    if args.resume:
+        records = shards.reusable_rows(args.out, submissions)
+        done = {s: commands.rows_from_csv(group) for s, group in records.items()}
+        print(
+            f"resuming: {len(done)} submission(s) kept from {args.out}", file=sys.stderr
+        )
+    # Rows go to --out as submissions finish: a run that is killed keeps them.
+    with open(args.out, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, grade.CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+
+        def append(rows):
+            writer.writerows(row.as_csv() for row in rows)
+            handle.flush()
+
+        for rows in done.values():
+            append(rows)
+        rows = grade.grade(
+            args.paths,
+            timeout=args.timeout,
+            jobs=args.jobs,
+            execute=args.execute,
+            lesson=args.lesson,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+            sandbox=mode,
+            limits=_confine.Limits(memory=int(args.memory_limit * _confine.GIB)),
+            shard=args.shard,
+            done=done,
+            on_submission=append,
+        )
+    grade.write_csv(rows, args.out)  # in submission order
+    for path in commands.write_outputs(rows, args):
+        print(f"wrote {path}")
     print(grade.format_summary(rows))
     print(f"wrote {args.out}")
     return 0
@@ -183,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tf_transformer.course.grading import autograder
 
     autograder.add_command(commands)
+    _grading_commands().add_check_command(commands)
     for command in commands.choices.values():
         # Before or after the command; a subcommand's default must not
         # overwrite the value given before it.
