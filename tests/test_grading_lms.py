@@ -12,8 +12,8 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pytest
 
-from tf_transformer.course.grade import Row
 from tf_transformer.course.grading import lms
+from tf_transformer.course.grading.reports import Row
 
 VISIBILITY = {"enum": ["hidden", "after_due_date", "after_published", "visible"]}
 FORMAT = {"enum": ["text", "html", "simple_format", "md", "ansi"]}

@@ -149,8 +149,7 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_grade(args: argparse.Namespace) -> int:
-    from tf_transformer.course import grade
-    from tf_transformer.course.grading import shards
+    from tf_transformer.course.grading import grade, reports, shards
 
     commands = _grading_commands()
     if args.paths[0] == Path("merge") and not args.paths[0].exists():
@@ -162,18 +161,18 @@ def run_grade(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    from tf_transformer.course import _confine
+    from tf_transformer.course.grading import confine
 
     problem = commands.prepare_outputs(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
-        mode = _confine.resolve(args.sandbox)
+        mode = confine.resolve(args.sandbox)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(_confine.describe(mode), file=sys.stderr, flush=True)
+    print(confine.describe(mode), file=sys.stderr, flush=True)
     submissions = grade.find_submissions(args.paths)
     if args.shard:
         submissions = shards.select(submissions, *args.shard)
@@ -187,7 +186,7 @@ def run_grade(args: argparse.Namespace) -> int:
         )
     # Rows go to --out as submissions finish: a run that is killed keeps them.
     with open(args.out, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, grade.CSV_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(handle, reports.CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
 
         def append(rows):
@@ -204,15 +203,15 @@ def run_grade(args: argparse.Namespace) -> int:
             lesson=args.lesson,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
             sandbox=mode,
-            limits=_confine.Limits(memory=int(args.memory_limit * _confine.GIB)),
+            limits=confine.Limits(memory=int(args.memory_limit * confine.GIB)),
             shard=args.shard,
             done=done,
             on_submission=append,
         )
-    grade.write_csv(rows, args.out)  # in submission order
+    reports.write_csv(rows, args.out)  # in submission order
     for path in commands.write_outputs(rows, args):
         print(f"wrote {path}")
-    print(grade.format_summary(rows))
+    print(reports.format_summary(rows))
     print(f"wrote {args.out}")
     return 0
 

@@ -181,7 +181,7 @@ def read_settings(path: Path | str) -> Settings:
 def _choose(rows: list, settings: Settings) -> tuple[list, list[str]]:
     """The rows that count, relabelled as one submission, and notes on the
     notebooks left out."""
-    from tf_transformer.course import grade
+    from tf_transformer.course.grading import grade
 
     notes = []
     best: dict[int, list] = {}
@@ -228,10 +228,10 @@ def run_gradescope(root: Path | str = "/autograder") -> dict:
     results_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         settings = read_settings(root / "source" / CONFIG)
-        from tf_transformer.course import _confine, grade
+        from tf_transformer.course.grading import confine, grade
 
-        mode = _confine.resolve(settings.sandbox)
-        print(_confine.describe(mode), flush=True)
+        mode = confine.resolve(settings.sandbox)
+        print(confine.describe(mode), flush=True)
         submission = root / "submission"
         notebooks = grade.find_submissions([submission]) if submission.is_dir() else []
         rows = []
@@ -242,8 +242,8 @@ def run_gradescope(root: Path | str = "/autograder") -> dict:
                 execute=settings.execute,
                 lesson=settings.lessons[0] if len(settings.lessons) == 1 else None,
                 sandbox=mode,
-                limits=_confine.Limits(
-                    memory=int(settings.memory_limit_gib * _confine.GIB)
+                limits=confine.Limits(
+                    memory=int(settings.memory_limit_gib * confine.GIB)
                 ),
                 progress=lambda line: print(line, flush=True),
             )

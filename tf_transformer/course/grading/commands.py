@@ -10,7 +10,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from tf_transformer.course.grading import lms, shards
+from tf_transformer.course.grading import lms, reports, shards
 
 # Options of `grade` that mean nothing to `grade merge` (default values).
 GRADING_ONLY = {"shard": None, "resume": False, "lesson": None}
@@ -79,8 +79,6 @@ def prepare_outputs(args: argparse.Namespace) -> str | None:
 
 def write_outputs(rows: list, args: argparse.Namespace) -> list[Path]:
     """Every report `args` asks for; the paths written."""
-    from tf_transformer.course import grade as reports
-
     written = []
     if args.json:
         reports.write_json(rows, args.json)
@@ -119,8 +117,6 @@ def write_outputs(rows: list, args: argparse.Namespace) -> list[Path]:
 
 def rows_from_csv(records: list[dict[str, str]]) -> list:
     """`Row`s from the grades CSV's records."""
-    from tf_transformer.course import grade as reports
-
     fields = {f.name for f in dataclasses.fields(reports.Row)}
     rows = []
     for record in records:
@@ -135,8 +131,6 @@ def rows_from_csv(records: list[dict[str, str]]) -> list:
 
 def run_merge(args: argparse.Namespace, parts: list[Path]) -> int:
     """`grade merge PART... --out CSV [outputs]`."""
-    from tf_transformer.course import grade as reports
-
     extra = [
         f"--{name.replace('_', '-')}"
         for name, default in GRADING_ONLY.items()
@@ -193,8 +187,6 @@ def add_check_command(commands) -> None:
 
 def format_rows(rows: list) -> str:
     """One notebook's rows as a table a student reads."""
-    from tf_transformer.course import grade as reports
-
     width = max([len(r.exercise or "notebook run") for r in rows] + [8])
     earned = sum(r.points for r in rows)
     possible = sum(r.max_points for r in rows)
@@ -215,8 +207,7 @@ def format_rows(rows: list) -> str:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from tf_transformer.course import _confine
-    from tf_transformer.course import grade as reports
+    from tf_transformer.course.grading import confine, grade
 
     if not args.notebook.is_file():
         print(
@@ -225,18 +216,18 @@ def run_check(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        mode = _confine.resolve(args.sandbox)
+        mode = confine.resolve(args.sandbox)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(_confine.describe(mode), file=sys.stderr, flush=True)
-    rows = reports.grade(
+    print(confine.describe(mode), file=sys.stderr, flush=True)
+    rows = grade.grade(
         [args.notebook],
         timeout=args.timeout,
         execute=args.execute,
         lesson=args.lesson,
         sandbox=mode,
-        limits=_confine.Limits(memory=int(args.memory_limit * _confine.GIB)),
+        limits=confine.Limits(memory=int(args.memory_limit * confine.GIB)),
     )
     if not rows:
         print(f"{args.notebook.name}: this lesson has no graded exercises")
