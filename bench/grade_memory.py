@@ -19,6 +19,7 @@ The first row is the baseline: `python -c "import tensorflow"` alone.
 
     python bench/grade_memory.py [--lessons 2 5 8] [--execute]
         [--sandbox auto] [--json out.json] [--figure docs/grade_memory.png]
+    python bench/grade_memory.py --plot a.json b.json --figure docs/grade_memory.png
 """
 
 import argparse
@@ -94,28 +95,39 @@ def solution(lesson: int) -> pathlib.Path:
     return next((ROOT / "solutions").glob(f"{lesson:02d}_*.ipynb"))
 
 
-def figure(results: dict, path: pathlib.Path, title: str) -> None:
+def figure(panels: dict[str, dict], path: pathlib.Path) -> None:
+    """One panel per measured run (its title: what was run)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(results)
-    rss = [results[n]["peak_rss_mib"] / 1024 for n in names]
-    held = [results[n]["peak_held_mib"] / 1024 for n in names]
-    positions = range(len(names))
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    ax.bar([p - 0.2 for p in positions], rss, 0.4, label="sum of RSS (upper bound)")
-    ax.bar([p + 0.2 for p in positions], held, 0.4, label="held together (estimate)")
-    ax.axhline(0.75, color="black", linestyle="--", linewidth=1)
-    ax.text(len(names) - 0.5, 0.78, "Gradescope's default limit (768 MB)", ha="right")
-    ax.set_xticks(list(positions), names, rotation=30, ha="right")
-    ax.set_ylabel("peak memory of the process tree (GiB)")
-    ax.set_xlabel("what was run")
-    ax.set_title(title)
-    ax.legend(loc="upper left")
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(9, 3.6 * len(panels)), sharey=True, squeeze=False
+    )
+    for ax, (title, results) in zip(axes[:, 0], panels.items(), strict=True):
+        names = list(results)
+        rss = [results[n]["peak_rss_mib"] / 1024 for n in names]
+        held = [results[n]["peak_held_mib"] / 1024 for n in names]
+        positions = range(len(names))
+        ax.bar([p - 0.2 for p in positions], rss, 0.4, label="sum of RSS (upper bound)")
+        ax.bar(
+            [p + 0.2 for p in positions], held, 0.4, label="held together (estimate)"
+        )
+        ax.axhline(0.75, color="black", linestyle="--", linewidth=1)
+        ax.text(-0.45, 0.8, "Gradescope's default limit (768 MB)", fontsize=8)
+        ax.set_xticks(list(positions), names, rotation=30, ha="right")
+        ax.set_ylabel("peak memory (GiB)")
+        ax.set_title(title)
+        ax.legend(loc="upper right", fontsize=8)
+    axes[-1, 0].set_xlabel("one solution notebook graded (process tree of the command)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def title_of(execute: bool, sandbox: str) -> str:
+    what = "graded and run" if execute else "graded without running (--no-execute)"
+    return f"{what}; sandbox {sandbox}"
 
 
 def main() -> None:
@@ -126,7 +138,18 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.2, metavar="SECONDS")
     parser.add_argument("--json", type=pathlib.Path)
     parser.add_argument("--figure", type=pathlib.Path)
+    parser.add_argument(
+        "--plot",
+        type=pathlib.Path,
+        nargs="+",
+        metavar="JSON",
+        help="only draw --figure from earlier --json files, one panel each",
+    )
     args = parser.parse_args()
+    if args.plot:
+        saved = [json.loads(p.read_text()) for p in args.plot]
+        figure({item["title"]: item["results"] for item in saved}, args.figure)
+        return
     print(machine.header())
     results = {}
     baseline = [sys.executable, "-c", "import tensorflow"]
@@ -139,8 +162,8 @@ def main() -> None:
             if not args.execute:
                 command.append("--no-execute")
             results[f"lesson {lesson:02d}"] = measure(command, args.interval)
-    what = "graded and run" if args.execute else "graded without running"
-    print(f"one solution notebook per lesson, {what}; sandbox {args.sandbox}")
+    title = title_of(args.execute, args.sandbox)
+    print(f"one solution notebook per lesson, {title}")
     print()
     print("| what | peak RSS sum (MiB) | peak held (MiB) | processes | seconds |")
     print("|---|---|---|---|---|")
@@ -150,9 +173,10 @@ def main() -> None:
             f"{item['processes']} | {item['seconds']} |"
         )
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        saved = {"title": title, "header": machine.header(), "results": results}
+        args.json.write_text(json.dumps(saved, indent=1) + "\n")
     if args.figure:
-        figure(results, args.figure, f"Grading one notebook ({what})")
+        figure({title: results}, args.figure)
 
 
 if __name__ == "__main__":

@@ -106,45 +106,13 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
         help="keep the rows of --out for the notebooks that did not change",
     )
     parser.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=600.0,
-        metavar="SECONDS",
-        help="limit for running one notebook, and for checking it (default 600)",
-    )
-    parser.add_argument(
         "--jobs",
         type=_positive_int,
         default=1,
         metavar="N",
         help="submissions graded in parallel (default 1)",
     )
-    parser.add_argument(
-        "--lesson",
-        type=_positive_int,
-        metavar="N",
-        help="grade every submission as lesson N (default: recognise by content)",
-    )
-    parser.add_argument(
-        "--no-execute",
-        dest="execute",
-        action="store_false",
-        help="skip running the notebooks; only check their definitions",
-    )
-    parser.add_argument(
-        "--sandbox",
-        choices=("auto", "bwrap", "none"),
-        default="auto",
-        help="run submission code in bubblewrap: auto (where bwrap works, the "
-        "default), bwrap (required) or none (resource limits only)",
-    )
-    parser.add_argument(
-        "--memory-limit",
-        type=_positive_float,
-        default=4.0,
-        metavar="GIB",
-        help="data memory of each process running submission code (default 4)",
-    )
+    _grading_commands().add_grading_options(parser)
     parser.set_defaults(handler=run_grade)
 
 
@@ -161,18 +129,14 @@ def run_grade(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    from tf_transformer.course.grading import confine
-
     problem = commands.prepare_outputs(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    try:
-        mode = confine.resolve(args.sandbox)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+    confinement = commands.confinement(args)
+    if confinement is None:
         return 2
-    print(confine.describe(mode), file=sys.stderr, flush=True)
+    mode, limits = confinement
     submissions = grade.find_submissions(args.paths)
     if args.shard:
         submissions = shards.select(submissions, *args.shard)
@@ -203,7 +167,7 @@ def run_grade(args: argparse.Namespace) -> int:
             lesson=args.lesson,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
             sandbox=mode,
-            limits=confine.Limits(memory=int(args.memory_limit * confine.GIB)),
+            limits=limits,
             shard=args.shard,
             done=done,
             on_submission=append,

@@ -286,7 +286,7 @@ def _lesson_number(text: str) -> int:
 
 def add_command(commands) -> None:
     """`tf-transformer autograder gradescope ...`"""
-    from tf_transformer.cli import _positive_float
+    from tf_transformer.course.grading import commands
 
     parser = commands.add_parser(
         "autograder",
@@ -318,20 +318,7 @@ def add_command(commands) -> None:
         metavar="SPEC",
         help="what setup.sh installs with pip (default tf-transformer==VERSION)",
     )
-    gradescope.add_argument(
-        "--execute",
-        action="store_true",
-        help="also run each notebook top to bottom (more memory and time)",
-    )
-    gradescope.add_argument(
-        "--timeout", type=_positive_float, default=600.0, metavar="SECONDS"
-    )
-    gradescope.add_argument(
-        "--sandbox", choices=("auto", "bwrap", "none"), default="auto"
-    )
-    gradescope.add_argument(
-        "--memory-limit", type=_positive_float, default=4.0, metavar="GIB"
-    )
+    commands.add_grading_options(gradescope, execute_by_default=False)
     gradescope.add_argument(
         "--visibility", choices=lms.GRADESCOPE_VISIBILITY, default="visible"
     )

@@ -30,28 +30,22 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "learning-management systems (see docs/grading.md)"
     )
-    group.add_argument(
-        "--gradescope",
-        type=Path,
-        metavar="PATH",
-        help="Gradescope results.json (a folder of them for several submissions)",
-    )
-    group.add_argument(
-        "--prairielearn",
-        type=Path,
-        metavar="PATH",
-        help="PrairieLearn results.json (a folder of them for several submissions)",
-    )
-    group.add_argument("--junit", type=Path, metavar="FILE", help="JUnit XML")
-    group.add_argument(
-        "--canvas", type=Path, metavar="FILE", help="Canvas gradebook CSV"
-    )
-    group.add_argument(
-        "--long-csv",
-        type=Path,
-        metavar="FILE",
-        help="one row per student and exercise, for any LMS",
-    )
+    for flag, metavar, help in (
+        (
+            "--gradescope",
+            "PATH",
+            "Gradescope results.json (a folder of them for several submissions)",
+        ),
+        (
+            "--prairielearn",
+            "PATH",
+            "PrairieLearn results.json (a folder of them for several submissions)",
+        ),
+        ("--junit", "FILE", "JUnit XML"),
+        ("--canvas", "FILE", "Canvas gradebook CSV"),
+        ("--long-csv", "FILE", "one row per student and exercise, for any LMS"),
+    ):
+        group.add_argument(flag, type=Path, metavar=metavar, help=help)
     group.add_argument(
         "--student-pattern",
         default=lms.CANVAS_DOWNLOAD,
@@ -157,9 +151,71 @@ def run_merge(args: argparse.Namespace, parts: list[Path]) -> int:
     return 0
 
 
-def add_check_command(commands) -> None:
+def add_grading_options(
+    parser: argparse.ArgumentParser, *, execute_by_default: bool = True
+) -> None:
+    """How submissions are graded: `--timeout`, `--no-execute` (or, where
+    notebooks are not run by default, `--execute`), `--sandbox`,
+    `--memory-limit`, and `--lesson` where they run by default."""
     from tf_transformer.cli import _positive_float, _positive_int
 
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=600.0,
+        metavar="SECONDS",
+        help="limit for running one notebook, and for checking it (default 600)",
+    )
+    if execute_by_default:
+        parser.add_argument(
+            "--lesson",
+            type=_positive_int,
+            metavar="N",
+            help="grade every submission as lesson N (default: recognise by content)",
+        )
+        parser.add_argument(
+            "--no-execute",
+            dest="execute",
+            action="store_false",
+            help="skip running the notebooks; only check their definitions",
+        )
+    else:
+        parser.add_argument(
+            "--execute",
+            action="store_true",
+            help="also run each notebook top to bottom (more memory and time)",
+        )
+    parser.add_argument(
+        "--sandbox",
+        choices=("auto", "bwrap", "none"),
+        default="auto",
+        help="run submission code in bubblewrap: auto (where bwrap works, the "
+        "default), bwrap (required) or none (resource limits only)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=_positive_float,
+        default=4.0,
+        metavar="GIB",
+        help="data memory of each process running submission code (default 4)",
+    )
+
+
+def confinement(args: argparse.Namespace):
+    """`(sandbox mode, Limits)` from the options, its line printed to stderr;
+    None (the error printed) where the sandbox asked for cannot run."""
+    from tf_transformer.course.grading import confine
+
+    try:
+        mode = confine.resolve(args.sandbox)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    print(confine.describe(mode), file=sys.stderr, flush=True)
+    return mode, confine.Limits(memory=int(args.memory_limit * confine.GIB))
+
+
+def add_check_command(commands) -> None:
     parser = commands.add_parser(
         "check",
         help="grade your own notebook as the instructor's run will",
@@ -168,20 +224,7 @@ def add_check_command(commands) -> None:
         "exercises: points, status and what to look at.",
     )
     parser.add_argument("notebook", type=Path, metavar="NOTEBOOK")
-    parser.add_argument(
-        "--no-execute",
-        dest="execute",
-        action="store_false",
-        help="only check the definitions; do not run the notebook",
-    )
-    parser.add_argument(
-        "--timeout", type=_positive_float, default=600.0, metavar="SECONDS"
-    )
-    parser.add_argument("--lesson", type=_positive_int, metavar="N")
-    parser.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto")
-    parser.add_argument(
-        "--memory-limit", type=_positive_float, default=4.0, metavar="GIB"
-    )
+    add_grading_options(parser)
     parser.set_defaults(handler=run_check)
 
 
@@ -207,7 +250,7 @@ def format_rows(rows: list) -> str:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from tf_transformer.course.grading import confine, grade
+    from tf_transformer.course.grading import grade
 
     if not args.notebook.is_file():
         print(
@@ -215,19 +258,17 @@ def run_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        mode = confine.resolve(args.sandbox)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+    chosen = confinement(args)
+    if chosen is None:
         return 2
-    print(confine.describe(mode), file=sys.stderr, flush=True)
+    mode, limits = chosen
     rows = grade.grade(
         [args.notebook],
         timeout=args.timeout,
         execute=args.execute,
         lesson=args.lesson,
         sandbox=mode,
-        limits=confine.Limits(memory=int(args.memory_limit * confine.GIB)),
+        limits=limits,
     )
     if not rows:
         print(f"{args.notebook.name}: this lesson has no graded exercises")

@@ -22,7 +22,7 @@ default reads the names Canvas gives the files of "Download Submissions"
 `LATE_` for a late one, the Canvas user ID, the submission ID, the file name
 the student uploaded).
 
-Only the rows are read (their attributes), so any `Row`-like object works.
+The rows are `reports.Row`s.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from tf_transformer.course.grading.reports import CSV_COLUMNS
+
 GRADESCOPE_VISIBILITY = ("hidden", "after_due_date", "after_published", "visible")
 NOTEBOOK_TEST = "notebook run"  # the name of the notebook row's test case
 # Statuses that mean "the answer is wrong" (JUnit: failure); the others that
@@ -44,20 +46,8 @@ WRONG = ("failed", "missing", "not_attempted")
 # then the name the student's file had.
 CANVAS_DOWNLOAD = r"(?:^|/)(?P<name>[^/_]+)_(?:LATE_)?(?P<id>\d+)_\d+_[^/]+$"
 CANVAS_IDENTITY_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
-LONG_CSV_COLUMNS = (
-    "student",
-    "student_id",
-    "sis_user_id",
-    "sis_login_id",
-    "section",
-    "submission",
-    "lesson",
-    "exercise",
-    "points",
-    "max_points",
-    "status",
-    "message",
-)
+STUDENT_COLUMNS = ("student", "student_id", "sis_user_id", "sis_login_id", "section")
+LONG_CSV_COLUMNS = (*STUDENT_COLUMNS, *CSV_COLUMNS)
 
 
 def by_submission(rows: Iterable) -> dict[str, list]:
@@ -334,7 +324,7 @@ def _students(rows: Iterable, pattern: StudentPattern) -> dict[str, Student]:
 def write_long_csv(
     rows: Sequence, path: Path | str, *, pattern: StudentPattern | None = None
 ) -> Path:
-    """One row per submission and exercise with the student's identity
+    """The grades CSV's rows with the student's identity in front
     (`LONG_CSV_COLUMNS`); the notebook row keeps its empty `exercise`."""
     pattern = pattern or StudentPattern()
     students = _students(rows, pattern)
@@ -351,13 +341,7 @@ def write_long_csv(
                     who.sis_user_id,
                     who.sis_login_id,
                     who.section,
-                    row.submission,
-                    row.lesson,
-                    row.exercise,
-                    f"{row.points:g}",
-                    f"{row.max_points:g}",
-                    row.status,
-                    row.message,
+                    *(row.as_csv()[column] for column in CSV_COLUMNS),
                 ]
             )
     return path
