@@ -286,7 +286,7 @@ def _lesson_number(text: str) -> int:
 
 def add_command(commands) -> None:
     """`tf-transformer autograder gradescope ...`"""
-    from tf_transformer.course.grading import commands
+    from tf_transformer.course.grading.commands import add_grading_options
 
     parser = commands.add_parser(
         "autograder",
@@ -298,7 +298,10 @@ def add_command(commands) -> None:
     gradescope = kinds.add_parser(
         "gradescope",
         help="Gradescope's autograder zip (setup.sh, run_autograder)",
-        description=__doc__.split("\n\n")[1],
+        description="Write the zip to upload as a Gradescope programming "
+        "assignment's autograder: setup.sh installs the course, run_autograder "
+        "grades /autograder/submission into /autograder/results/results.json. "
+        "See docs/grading.md.",
     )
     gradescope.add_argument(
         "--lessons",
@@ -318,7 +321,7 @@ def add_command(commands) -> None:
         metavar="SPEC",
         help="what setup.sh installs with pip (default tf-transformer==VERSION)",
     )
-    commands.add_grading_options(gradescope, execute_by_default=False)
+    add_grading_options(gradescope, execute_by_default=False)
     gradescope.add_argument(
         "--visibility", choices=lms.GRADESCOPE_VISIBILITY, default="visible"
     )
