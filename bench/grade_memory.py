@@ -151,9 +151,25 @@ def main() -> None:
         figure({item["title"]: item["results"] for item in saved}, args.figure)
         return
     print(machine.header())
+    title = title_of(args.execute, args.sandbox)
+    print(f"one solution notebook per lesson, {title}")
+    print()
+    print("| what | peak RSS sum (MiB) | peak held (MiB) | processes | seconds |")
+    print("|---|---|---|---|---|", flush=True)
     results = {}
-    baseline = [sys.executable, "-c", "import tensorflow"]
-    results["import tensorflow"] = measure(baseline, args.interval)
+
+    def record(name: str, command: list[str]) -> None:
+        item = results[name] = measure(command, args.interval)
+        print(
+            f"| {name} | {item['peak_rss_mib']} | {item['peak_held_mib']} | "
+            f"{item['processes']} | {item['seconds']} |",
+            flush=True,
+        )
+        if args.json:  # after each row: a stopped run keeps what it measured
+            saved = {"title": title, "header": machine.header(), "results": results}
+            args.json.write_text(json.dumps(saved, indent=1) + "\n")
+
+    record("import tensorflow", [sys.executable, "-c", "import tensorflow"])
     with tempfile.TemporaryDirectory() as folder:
         for lesson in args.lessons:
             command = [sys.executable, "-c", ENTRY, "grade", str(solution(lesson))]
@@ -161,20 +177,7 @@ def main() -> None:
             command += ["--sandbox", args.sandbox]
             if not args.execute:
                 command.append("--no-execute")
-            results[f"lesson {lesson:02d}"] = measure(command, args.interval)
-    title = title_of(args.execute, args.sandbox)
-    print(f"one solution notebook per lesson, {title}")
-    print()
-    print("| what | peak RSS sum (MiB) | peak held (MiB) | processes | seconds |")
-    print("|---|---|---|---|---|")
-    for name, item in results.items():
-        print(
-            f"| {name} | {item['peak_rss_mib']} | {item['peak_held_mib']} | "
-            f"{item['processes']} | {item['seconds']} |"
-        )
-    if args.json:
-        saved = {"title": title, "header": machine.header(), "results": results}
-        args.json.write_text(json.dumps(saved, indent=1) + "\n")
+            record(f"lesson {lesson:02d}", command)
     if args.figure:
         figure({title: results}, args.figure)
 
