@@ -33,38 +33,69 @@ import threading
 import time
 
 import machine
-import psutil
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MIB = 1 << 20
 ENTRY = "import sys, tf_transformer_cli; sys.exit(tf_transformer_cli.main())"
 
 
+def descendants(root: int) -> list[int]:
+    """`root` and every process below it, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
+                stat = handle.read()
+        except OSError:  # ended while listing
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state
+        children.setdefault(parent, []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def memory(pid: int) -> tuple[int, int] | None:
+    """(resident, unique) bytes of a process, from its smaps_rollup."""
+    fields = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if value.strip().endswith("kB"):
+                    fields[key] = int(value.split()[0]) * 1024
+    except OSError:  # ended, or not ours to read
+        return None
+    unique = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return fields.get("Rss", 0), unique
+
+
 class TreeSampler(threading.Thread):
     """Samples the memory of a process and its descendants until it ends."""
 
-    def __init__(self, pid: int, interval: float):
+    def __init__(self, process: subprocess.Popen, interval: float):
         super().__init__(daemon=True)
-        self.root = psutil.Process(pid)
+        self.process = process
         self.interval = interval
         self.peak_rss = self.peak_held = 0
         self.most_processes = 0
 
     def run(self):
-        while self.root.is_running() and self.root.status() != psutil.STATUS_ZOMBIE:
-            try:
-                tree = [self.root, *self.root.children(recursive=True)]
-            except psutil.Error:
-                break
+        while self.process.poll() is None:
             rss = unique = shared = 0
-            for process in tree:
-                try:
-                    info = process.memory_full_info()
-                except psutil.Error:  # ended between the listing and the read
+            tree = descendants(self.process.pid)
+            for pid in tree:
+                sizes = memory(pid)
+                if sizes is None:
                     continue
-                rss += info.rss
-                unique += info.uss
-                shared = max(shared, info.rss - info.uss)
+                rss += sizes[0]
+                unique += sizes[1]
+                shared = max(shared, sizes[0] - sizes[1])
             self.peak_rss = max(self.peak_rss, rss)
             self.peak_held = max(self.peak_held, unique + shared)
             self.most_processes = max(self.most_processes, len(tree))
@@ -77,9 +108,10 @@ def measure(command: list[str], interval: float) -> dict:
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    sampler = TreeSampler(process.pid, interval)
+    sampler = TreeSampler(process, interval)
     sampler.start()
-    _, stderr = process.communicate()
+    stderr = process.stderr.read()
+    process.wait()
     sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{command} failed:\n{stderr[-2000:]}")
