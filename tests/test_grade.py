@@ -26,6 +26,7 @@ COLUMNS = [
     "status",
     "message",
     "same_as_library",
+    "notebook_sha256",
 ]
 MASKS = ["padding_mask", "causal_mask"]  # lesson 5
 TRAINING = [

@@ -16,16 +16,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import logging
 import sys
 from pathlib import Path
 
 from tf_transformer import jobs
-from tf_transformer.cli_types import positive_float, positive_int
+from tf_transformer.cli_types import positive_int
 from tf_transformer_cli.verbosity import VERBOSE_ENV, verbose_from_environment
 
 # Python loggers whose INFO and WARNING records are TensorFlow's, not ours.
 LIBRARY_LOGGERS = ("absl", "tensorflow", "tensorflow_datasets", "h5py")
+
+
+def _shard(text: str) -> tuple[int, int]:
+    from tf_transformer.course.grading import shards
+
+    try:
+        return shards.parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _grading_commands():
+    from tf_transformer.course.grading import commands
+
+    return commands
 
 
 def add_grade_command(commands: argparse._SubParsersAction) -> None:
@@ -37,7 +53,9 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
             "definitions with the installed checks in a separate process. Writes one "
             "CSV row per submission and exercise: "
             "submission,lesson,exercise,points,max_points,status,message,"
-            "same_as_library. See docs/grading.md."
+            "same_as_library,notebook_sha256. `tf-transformer grade merge PART... "
+            "--out CSV` joins the parts of a run split with --shard. "
+            "See docs/grading.md."
         ),
     )
     parser.add_argument(
@@ -50,21 +68,18 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, required=True, metavar="CSV", help="grades CSV"
     )
+    _grading_commands().add_output_options(parser)
     parser.add_argument(
-        "--json", type=Path, metavar="FILE", help="also write a full JSON report"
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="grade only shard I (0 to N-1) of N; join the parts with "
+        "`tf-transformer grade merge PART... --out CSV`",
     )
     parser.add_argument(
-        "--feedback",
-        type=Path,
-        metavar="DIR",
-        help="write one Markdown feedback file per submission",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=positive_float,
-        default=600.0,
-        metavar="SECONDS",
-        help="limit for running one notebook, and for checking it (default 600)",
+        "--resume",
+        action="store_true",
+        help="keep the rows of --out for the notebooks that did not change",
     )
     parser.add_argument(
         "--jobs",
@@ -73,38 +88,16 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help="submissions graded in parallel (default 1)",
     )
-    parser.add_argument(
-        "--lesson",
-        type=positive_int,
-        metavar="N",
-        help="grade every submission as lesson N (default: recognise by content)",
-    )
-    parser.add_argument(
-        "--no-execute",
-        dest="execute",
-        action="store_false",
-        help="skip running the notebooks; only check their definitions",
-    )
-    parser.add_argument(
-        "--sandbox",
-        choices=("auto", "bwrap", "none"),
-        default="auto",
-        help="run submission code in bubblewrap: auto (where bwrap works, the "
-        "default), bwrap (required) or none (resource limits only)",
-    )
-    parser.add_argument(
-        "--memory-limit",
-        type=positive_float,
-        default=4.0,
-        metavar="GIB",
-        help="data memory of each process running submission code (default 4)",
-    )
+    _grading_commands().add_grading_options(parser)
     parser.set_defaults(handler=run_grade)
 
 
 def run_grade(args: argparse.Namespace) -> int:
-    from tf_transformer.course.grading import grade, reports
+    from tf_transformer.course.grading import grade, reports, shards
 
+    commands = _grading_commands()
+    if args.paths[0] == Path("merge") and not args.paths[0].exists():
+        return commands.run_merge(args, args.paths[1:])
     for path in args.paths:
         if not path.exists():
             print(
@@ -112,31 +105,52 @@ def run_grade(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    from tf_transformer.course.grading import confine
-
-    limits = confine.Limits(memory=int(args.memory_limit * confine.GIB))
-    try:
-        # Starts Python as submission code will run: stops before any row.
-        sandbox = grade.resolve_sandbox(args.sandbox, limits)
-    except (ValueError, confine.SandboxError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    problem = commands.prepare_outputs(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
-    print(sandbox.describe(), file=sys.stderr, flush=True)
-    rows = grade.grade(
-        args.paths,
-        timeout=args.timeout,
-        jobs=args.jobs,
-        execute=args.execute,
-        lesson=args.lesson,
-        progress=lambda line: print(line, file=sys.stderr, flush=True),
-        sandbox=sandbox,
-        limits=limits,
-    )
-    reports.write_csv(rows, args.out)
-    if args.json:
-        reports.write_json(rows, args.json)
-    if args.feedback:
-        reports.write_feedback(rows, args.feedback)
+    confinement = commands.confinement(args)
+    if confinement is None:
+        return 2
+    mode, limits = confinement
+    submissions = grade.find_submissions(args.paths)
+    if args.shard:
+        submissions = shards.select(submissions, *args.shard)
+        shards.write_manifest(args.out, *args.shard, [s for s, _ in submissions])
+    done = {}
+    if args.resume:
+        records = shards.reusable_rows(args.out, submissions)
+        done = {s: commands.rows_from_csv(group) for s, group in records.items()}
+        print(
+            f"resuming: {len(done)} submission(s) kept from {args.out}", file=sys.stderr
+        )
+    # Rows go to --out as submissions finish: a run that is killed keeps them.
+    with open(args.out, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, reports.CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+
+        def append(rows):
+            writer.writerows(row.as_csv() for row in rows)
+            handle.flush()
+
+        for rows in done.values():
+            append(rows)
+        rows = grade.grade(
+            args.paths,
+            timeout=args.timeout,
+            jobs=args.jobs,
+            execute=args.execute,
+            lesson=args.lesson,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+            sandbox=mode,
+            limits=limits,
+            shard=args.shard,
+            done=done,
+            on_submission=append,
+        )
+    reports.write_csv(rows, args.out)  # in submission order
+    for path in commands.write_outputs(rows, args):
+        print(f"wrote {path}")
     print(reports.format_summary(rows))
     print(f"wrote {args.out}")
     return 0
@@ -156,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     jobs.add_commands(commands)
     add_grade_command(commands)
+    from tf_transformer.course.grading import autograder
+
+    autograder.add_command(commands)
+    _grading_commands().add_check_command(commands)
     for command in commands.choices.values():
         # Before or after the command; a subcommand's default must not
         # overwrite the value given before it.

@@ -26,8 +26,10 @@ answers' process) run with resource limits (`confine.Limits`) and, where
 `bwrap` works, in a bubblewrap sandbox (`sandbox="auto"`).
 
 CSV columns: `submission,lesson,exercise,points,max_points,status,message,
-same_as_library` (`yes` where the answer's code is the library's reference
-up to names, comments and formatting; see `likeness`).
+same_as_library,notebook_sha256` (`same_as_library`: `yes` where the
+answer's code is the library's reference up to names, comments and
+formatting, see `likeness`; `notebook_sha256`: the SHA-256 of the file
+graded, which `--resume` compares).
 """
 
 from __future__ import annotations
@@ -569,6 +571,9 @@ def grade(
     progress: Callable[[str], None] | None = None,
     sandbox: str | confine.Sandbox = "auto",
     limits: Limits | None = None,
+    shard: tuple[int, int] | None = None,
+    done: dict[str, list[Row]] | None = None,
+    on_submission: Callable[[list[Row]], None] | None = None,
 ) -> list[Row]:
     """Grade every submission under `paths`; rows in submission order.
 
@@ -576,22 +581,41 @@ def grade(
     `none`, or a `confine.Sandbox` the caller resolved already (see
     `resolve_sandbox`: where submission code cannot start, it raises
     `confine.SandboxError` before any row);
-    `limits`: the children's resource limits (defaults: `Limits()`).
+    `limits`: the children's resource limits (defaults: `Limits()`);
+    `shard=(I, N)`: only the submissions of shard I of N
+    (`grading.shards.select`); `done`: rows, by submission, graded before
+    (a resumed run): those submissions are not graded again;
+    `on_submission(rows)`: called with each submission's rows as soon as
+    they are graded, one call at a time.
     """
+    from tf_transformer.course.grading import shards
+
     paths = list(paths)
     submissions = find_submissions(paths)
+    if shard is not None:
+        submissions = shards.select(submissions, *shard)
+    done = done or {}
+    remaining = sum(identity not in done for identity, _ in submissions)
     # Before any row: grading stops here if submission code cannot start.
-    if submissions:
+    if remaining:
         mode = resolve_sandbox(sandbox, limits).mode
     else:
         mode = confine.resolve(sandbox).mode
     private = private_paths(paths)
     results: dict[str, list[Row]] = {}
     lock = threading.Lock()
-    done = [0]
+    graded = [0]
 
     def one(item: tuple[str, Path]) -> None:
         identity, path = item
+        if identity in done:
+            with lock:
+                results[identity] = done[identity]
+            return
+        try:
+            digest = shards.file_sha256(path)
+        except OSError:
+            digest = ""
         try:
             rows = grade_notebook(
                 identity,
@@ -615,15 +639,17 @@ def grade(
                     f"grader error: {error!r}"[:300],
                 )
             ]
+        for row in rows:
+            row.notebook_sha256 = digest
         with lock:
             results[identity] = rows
-            done[0] += 1
+            if on_submission:
+                on_submission(rows)
+            graded[0] += 1
             if progress:
                 earned = sum(r.points for r in rows)
                 total = sum(r.max_points for r in rows)
-                progress(
-                    f"[{done[0]}/{len(submissions)}] {identity}: {earned:g}/{total:g}"
-                )
+                progress(f"[{graded[0]}/{remaining}] {identity}: {earned:g}/{total:g}")
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(one, submissions))

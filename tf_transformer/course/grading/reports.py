@@ -18,6 +18,7 @@ CSV_COLUMNS = (
     "status",
     "message",
     "same_as_library",
+    "notebook_sha256",
 )
 
 
@@ -33,6 +34,7 @@ class Row:
     status: str
     message: str
     same_as_library: str = ""
+    notebook_sha256: str = ""  # of the file graded (`--resume` compares it)
 
     def as_csv(self) -> dict[str, str]:
         return {
@@ -44,6 +46,7 @@ class Row:
             "status": self.status,
             "message": self.message,
             "same_as_library": self.same_as_library,
+            "notebook_sha256": self.notebook_sha256,
         }
 
 
