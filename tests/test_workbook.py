@@ -409,3 +409,57 @@ def test_any_grading_run_never_writes_the_workbook(folder, monkeypatch, value):
     assert not workbook.record("FeedForward", type("FeedForward", (), {}), False)
     assert sorted(p.name for p in folder.iterdir()) == before
     assert workbook.status("FeedForward")["check_passed"] is True
+
+
+def test_learners_functions_and_schedule_are_kept_and_used(
+    folder, tmp_path, monkeypatch, capsys
+):
+    module = learner_module(
+        tmp_path,
+        monkeypatch,
+        "functions",
+        """
+        import tf_transformer as tt
+
+
+        def masked_loss(y_true, y_pred, label_smoothing=0.0, pad_id=0):
+            return tt.masked_loss(y_true, y_pred, label_smoothing, pad_id)
+
+
+        def greedy_decode(model, source_ids, max_length=None, use_cache=True):
+            return tt.greedy_decode(model, source_ids, max_length, use_cache)
+
+
+        class TransformerSchedule(tt.TransformerSchedule):
+            pass
+        """,
+    )
+    for exercise, name in (
+        ("masked_loss", "masked_loss"),
+        ("greedy_decode", "greedy_decode"),
+        ("transformer_schedule", "TransformerSchedule"),
+    ):
+        assert check(exercise, getattr(module, name), verbose=False).passed, name
+        assert workbook.saved(name) is not None, name
+    loss, decode, schedule, accuracy = workbook.load(
+        "masked_loss", "greedy_decode", "TransformerSchedule", "masked_accuracy"
+    )
+    assert accuracy is tt.masked_accuracy
+    for obj in (loss, decode, schedule):
+        assert obj.__module__.startswith("workbook."), obj
+    printed = capsys.readouterr().out
+    assert "masked_loss          yours (lesson 08" in printed
+    assert "greedy_decode        yours (lesson 09" in printed
+    assert "the library's tt.masked_accuracy — your masked_accuracy has not" in printed
+
+
+def test_a_loss_that_cuts_the_gradient_falls_back(folder, capsys):
+    source = textwrap.dedent(
+        """
+        def masked_loss(y_true, y_pred, label_smoothing=0.0, pad_id=0):
+            return tt.masked_loss(y_true, tf.stop_gradient(y_pred))
+        """
+    )
+    assert workbook.save("masked_loss", source)
+    assert workbook.load("masked_loss") is tt.masked_loss
+    assert "no gradient reaches the logits" in capsys.readouterr().out

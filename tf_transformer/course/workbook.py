@@ -50,14 +50,19 @@ from typing import Any
 WORKBOOK_ENV = "TF_TRANSFORMER_WORKBOOK"
 DEFAULT_FOLDER = Path("~/.tf_transformer/workbook")
 
-# The classes the workbook keeps, with the lesson whose check saves each one.
-# A class is rebuilt on the learner's versions of the classes it builds on.
+# The classes and functions the workbook keeps, with the lesson whose check
+# saves each one. A class is rebuilt on the learner's versions of the
+# classes it builds on.
 LESSONS = {
     "MultiHeadAttention": 4,
     "FeedForward": 6,
     "EncoderLayer": 6,
     "DecoderLayer": 7,
     "Transformer": 8,
+    "masked_loss": 8,
+    "masked_accuracy": 8,
+    "TransformerSchedule": 8,
+    "greedy_decode": 9,
 }
 SUBLAYERS = {
     "EncoderLayer": {
@@ -131,11 +136,18 @@ def _statement_source(source: str, node: ast.stmt) -> str:
     return "\n".join(lines[first - 1 : node.end_lineno])
 
 
+def _defines(node: ast.stmt, name: str) -> bool:
+    """`node` is the top-level `class name` or `def name`."""
+    kinds = ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+    return isinstance(node, kinds) and node.name == name
+
+
 def _class_definition(source: str, name: str) -> str | None:
-    """`source`'s top-level `class name`, decorators included, or None."""
+    """`source`'s top-level `class name` (or `def name`), decorators
+    included, or None."""
     tree = _parse(source)
     for node in tree.body if tree else []:
-        if isinstance(node, ast.ClassDef) and node.name == name:
+        if _defines(node, name):
             return _statement_source(source, node) + "\n"
     return None
 
@@ -216,7 +228,7 @@ def gather(name: str, sources: list[str]) -> str:
     for cell_index, source in enumerate(sources):
         tree = _parse(source)
         for statement_index, node in enumerate(tree.body if tree else []):
-            if isinstance(node, ast.ClassDef) and node.name == name:
+            if _defines(node, name):
                 target = (_statement_source(source, node), node)
                 continue
             for bound in _bound_names(node):
@@ -227,7 +239,7 @@ def gather(name: str, sources: list[str]) -> str:
                     node,
                 )
     if target is None:
-        raise NotSaved(f"no cell that ran defines `class {name}`")
+        raise NotSaved(f"no cell that ran defines `{name}`")
     available = set(_rebuild_namespace(name)) | _IMPLICIT
     needed: dict[tuple[int, int], str] = {}
     missing: list[str] = []
@@ -248,7 +260,7 @@ def gather(name: str, sources: list[str]) -> str:
         names = ", ".join(f"`{m}`" for m in sorted(missing))
         raise NotSaved(
             f"{name} uses {names}, which no cell that ran defines — define or "
-            f"import it in the cell of `class {name}`, run that cell and the "
+            f"import it in the cell that defines {name}, run that cell and the "
             "check again"
         )
     parts = [needed[key] for key in sorted(needed)] + [target[0]]
@@ -340,9 +352,11 @@ def record(name: str, cls: Any, passed: bool = True) -> bool:
     Raises:
         NotSaved: it passed but uses a name that cannot be saved with it.
     """
-    if name not in LESSONS or not isinstance(cls, type) or grading():
+    if name not in LESSONS or not callable(cls) or grading():
         return False
-    if cls.__module__.split(".")[0] == "tf_transformer":
+    if getattr(cls, "__name__", None) != name:
+        return False  # saved under its own name only
+    if str(getattr(cls, "__module__", "")).split(".")[0] == "tf_transformer":
         return False  # the library's own class is no answer to keep
     if not passed:
         if saved(name) is not None:
@@ -378,8 +392,8 @@ def forget(name: str) -> None:
 # ------------------------------------------------------------ loading
 
 
-def library_class(name: str) -> type:
-    """The library's class `name` (the reference answer)."""
+def library_class(name: str) -> Any:
+    """The library's class (or function) `name`: the reference answer."""
     return getattr(importlib.import_module("tf_transformer"), name)
 
 
@@ -412,11 +426,24 @@ def rebuild(name: str, source: str, sublayers: dict[str, type] | None = None) ->
         registry.clear()
         registry.update(before)
     cls = namespace.get(name)
+    if not isinstance(reference, type):
+        if not callable(cls):
+            raise TypeError(f"the saved source defines no function {name}")
+        return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
     if not (isinstance(cls, type) and issubclass(cls, reference.__mro__[1])):
         raise TypeError(f"the saved source defines no class {name}")
     for attribute, value in (sublayers or {}).items():
         setattr(cls, attribute, value)
     return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+
+
+SMOKE_LAYERS = (
+    "MultiHeadAttention",
+    "FeedForward",
+    "EncoderLayer",
+    "DecoderLayer",
+    "Transformer",
+)
 
 
 def _tiny_call(name: str, cls: type):
@@ -437,7 +464,13 @@ def _tiny_call(name: str, cls: type):
     if name == "DecoderLayer":
         layer = cls(d_model=8, num_heads=2, dff=16, dropout=0.0)
         return layer, lambda inputs: layer(inputs, inputs), x
-    model = cls(
+    model = _tiny_transformer(cls)
+    ids = (tf.constant([[2, 5, 7, 3, 0]]), tf.constant([[2, 4, 9]]))
+    return model, lambda _: model(ids), None
+
+
+def _tiny_transformer(cls: type):
+    return cls(
         num_layers=1,
         d_model=8,
         num_heads=2,
@@ -446,18 +479,54 @@ def _tiny_call(name: str, cls: type):
         target_vocab_size=13,
         dropout=0.0,
     )
-    ids = (tf.constant([[2, 5, 7, 3, 0]]), tf.constant([[2, 4, 9]]))
-    return model, lambda _: model(ids), None
+
+
+def _smoke_test_function(name: str, function: Any) -> str | None:
+    """`smoke_test` of a function exercise (or the schedule): one tiny call."""
+    import numpy as np
+    import tensorflow as tf
+
+    labels = tf.constant([[5, 2, 0]])
+    logits = tf.random.stateless_normal((1, 3, 7), seed=(3, 4))
+    if name == "TransformerSchedule":
+        schedule = function(d_model=16, warmup_steps=4)
+        rates = np.array([float(schedule(step)) for step in (0, 1, 5)])
+        if not (np.all(np.isfinite(rates)) and np.all(rates > 0)):
+            return f"its rates at steps 0, 1, 5 are {rates.tolist()}, not positive"
+        return None
+    if name == "greedy_decode":
+        import tf_transformer
+
+        model = _tiny_transformer(tf_transformer.Transformer)
+        output = function(model, tf.constant([[2, 5, 7, 3]]), max_length=4)
+        if len(output.shape) != 2 or output.shape[0] != 1 or output.dtype.is_floating:
+            got = f"{output.dtype.name} {tuple(output.shape)}"
+            return f"it returned {got}, not token ids (1, length)"
+        return None
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        value = function(labels, logits)
+    if not np.all(np.isfinite(np.asarray(value))):
+        return "a tiny call gave NaN or inf"
+    if name == "masked_loss" and tape.gradient(value, logits) is None:
+        return "no gradient reaches the logits (a tf.stop_gradient?)"
+    return None
 
 
 def smoke_test(name: str, cls: type) -> str | None:
-    """Build a tiny `cls`, run it forward and take gradients on a tiny batch.
+    """Build a tiny `cls`, run it forward and take gradients on a tiny batch
+    (for a function: one tiny call, and the loss's gradient).
 
     Returns None when it works, else one line saying what went wrong.
     """
     import numpy as np
     import tensorflow as tf
 
+    if name not in SMOKE_LAYERS:
+        try:
+            return _smoke_test_function(name, cls)
+        except Exception as error:  # noqa: BLE001 - any failure is a reason
+            return f"a tiny call failed: {one_line(error)}"
     try:
         layer, run, x = _tiny_call(name, cls)
         with tf.GradientTape() as tape:
