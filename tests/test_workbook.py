@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import types
 
 import keras
 import numpy as np
@@ -463,3 +464,14 @@ def test_a_loss_that_cuts_the_gradient_falls_back(folder, capsys):
     assert workbook.save("masked_loss", source)
     assert workbook.load("masked_loss") is tt.masked_loss
     assert "no gradient reaches the logits" in capsys.readouterr().out
+
+
+def test_colab_without_drive_says_the_library_stands_in(folder, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    workbook.load("EncoderLayer")
+    assert "without your workbook in Google Drive" in capsys.readouterr().out
+    monkeypatch.setenv(workbook.WORKBOOK_ENV, workbook.COLAB_DRIVE + "/MyDrive/wb")
+    assert not workbook.in_colab_without_drive()
+    monkeypatch.delitem(sys.modules, "google.colab")
+    monkeypatch.setenv(workbook.WORKBOOK_ENV, "off")
+    assert not workbook.in_colab_without_drive()

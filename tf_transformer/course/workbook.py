@@ -48,6 +48,9 @@ from pathlib import Path
 from typing import Any
 
 WORKBOOK_ENV = "TF_TRANSFORMER_WORKBOOK"
+# Where Colab mounts Google Drive: the only folder that outlives a notebook's
+# machine there (the lessons' setup cell offers to keep the workbook in it).
+COLAB_DRIVE = "/content/drive"
 DEFAULT_FOLDER = Path("~/.tf_transformer/workbook")
 
 # The classes and functions the workbook keeps, with the lesson whose check
@@ -665,11 +668,25 @@ def report(choices: dict[str, Choice], requested: tuple[str, ...]) -> str:
         f"{name:{width}}  {choice.line(name in requested, choices)}"
         for name, choice in choices.items()
     ]
+    if in_colab_without_drive():
+        lines.append(
+            "In Colab each notebook runs on a machine of its own: without your "
+            "workbook in Google Drive (the setup cell at the top offers it), what "
+            "earlier lessons saved is not here, and the library's classes stand in."
+        )
     if any(choice.yours for choice in choices.values()):
         lines.append(
             '(workbook.forget("Name") drops a saved class until its check passes again)'
         )
     return "\n".join(lines)
+
+
+def in_colab_without_drive() -> bool:
+    """True in Google Colab when the workbook is not kept in Google Drive."""
+    if "google.colab" not in sys.modules:
+        return False
+    where = folder()
+    return where is None or not str(where).startswith(COLAB_DRIVE)
 
 
 def load(*names: str, verbose: bool = True) -> type | tuple[type, ...]:
