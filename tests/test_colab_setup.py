@@ -15,7 +15,7 @@ from tests.fresh_install import (
     lesson_check_cells,
     run_python,
 )
-from tf_transformer.course.publishing import CourseSource, setup_source
+from tf_transformer.course.build.publishing import CourseSource, setup_source
 
 pytestmark = pytest.mark.slow
 

@@ -151,14 +151,31 @@ def refresh_readme(text: str, source: CourseSource) -> str:
     return _COLAB_LINK.sub(lambda match: source.colab_url(match.group(1)), text)
 
 
+def _replace_table(text: str, header: str, values: dict[str, str]) -> str:
+    """TOML `text` with the table `[header]` (its lines up to the next blank
+    line or table) holding exactly `values`, as strings."""
+    lines = [f'{key} = "{value}"' for key, value in values.items()]
+    block = f"[{header}]\n" + "\n".join(lines) + "\n"
+    pattern = re.escape(f"[{header}]") + r"\n(?:[^\[\n][^\n]*\n)*"
+    updated, count = re.subn(pattern, lambda _: block, text)
+    if count != 1:
+        raise ValueError(f"pyproject.toml must have exactly one [{header}] table")
+    return updated
+
+
 def refresh_project_urls(text: str, source: CourseSource) -> str:
     """pyproject.toml's text with its `[project.urls]` table from `source`."""
-    lines = [f'{key} = "{value}"' for key, value in source.project_urls().items()]
-    block = "[project.urls]\n" + "\n".join(lines) + "\n"
-    updated, count = re.subn(r"\[project\.urls\]\n(?:[^\[\n][^\n]*\n)*", block, text)
-    if count != 1:
-        raise ValueError("pyproject.toml must have exactly one [project.urls] table")
-    return updated
+    return _replace_table(text, "project.urls", source.project_urls())
+
+
+def write_setting(text: str, source: CourseSource) -> str:
+    """pyproject.toml's text with `[tool.tf_transformer.course]` = `source`."""
+    values = {
+        field.name: getattr(source, field.name)
+        for field in dataclasses.fields(source)
+        if getattr(source, field.name) is not None
+    }
+    return _replace_table(text, ".".join(SETTING), values)
 
 
 SETUP_TEMPLATE = """\
