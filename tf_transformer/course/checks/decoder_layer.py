@@ -15,10 +15,13 @@ from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
     dropout_behaviour,
+    frozen_variant,
+    gradients_match,
     inference_is_random,
     is_normalized,
     round_trip,
     safe_hint,
+    stop_gradient_variant,
     twins,
 )
 
@@ -231,6 +234,14 @@ def check_decoder_layer(ctx, student_cls, reference_cls):
         "use tf.shape(x) for sizes unknown until run time",
     )
     ctx.ok("works inside tf.function with unknown batch and lengths")
+    gradients_match(
+        ctx,
+        layer,
+        reference,
+        lambda lay, inputs, encoded: lay(inputs, encoded, training=False),
+        [x, memory],
+        f"{what} on inputs and encoder_outputs",
+    )
     round_trip(ctx, student_cls, layer, lambda lay: lay(x, memory, training=False))
 
 
@@ -335,3 +346,15 @@ def decoder_dropout_always():
 def decoder_ignores_memory_mask():
     """encoder_padding_mask ignored"""
     return _decoder(memory_mask=False)
+
+
+@bug("decoder_layer", "tf.stop_gradient")
+def decoder_stop_gradient():
+    """the output's gradient cut off with tf.stop_gradient"""
+    return stop_gradient_variant("DecoderLayer")
+
+
+@bug("decoder_layer", "not trainable")
+def decoder_frozen_weight():
+    """cross_attention made non-trainable"""
+    return frozen_variant("DecoderLayer", "cross_attention")

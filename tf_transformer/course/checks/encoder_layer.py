@@ -15,10 +15,13 @@ from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
     dropout_behaviour,
+    frozen_variant,
+    gradients_match,
     inference_is_random,
     is_normalized,
     round_trip,
     safe_hint,
+    stop_gradient_variant,
     twins,
 )
 
@@ -198,6 +201,14 @@ def check_encoder_layer(ctx, student_cls, reference_cls):
         "use tf.shape(x) for sizes unknown until run time",
     )
     ctx.ok("works inside tf.function with unknown batch and length")
+    gradients_match(
+        ctx,
+        layer,
+        reference,
+        lambda lay, inputs: lay(inputs, padding_mask=pad, training=False),
+        [x],
+        f"{what} on x (2, 5, 8) with padding_mask",
+    )
     round_trip(ctx, student_cls, layer, lambda lay: lay(x, training=False))
 
 
@@ -278,3 +289,15 @@ def encoder_ignores_norm_first():
             self.norm_first = first
 
     return type("BuggyEncoderLayer", (base,), {"call": call})
+
+
+@bug("encoder_layer", "tf.stop_gradient")
+def encoder_stop_gradient():
+    """the output's gradient cut off with tf.stop_gradient"""
+    return stop_gradient_variant("EncoderLayer")
+
+
+@bug("encoder_layer", "not trainable")
+def encoder_frozen_weight():
+    """feed_forward made non-trainable"""
+    return frozen_variant("EncoderLayer", "feed_forward")

@@ -15,8 +15,11 @@ from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
     dropout_behaviour,
+    frozen_variant,
+    gradients_match,
     inference_is_random,
     round_trip,
+    stop_gradient_variant,
     twins,
 )
 
@@ -90,6 +93,14 @@ def check_feed_forward(ctx, student_cls, reference_cls):
         "use tf.shape",
     )
     ctx.ok("works inside tf.function with unknown batch and length")
+    gradients_match(
+        ctx,
+        layer,
+        reference,
+        lambda lay, inputs: lay(inputs, training=False),
+        [x],
+        f"{what} on x (2, 5, 8)",
+    )
     round_trip(ctx, student_cls, layer, lambda layer: layer(x, training=False))
 
 
@@ -168,3 +179,15 @@ def ffn_static_batch():
         return self.dropout_layer(x, training=training)
 
     return _override("FeedForward", call)
+
+
+@bug("feed_forward", "tf.stop_gradient")
+def feed_forward_stop_gradient():
+    """the output's gradient cut off with tf.stop_gradient"""
+    return stop_gradient_variant("FeedForward")
+
+
+@bug("feed_forward", "not trainable")
+def feed_forward_frozen_weight():
+    """intermediate_dense made non-trainable"""
+    return frozen_variant("FeedForward", "intermediate_dense")

@@ -14,8 +14,11 @@ from tf_transformer.course.checks._core import (
 from tf_transformer.course.checks._layers import (
     compare,
     dropout_behaviour,
+    frozen_variant,
+    gradients_match,
     round_trip,
     safe_hint,
+    stop_gradient_variant,
     twins,
 )
 
@@ -214,6 +217,14 @@ def check_multi_head_attention(ctx, student_cls, reference_cls):
         "use tf.shape(x) for sizes unknown until run time",
     )
     ctx.ok("works inside tf.function with unknown batch and length")
+    gradients_match(
+        ctx,
+        layer,
+        reference,
+        lambda lay, query, value: lay(query, value, training=False),
+        [x, source],
+        f"{what} on query (2, 5, 8), value (2, 6, 8)",
+    )
     round_trip(ctx, student_cls, layer, lambda lay: lay(x, source, training=False))
 
 
@@ -319,3 +330,15 @@ def mha_ignores_key():
 def mha_swaps_key_value():
     """key and value swapped"""
     return _mha(key="swapped")
+
+
+@bug("multi_head_attention", "tf.stop_gradient")
+def mha_stop_gradient():
+    """the output's gradient cut off with tf.stop_gradient"""
+    return stop_gradient_variant("MultiHeadAttention")
+
+
+@bug("multi_head_attention", "not trainable")
+def mha_frozen_weight():
+    """query_dense made non-trainable"""
+    return frozen_variant("MultiHeadAttention", "query_dense")

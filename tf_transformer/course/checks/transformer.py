@@ -16,9 +16,12 @@ from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
     dropout_behaviour,
+    frozen_variant,
+    gradients_match,
     inference_is_random,
     round_trip,
     safe_hint,
+    stop_gradient_variant,
     twins,
 )
 
@@ -180,6 +183,14 @@ def check_transformer(ctx, student_cls, reference_cls):
         "use tf.shape(x) for sizes unknown until run time",
     )
     ctx.ok("works inside tf.function with unknown batch and lengths")
+    gradients_match(
+        ctx,
+        model,
+        reference,
+        lambda lay: lay((SOURCE, TARGET), training=False),
+        [],
+        f"{what} on a padded batch",
+    )
     round_trip(
         ctx, student_cls, model, lambda lay: lay((SOURCE, TARGET), training=False)
     )
@@ -329,3 +340,15 @@ def transformer_weights_only_when_asked():
         }
 
     return type("AlternativeTransformer", (base,), {"call": call})
+
+
+@bug("transformer", "tf.stop_gradient")
+def transformer_stop_gradient():
+    """the output's gradient cut off with tf.stop_gradient"""
+    return stop_gradient_variant("Transformer")
+
+
+@bug("transformer", "not trainable")
+def transformer_frozen_weight():
+    """output_projection made non-trainable"""
+    return frozen_variant("Transformer", "output_projection")
