@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tf_transformer.course.checks._core import (
     Failure,
+    bug,
     close,
     difference,
     library_object,
@@ -206,3 +207,20 @@ def frozen_variant(name, sublayer):
         getattr(self, sublayer).trainable = False
 
     return type(f"Frozen{name}", (base,), {"build": build})
+
+
+def gradient_bugs(exercise, name, sublayer):
+    """Register in `exercise`'s catalogue its two gradient mistakes: the
+    library's class `name` with its output's gradient cut off, and with its
+    `sublayer` made non-trainable."""
+
+    def cut():
+        return stop_gradient_variant(name)
+
+    def frozen():
+        return frozen_variant(name, sublayer)
+
+    cut.__name__ = f"{exercise}_stop_gradient"
+    frozen.__name__ = f"{exercise}_frozen_weight"
+    bug(exercise, "tf.stop_gradient", "the output's gradient cut off")(cut)
+    bug(exercise, "not trainable", f"{sublayer} made non-trainable")(frozen)

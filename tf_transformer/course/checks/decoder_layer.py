@@ -15,13 +15,12 @@ from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
     dropout_behaviour,
-    frozen_variant,
+    gradient_bugs,
     gradients_match,
     inference_is_random,
     is_normalized,
     round_trip,
     safe_hint,
-    stop_gradient_variant,
     twins,
 )
 
@@ -348,13 +347,4 @@ def decoder_ignores_memory_mask():
     return _decoder(memory_mask=False)
 
 
-@bug("decoder_layer", "tf.stop_gradient")
-def decoder_stop_gradient():
-    """the output's gradient cut off with tf.stop_gradient"""
-    return stop_gradient_variant("DecoderLayer")
-
-
-@bug("decoder_layer", "not trainable")
-def decoder_frozen_weight():
-    """cross_attention made non-trainable"""
-    return frozen_variant("DecoderLayer", "cross_attention")
+gradient_bugs("decoder_layer", "DecoderLayer", "cross_attention")

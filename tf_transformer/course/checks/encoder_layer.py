@@ -15,13 +15,12 @@ from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
     dropout_behaviour,
-    frozen_variant,
+    gradient_bugs,
     gradients_match,
     inference_is_random,
     is_normalized,
     round_trip,
     safe_hint,
-    stop_gradient_variant,
     twins,
 )
 
@@ -291,13 +290,4 @@ def encoder_ignores_norm_first():
     return type("BuggyEncoderLayer", (base,), {"call": call})
 
 
-@bug("encoder_layer", "tf.stop_gradient")
-def encoder_stop_gradient():
-    """the output's gradient cut off with tf.stop_gradient"""
-    return stop_gradient_variant("EncoderLayer")
-
-
-@bug("encoder_layer", "not trainable")
-def encoder_frozen_weight():
-    """feed_forward made non-trainable"""
-    return frozen_variant("EncoderLayer", "feed_forward")
+gradient_bugs("encoder_layer", "EncoderLayer", "feed_forward")

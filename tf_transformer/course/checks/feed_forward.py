@@ -15,11 +15,10 @@ from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
     dropout_behaviour,
-    frozen_variant,
+    gradient_bugs,
     gradients_match,
     inference_is_random,
     round_trip,
-    stop_gradient_variant,
     twins,
 )
 
@@ -181,13 +180,4 @@ def ffn_static_batch():
     return _override("FeedForward", call)
 
 
-@bug("feed_forward", "tf.stop_gradient")
-def feed_forward_stop_gradient():
-    """the output's gradient cut off with tf.stop_gradient"""
-    return stop_gradient_variant("FeedForward")
-
-
-@bug("feed_forward", "not trainable")
-def feed_forward_frozen_weight():
-    """intermediate_dense made non-trainable"""
-    return frozen_variant("FeedForward", "intermediate_dense")
+gradient_bugs("feed_forward", "FeedForward", "intermediate_dense")

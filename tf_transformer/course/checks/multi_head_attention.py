@@ -14,11 +14,10 @@ from tf_transformer.course.checks._core import (
 from tf_transformer.course.checks._layers import (
     compare,
     dropout_behaviour,
-    frozen_variant,
+    gradient_bugs,
     gradients_match,
     round_trip,
     safe_hint,
-    stop_gradient_variant,
     twins,
 )
 
@@ -332,13 +331,4 @@ def mha_swaps_key_value():
     return _mha(key="swapped")
 
 
-@bug("multi_head_attention", "tf.stop_gradient")
-def mha_stop_gradient():
-    """the output's gradient cut off with tf.stop_gradient"""
-    return stop_gradient_variant("MultiHeadAttention")
-
-
-@bug("multi_head_attention", "not trainable")
-def mha_frozen_weight():
-    """query_dense made non-trainable"""
-    return frozen_variant("MultiHeadAttention", "query_dense")
+gradient_bugs("multi_head_attention", "MultiHeadAttention", "query_dense")

@@ -16,12 +16,11 @@ from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
     dropout_behaviour,
-    frozen_variant,
+    gradient_bugs,
     gradients_match,
     inference_is_random,
     round_trip,
     safe_hint,
-    stop_gradient_variant,
     twins,
 )
 
@@ -342,13 +341,4 @@ def transformer_weights_only_when_asked():
     return type("AlternativeTransformer", (base,), {"call": call})
 
 
-@bug("transformer", "tf.stop_gradient")
-def transformer_stop_gradient():
-    """the output's gradient cut off with tf.stop_gradient"""
-    return stop_gradient_variant("Transformer")
-
-
-@bug("transformer", "not trainable")
-def transformer_frozen_weight():
-    """output_projection made non-trainable"""
-    return frozen_variant("Transformer", "output_projection")
+gradient_bugs("transformer", "Transformer", "output_projection")
