@@ -99,14 +99,6 @@ def test_failing_source_says_one_sentence_and_offers_the_fallbacks(tmp_path, whe
     assert not any(line.startswith(("ERROR", "  File ")) for line in lines), out
 
 
-def test_an_uploaded_wheel_is_the_fallback(tmp_path, wheel):
-    out, venv = colab_run(tmp_path, missing_wheel(tmp_path), upload=[wheel])
-    assert "The course could not be installed" in out
-    assert "Installed. No restart needed" in out
-    assert out.count("all checks passed") == 2, out
-    assert f"imported from {venv}" in out
-
-
 def test_a_wheel_in_drive_is_the_fallback_and_keeps_the_workbook(tmp_path, wheel):
     drive = tmp_path / "my_drive"
     (drive / "tf_transformer").mkdir(parents=True)
@@ -136,12 +128,17 @@ def fake_wheel(folder, name, version):
     return path
 
 
-def test_a_loaded_package_that_changed_version_asks_for_a_restart(tmp_path, wheel):
+def test_an_uploaded_wheel_is_the_fallback_and_a_changed_package_asks_for_a_restart(
+    tmp_path, wheel
+):
     newer_keras = fake_wheel(tmp_path, "keras", "99.0")
-    out, _ = colab_run(
+    out, venv = colab_run(
         tmp_path,
         missing_wheel(tmp_path),
         before="import keras",
         upload=[wheel, newer_keras],
     )
+    assert "The course could not be installed" in out
     assert "keras changed version while loaded: restart the runtime" in out, out
+    assert out.count("all checks passed") == 2, out
+    assert f"imported from {venv}" in out

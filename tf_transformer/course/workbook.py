@@ -623,7 +623,9 @@ def choose(*names: str) -> dict[str, Choice]:
         lesson = f"lesson {LESSONS[name]:02d}"
         choice = Choice(name, library_class(name), yours=False)
         if source is None:
-            choice.reason = f"your {name} has not passed its check in {lesson} yet"
+            choice.reason = (
+                f"no {name} of yours is saved (it is when its check in {lesson} passes)"
+            )
         else:
             ours = {a: c.cls for a, c in parts.items() if c.yours}
             try:
