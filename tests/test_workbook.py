@@ -69,6 +69,23 @@ def learner_module(tmp_path, monkeypatch, name, source):
     return module
 
 
+def fail_the_feed_forward_check(tmp_path, monkeypatch):
+    """A learner's FeedForward that returns its input fails its check."""
+    wrong = learner_module(
+        tmp_path,
+        monkeypatch,
+        "wrong",
+        """
+        import tf_transformer as tt
+
+        class FeedForward(tt.FeedForward):
+            def call(self, inputs, training=None):
+                return inputs
+        """,
+    )
+    assert not check("feed_forward", wrong.FeedForward, verbose=False).passed
+
+
 def test_empty_workbook_gives_the_library_classes_and_says_so(folder, capsys):
     encoder_layer, decoder_layer = workbook.load("EncoderLayer", "DecoderLayer")
     assert encoder_layer is tt.EncoderLayer and decoder_layer is tt.DecoderLayer
@@ -157,19 +174,7 @@ def test_passed_check_saves_the_definition_and_a_failed_one_does_not(
     assert "class FeedForward(tt.FeedForward):" in workbook.saved("FeedForward")
 
     workbook.forget("FeedForward")
-    wrong = learner_module(
-        tmp_path,
-        monkeypatch,
-        "wrong",
-        """
-        import tf_transformer as tt
-
-        class FeedForward(tt.FeedForward):
-            def call(self, inputs, training=None):
-                return inputs
-        """,
-    )
-    assert not check("feed_forward", wrong.FeedForward, verbose=False).passed
+    fail_the_feed_forward_check(tmp_path, monkeypatch)
     assert workbook.saved("FeedForward") is None
 
 
@@ -365,19 +370,7 @@ def test_saved_time_and_latest_check_are_shown(folder, tmp_path, monkeypatch, ca
     printed = capsys.readouterr().out
     assert re.search(r"saved 20\d\d-\d\d-\d\d \d\d:\d\d UTC", printed), printed
     assert "its latest check passed" in printed
-    wrong = learner_module(
-        tmp_path,
-        monkeypatch,
-        "wrong",
-        """
-        import tf_transformer as tt
-
-        class FeedForward(tt.FeedForward):
-            def call(self, inputs, training=None):
-                return inputs
-        """,
-    )
-    assert not check("feed_forward", wrong.FeedForward, verbose=False).passed
+    fail_the_feed_forward_check(tmp_path, monkeypatch)
     assert workbook.saved("FeedForward") == learner_copy("FeedForward")
     workbook.load("FeedForward")
     printed = capsys.readouterr().out
