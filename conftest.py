@@ -46,6 +46,7 @@ SLOWEST_FIRST = (
     "tests/test_grade.py",
     "tests/test_grade_sandbox.py",
     "tests/test_grade_integrity.py",
+    "tests/test_colab_setup.py",
     "solutions/13_image_captioning.ipynb",
     "solutions/08_training.ipynb",
     "solutions/10_sequence_classification.ipynb",

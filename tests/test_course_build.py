@@ -76,7 +76,7 @@ def test_lesson_has_badge_setup_and_no_outputs(course):
     setup = cells[1]["source"]
     assert '"google.colab" in sys.modules' in setup
     assert "tensorflow-text=={tf_major_minor}.*" in setup
-    assert notebooks.REPOSITORY_URL in setup
+    assert notebooks.course_source().requirement in setup
     for cell in cells:
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell["execution_count"] is None
@@ -341,15 +341,23 @@ def _run_setup_in_fake_colab(monkeypatch, capsys, versions_after):
 
     installs = []
     versions = {"keras": "3.0.0", "numpy": "1.26.0", "tensorflow": "2.19.0"}
-    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=lambda mountpoint: None)
+    colab.files = types.SimpleNamespace(upload=dict)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
     monkeypatch.setattr(importlib.metadata, "version", lambda name: versions[name])
 
-    def fake_pip(command, check):
+    def fake_pip(command, capture_output, text):
         installs.append(command)
         versions.update(versions_after)
+        return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(subprocess, "run", fake_pip)
-    exec(notebooks.setup_source(), {})
+    setup = notebooks.setup_source(notebooks.course_source())
+    # Drive "mounts" nowhere: the workbook line is all it changes.
+    monkeypatch.setattr("os.makedirs", lambda *args, **kwargs: None)
+    monkeypatch.setenv("TF_TRANSFORMER_WORKBOOK", "unchanged")
+    exec(setup, {})
     return installs, capsys.readouterr().out
 
 

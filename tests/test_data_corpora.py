@@ -435,6 +435,7 @@ def test_ted_fails_fast_offline_and_names_the_offline_corpora(tmp_path, no_dns):
     assert "ted_hrlr_translate/pt_to_en" in message
     for name in ("'numbers'", "'dates'", "'mixed'"):
         assert name in message
+    assert "dead since 2026-04" in message
 
 
 def test_unreachable_server_fails_within_the_connect_timeout(tmp_path, monkeypatch):
@@ -456,8 +457,9 @@ def test_failed_download_names_the_offline_corpora(tmp_path, monkeypatch):
         raise OSError("404 Not Found")
 
     monkeypatch.setattr(builder_class, "download_and_prepare", dead_link)
-    with pytest.raises(OfflineError, match="download failed .*404.*'mixed'"):
+    with pytest.raises(OfflineError, match="download failed .*404.*'mixed'") as info:
         load_translation("ted_hrlr_translate/pt_to_en", data_dir=str(tmp_path))
+    assert "dead since 2026-04 (tensorflow/text#1497)" in str(info.value)
 
 
 def test_a_broken_installation_is_not_reported_as_offline(tmp_path, monkeypatch):

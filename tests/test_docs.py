@@ -132,6 +132,8 @@ def check_python(words: list[str]) -> str | None:
         return None
     if words[0] == "-m":
         module, args = words[1], words[2:]
+        if module in dev_tools():
+            return None  # a tool of the [dev] extra, e.g. `python -m build`
         if not (ROOT / Path(*module.split("."))).exists():
             return f"no module {module} in the repository"
         return parses(
@@ -156,12 +158,22 @@ def check_python(words: list[str]) -> str | None:
         sys.path.remove(str(script.parent))
 
 
+def dev_tools() -> set[str]:
+    """The distribution names of the [dev] extra."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    return {re.split(r"[<>=!~\[ ]", requirement)[0] for requirement in extras["dev"]}
+
+
 def check_pip(words: list[str]) -> str | None:
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]
+    if words == ["wheel", "--no-deps", "."]:
+        return None  # the course's wheel, built from this repository
     if words[:2] != ["install", "-e"] or len(words) != 3:
-        return "only `pip install -e .[extra]` is documented"
+        return "only `pip install -e .[extra]` or `pip wheel --no-deps .` is documented"
     target = re.fullmatch(r"\.(?:\[(\w+)\])?", words[2])
     if target is None or (target.group(1) and target.group(1) not in extras):
         return f"{words[2]} is not this project with one of its extras"

@@ -91,4 +91,5 @@ def test_readme_course_map_links_every_lesson_to_colab():
     assert len(lessons) >= 11
     for name in lessons:
         assert f"(lessons/{name})" in text, name
-        assert f"[Colab]({notebooks.colab_url(f'lessons/{name}')})" in text, name
+        colab_url = notebooks.course_source().colab_url(f"lessons/{name}")
+        assert f"[Colab]({colab_url})" in text, name

@@ -59,12 +59,14 @@ from typing import Any
 
 import nbformat
 
-# The package's public repository: the Colab badges and the setup cell use it.
-REPOSITORY = "tf-transformer/tf_transformer"
-BRANCH = "main"
-REPOSITORY_URL = f"https://github.com/{REPOSITORY}"
-COLAB_URL = "https://colab.research.google.com/github/{repository}/blob/{branch}/{path}"
-BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+from tf_transformer.course.build.publishing import (
+    CourseSource,
+    read_setting,
+    refresh_project_urls,
+    refresh_readme,
+    setup_source,
+    write_setting,
+)
 
 METADATA_KEY = "tf_transformer"
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
@@ -341,69 +343,17 @@ def check_cell_source(name: str) -> str:
     )
 
 
-def colab_url(lesson_path: str) -> str:
-    """Where Colab opens `lesson_path` (relative to the repository root)."""
-    return COLAB_URL.format(repository=REPOSITORY, branch=BRANCH, path=lesson_path)
-
-
-def badge_source(lesson_path: str) -> str:
-    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(lesson_path)})"
-
-
-SETUP_SOURCE = """\
-# Setup. In Google Colab: install the course package (TensorFlow stays as
-# Colab ships it: tensorflow-text is pinned to its version) and say whether
-# the runtime must restart. Elsewhere: check that the package is installed.
-import sys
-
-if "google.colab" in sys.modules:
-    import importlib.metadata
-    import subprocess
-
-    import tensorflow as tf
-
-    def installed(name):
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    loaded = {name: installed(name) for name in ("keras", "numpy", "tensorflow")}
-    tf_major_minor = ".".join(tf.__version__.split(".")[:2])
-    subprocess.run(
-        [
-            sys.executable, "-m", "pip", "install", "--quiet",
-            f"tensorflow-text=={tf_major_minor}.*",
-            "tf-transformer @ git+REPOSITORY_URL",
-        ],
-        check=True,
-    )
-    changed = [
-        name
-        for name, version in loaded.items()
-        if name in sys.modules and installed(name) != version
-    ]
-    if changed:
-        print(
-            f"Installed. {', '.join(changed)} changed version while loaded: "
-            "restart the runtime (Runtime > Restart session) and run the "
-            "notebook again from the top."
-        )
-    else:
-        print("Installed. No restart needed: run the next cells.")
-else:
+def course_source(root: Path | None = None) -> CourseSource:
+    """The course's setting (`[tool.tf_transformer.course]` of the
+    pyproject.toml in `root`, else in this package's checkout): where the
+    lessons live."""
+    pyproject = (root or default_root()) / "pyproject.toml"
+    if not pyproject.exists():
+        pyproject = default_root() / "pyproject.toml"
     try:
-        import tf_transformer  # noqa: F401
-    except ImportError:
-        raise ImportError(
-            "The course package is not installed in this kernel's Python. "
-            "In a terminal, in the repository folder, run `pip install -e .` "
-            "(see the README), then restart the kernel."
-        ) from None"""
-
-
-def setup_source() -> str:
-    return SETUP_SOURCE.replace("REPOSITORY_URL", REPOSITORY_URL)
+        return read_setting(pyproject)
+    except (OSError, ValueError) as error:
+        raise BuildError(str(error)) from None
 
 
 def _meta(cell: dict) -> dict:
@@ -491,8 +441,13 @@ def refresh_solution(nb: dict, path: Path) -> tuple[dict, list[Drift]]:
     return nb, drifts
 
 
-def make_lesson(solution: dict, lesson_path: str) -> dict:
-    """The student notebook for a (refreshed) solution notebook."""
+def make_lesson(
+    solution: dict, lesson_path: str, source: CourseSource | None = None
+) -> dict:
+    """The student notebook for a (refreshed) solution notebook; its badge and
+    setup cell say where the course lives (`source`, by default the
+    repository's setting)."""
+    source = source or course_source()
     lesson = {
         "cells": [],
         "metadata": copy.deepcopy(solution.get("metadata", {})),
@@ -501,9 +456,9 @@ def make_lesson(solution: dict, lesson_path: str) -> dict:
     }
     cells = [
         _new_cell(
-            "markdown", badge_source(lesson_path), "colab-badge", {"generated": "badge"}
+            "markdown", source.badge(lesson_path), "colab-badge", {"generated": "badge"}
         ),
-        _new_cell("code", setup_source(), "colab-setup", {"generated": "setup"}),
+        _new_cell("code", setup_source(source), "colab-setup", {"generated": "setup"}),
     ]
     for cell in solution["cells"]:
         if _meta(cell).get("generated"):
@@ -528,12 +483,12 @@ def make_lesson(solution: dict, lesson_path: str) -> dict:
         meta = _meta(cell)
         if "exercise" in meta:
             spec = ExerciseSpec.from_metadata(meta, f"{lesson_path} cell {index}")
-            source = (
+            text = (
                 cell["source"]
                 if spec.source is None
                 else mark_solution(cell["source"], spec)
             )
-            cell["source"] = clear_solution(source, cell["cell_type"])
+            cell["source"] = clear_solution(text, cell["cell_type"])
             if spec.points is not None:
                 points_of[spec.name] = float(spec.points)
             else:  # a practice exercise: checked in the notebook, never graded
@@ -576,9 +531,11 @@ def make_lesson(solution: dict, lesson_path: str) -> dict:
     return lesson
 
 
-def nbgrader_source(solution: dict, lesson_path: str) -> dict:
+def nbgrader_source(
+    solution: dict, lesson_path: str, source: CourseSource | None = None
+) -> dict:
     """The instructor version for nbgrader: answers between BEGIN/END SOLUTION."""
-    lesson = make_lesson(solution, lesson_path)
+    lesson = make_lesson(solution, lesson_path, source)
     by_id = {}
     for cell in solution["cells"]:
         meta = _meta(cell)
@@ -625,12 +582,19 @@ def build(
     check: bool = False,
     nbgrader_dir: Path | None = None,
     lessons_prefix: str = "lessons",
+    source: CourseSource | None = None,
+    root: Path | None = None,
 ) -> BuildReport:
-    """Refresh solutions/ from the library and write lessons/.
+    """Refresh solutions/ from the library and write lessons/; with `root`,
+    also write where the course lives (`source`, by default the setting)
+    into the repository's README course map and pyproject.toml.
 
     With `check=True` nothing is written; the report lists every drift.
     """
     report = BuildReport()
+    source = source or course_source(root)
+    if root is not None:
+        _publish(root, source, check, report)
     paths = sorted(solutions.glob("*.ipynb")) if solutions.is_dir() else []
     for path in paths:
         original = read(path)
@@ -643,7 +607,9 @@ def build(
             path.write_text(text, encoding="utf-8")
             report.written.append(path)
         target = lessons / path.name
-        lesson_text = dumps(make_lesson(solution, f"{lessons_prefix}/{path.name}"))
+        lesson_text = dumps(
+            make_lesson(solution, f"{lessons_prefix}/{path.name}", source)
+        )
         current = target.read_text(encoding="utf-8") if target.exists() else None
         if current != lesson_text:
             report.drifts.append(
@@ -662,7 +628,9 @@ def build(
             nbgrader_dir.mkdir(parents=True, exist_ok=True)
             out = nbgrader_dir / path.name
             out.write_text(
-                dumps(nbgrader_source(solution, f"{lessons_prefix}/{path.name}")),
+                dumps(
+                    nbgrader_source(solution, f"{lessons_prefix}/{path.name}", source)
+                ),
                 encoding="utf-8",
             )
             report.written.append(out)
@@ -671,6 +639,33 @@ def build(
             if not (solutions / stale.name).exists():
                 report.drifts.append(Drift(stale, "has no solution notebook"))
     return report
+
+
+def _publish(root: Path, source: CourseSource, check: bool, report: BuildReport):
+    """The README's Colab links, pyproject's [project.urls] and the setting
+    itself, from `source`."""
+    refreshers = {
+        "README.md": lambda text: refresh_readme(text, source),
+        "pyproject.toml": lambda text: write_setting(
+            refresh_project_urls(text, source), source
+        ),
+    }
+    for name, refresh in refreshers.items():
+        path = root / name
+        if not path.exists():
+            continue
+        text = path.read_text(encoding="utf-8")
+        try:
+            wanted = refresh(text)
+        except ValueError as error:
+            raise BuildError(f"{path}: {error}") from None
+        if wanted != text:
+            report.drifts.append(
+                Drift(path, "names another place than [tool.tf_transformer.course]")
+            )
+            if not check:
+                path.write_text(wanted, encoding="utf-8")
+                report.written.append(path)
 
 
 def _first_difference(current: str, wanted: str) -> str:
@@ -719,13 +714,41 @@ def main(argv: list[str] | None = None) -> int:
             "also write nbgrader instructor notebooks (answers between markers) to DIR"
         ),
     )
+    where = command.add_argument_group(
+        "where the course lives (default: [tool.tf_transformer.course] in "
+        "pyproject.toml; a flag given here is written there too)"
+    )
+    where.add_argument("--repository", metavar="OWNER/NAME", default=None)
+    where.add_argument("--branch", default=None)
+    where.add_argument("--pypi", metavar="REQUIREMENT", default=None)
+    where.add_argument("--wheel-url", metavar="URL", default=None)
     args = parser.parse_args(argv)
     root = args.root or default_root()
     solutions = args.solutions or root / "solutions"
     lessons = args.lessons or root / "lessons"
+    # The repository's own files change only when its notebooks are built.
+    own = args.root is not None or (args.solutions is None and args.lessons is None)
+    try:
+        source = course_source(root).replace(
+            repository=args.repository,
+            branch=args.branch,
+            pypi=args.pypi,
+            wheel_url=args.wheel_url,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         report = build(
-            solutions, lessons, check=args.check, nbgrader_dir=args.nbgrader_source
+            solutions,
+            lessons,
+            check=args.check,
+            nbgrader_dir=args.nbgrader_source,
+            source=source,
+            root=root if own else None,
         )
     except BuildError as error:
         print(f"error: {error}", file=sys.stderr)

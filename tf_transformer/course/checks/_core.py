@@ -418,8 +418,7 @@ def check(
     outcome = run_check(name, obj)
     if verbose:
         print(outcome.report())
-    if outcome.passed and EXERCISES[name].kind == "class":
-        _keep_in_workbook(EXERCISES[name].object_name, obj)
+    _keep_in_workbook(EXERCISES[name].object_name, obj, outcome.passed, verbose)
     if raise_on_fail is None:
         raise_on_fail = grading_mode()
     if raise_on_fail and not outcome.passed:
@@ -427,11 +426,16 @@ def check(
     return outcome
 
 
-def _keep_in_workbook(object_name: str, cls: Any) -> None:
-    """Save a passed class for later lessons (see `course.workbook`); a
-    failure to save never changes the check's outcome."""
+def _keep_in_workbook(object_name: str, obj: Any, passed: bool, verbose: bool) -> None:
+    """Save a passed class or function for later lessons, or note a failed
+    check of a saved one (see `course.workbook`, which keeps only some); a
+    failure to save never changes the check's outcome, and an answer that
+    cannot be saved says why."""
     try:
-        workbook.record(object_name, cls)
+        workbook.record(object_name, obj, passed)
+    except workbook.NotSaved as error:
+        if verbose:
+            print(f"Not saved in your workbook: {error}.")
     except Exception:  # noqa: BLE001, S110 - saving is a convenience only
         pass
 

@@ -1,8 +1,18 @@
 """Helpers for class exercises: build twins, copy weights, compare, round trip."""
 
-import numpy as np
+import functools
 
-from tf_transformer.course.checks._core import Failure, close, difference, to_numpy
+import numpy as np
+import tensorflow as tf
+
+from tf_transformer.course.checks._core import (
+    Failure,
+    bug,
+    close,
+    difference,
+    library_object,
+    to_numpy,
+)
 
 
 def twins(ctx, student_cls, reference_cls, build, *args, **kwargs):
@@ -99,3 +109,118 @@ DROPOUT_AT_INFERENCE = (
     "two calls with training=False differ — dropout is active at inference; "
     "pass `training` on to the dropout layers"
 )
+
+
+STOP_GRADIENT = (
+    "training would never change it: is a tf.stop_gradient (or a NumPy round "
+    "trip) cutting the gradient off?"
+)
+NOT_TRAINABLE = (
+    "training would never change it — leave the layer's weights trainable "
+    "(no `trainable=False`)"
+)
+
+
+def _gradients(layer, run, inputs):
+    """Gradients of a fixed random projection of `run(layer, *inputs)` with
+    respect to the float inputs and every trainable weight of `layer`."""
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        output = run(layer, *inputs)
+        output = output[0] if isinstance(output, tuple | list) else output
+        output = tf.cast(output, tf.float32)
+        # A sum alone would hide a LayerNorm's input gradient (always 0).
+        probe = tf.random.stateless_normal(tf.shape(output), seed=(7, 11))
+        loss = tf.reduce_sum(output * probe)
+    weights = [w for w in layer.weights if w.trainable]
+    found = tape.gradient(loss, [*inputs, *weights])
+    as_array = [
+        None if g is None else np.asarray(tf.convert_to_tensor(g)) for g in found
+    ]
+    return as_array[: len(inputs)], dict(
+        zip([w.path for w in weights], as_array[len(inputs) :], strict=True)
+    )
+
+
+def gradients_match(ctx, student, reference, run, inputs, what):
+    """Training changes the student's layer as it changes the reference: the
+    gradients with respect to the inputs and to each weight are equal (the
+    two layers hold the same weights, see `twins`).
+
+    `run(layer, *inputs)` calls a layer (in inference mode); `inputs` are its
+    float tensors (none for token ids).
+    """
+    pairs = list(zip(student.weights, reference.weights, strict=True))
+    for ours, theirs in pairs:
+        if theirs.trainable and not ours.trainable:
+            raise Failure(
+                f"{what}: the weight {ours.path} is not trainable — {NOT_TRAINABLE}"
+            )
+    input_gradients, weight_gradients = _gradients(student, run, inputs)
+    expected_inputs, expected_weights = _gradients(reference, run, inputs)
+    for index, (got, want) in enumerate(
+        zip(input_gradients, expected_inputs, strict=True)
+    ):
+        name = f"input {index + 1}" if len(inputs) > 1 else "the input"
+        if got is None or (not np.any(got) and np.any(want)):
+            raise Failure(f"{what}: no gradient reaches {name}, so {STOP_GRADIENT}")
+        compare(got, want, f"{what}: the gradient of {name}", GRADIENT_MISMATCH)
+    for ours, theirs in pairs:
+        want = expected_weights.get(theirs.path)
+        if want is None:
+            continue
+        got = weight_gradients.get(ours.path)
+        if got is None or (not np.any(got) and np.any(want)):
+            weight = f"the weight {ours.path}"
+            raise Failure(f"{what}: no gradient reaches {weight}, so {STOP_GRADIENT}")
+        compare(got, want, f"{what}: the gradient of {ours.path}", GRADIENT_MISMATCH)
+    ctx.ok("input and weight gradients equal the reference's (it trains the same)")
+
+
+GRADIENT_MISMATCH = (
+    "the outputs match but training would not — are gradients cut or scaled "
+    "somewhere (tf.stop_gradient, a constant made from a tensor)?"
+)
+
+
+# ------------------------------------ typical gradient bugs of a class exercise
+
+
+def stop_gradient_variant(name):
+    """The library's class `name` whose outputs carry no gradient."""
+    base = library_object(name)
+
+    @functools.wraps(base.call)
+    def call(self, *args, **kwargs):
+        return tf.nest.map_structure(tf.stop_gradient, base.call(self, *args, **kwargs))
+
+    return type(f"StopGradient{name}", (base,), {"call": call})
+
+
+def frozen_variant(name, sublayer):
+    """The library's class `name` whose `sublayer` is made non-trainable."""
+    base = library_object(name)
+
+    @functools.wraps(base.build)
+    def build(self, *args, **kwargs):
+        base.build(self, *args, **kwargs)
+        getattr(self, sublayer).trainable = False
+
+    return type(f"Frozen{name}", (base,), {"build": build})
+
+
+def gradient_bugs(exercise, name, sublayer):
+    """Register in `exercise`'s catalogue its two gradient mistakes: the
+    library's class `name` with its output's gradient cut off, and with its
+    `sublayer` made non-trainable."""
+
+    def cut():
+        return stop_gradient_variant(name)
+
+    def frozen():
+        return frozen_variant(name, sublayer)
+
+    cut.__name__ = f"{exercise}_stop_gradient"
+    frozen.__name__ = f"{exercise}_frozen_weight"
+    bug(exercise, "tf.stop_gradient", "the output's gradient cut off")(cut)
+    bug(exercise, "not trainable", f"{sublayer} made non-trainable")(frozen)

@@ -15,6 +15,8 @@ from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
     dropout_behaviour,
+    gradient_bugs,
+    gradients_match,
     inference_is_random,
     is_normalized,
     round_trip,
@@ -238,6 +240,14 @@ def check_decoder_layer(ctx, student_cls, reference_cls):
         "use tf.shape(x) for sizes unknown until run time",
     )
     ctx.ok("works inside tf.function with unknown batch and lengths")
+    gradients_match(
+        ctx,
+        layer,
+        reference,
+        lambda lay, inputs, encoded: lay(inputs, encoded, training=False),
+        [x, memory],
+        f"{what} on inputs and encoder_outputs",
+    )
     round_trip(ctx, student_cls, layer, lambda lay: lay(x, memory, training=False))
 
 
@@ -342,3 +352,6 @@ def decoder_dropout_always():
 def decoder_ignores_memory_mask():
     """encoder_padding_mask ignored"""
     return _decoder(memory_mask=False)
+
+
+gradient_bugs("decoder_layer", "DecoderLayer", "cross_attention")

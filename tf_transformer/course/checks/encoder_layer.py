@@ -15,6 +15,8 @@ from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
     dropout_behaviour,
+    gradient_bugs,
+    gradients_match,
     inference_is_random,
     is_normalized,
     round_trip,
@@ -205,6 +207,14 @@ def check_encoder_layer(ctx, student_cls, reference_cls):
         "use tf.shape(x) for sizes unknown until run time",
     )
     ctx.ok("works inside tf.function with unknown batch and length")
+    gradients_match(
+        ctx,
+        layer,
+        reference,
+        lambda lay, inputs: lay(inputs, padding_mask=pad, training=False),
+        [x],
+        f"{what} on x (2, 5, 8) with padding_mask",
+    )
     round_trip(ctx, student_cls, layer, lambda lay: lay(x, training=False))
 
 
@@ -285,3 +295,6 @@ def encoder_ignores_norm_first():
             self.norm_first = first
 
     return type("BuggyEncoderLayer", (base,), {"call": call})
+
+
+gradient_bugs("encoder_layer", "EncoderLayer", "feed_forward")

@@ -15,6 +15,8 @@ from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
     dropout_behaviour,
+    gradient_bugs,
+    gradients_match,
     inference_is_random,
     round_trip,
     twins,
@@ -97,6 +99,14 @@ def check_feed_forward(ctx, student_cls, reference_cls):
         "use tf.shape",
     )
     ctx.ok("works inside tf.function with unknown batch and length")
+    gradients_match(
+        ctx,
+        layer,
+        reference,
+        lambda lay, inputs: lay(inputs, training=False),
+        [x],
+        f"{what} on x (2, 5, 8)",
+    )
     round_trip(ctx, student_cls, layer, lambda layer: layer(x, training=False))
 
 
@@ -175,3 +185,6 @@ def ffn_static_batch():
         return self.dropout_layer(x, training=training)
 
     return _override("FeedForward", call)
+
+
+gradient_bugs("feed_forward", "FeedForward", "intermediate_dense")

@@ -14,6 +14,8 @@ from tf_transformer.course.checks._core import (
 from tf_transformer.course.checks._layers import (
     compare,
     dropout_behaviour,
+    gradient_bugs,
+    gradients_match,
     round_trip,
     safe_hint,
     twins,
@@ -221,6 +223,14 @@ def check_multi_head_attention(ctx, student_cls, reference_cls):
         "use tf.shape(x) for sizes unknown until run time",
     )
     ctx.ok("works inside tf.function with unknown batch and length")
+    gradients_match(
+        ctx,
+        layer,
+        reference,
+        lambda lay, query, value: lay(query, value, training=False),
+        [x, source],
+        f"{what} on query (2, 5, 8), value (2, 6, 8)",
+    )
     round_trip(ctx, student_cls, layer, lambda lay: lay(x, source, training=False))
 
 
@@ -326,3 +336,6 @@ def mha_ignores_key():
 def mha_swaps_key_value():
     """key and value swapped"""
     return _mha(key="swapped")
+
+
+gradient_bugs("multi_head_attention", "MultiHeadAttention", "query_dense")

@@ -16,6 +16,8 @@ from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
     dropout_behaviour,
+    gradient_bugs,
+    gradients_match,
     inference_is_random,
     round_trip,
     safe_hint,
@@ -187,6 +189,14 @@ def check_transformer(ctx, student_cls, reference_cls):
         "use tf.shape(x) for sizes unknown until run time",
     )
     ctx.ok("works inside tf.function with unknown batch and lengths")
+    gradients_match(
+        ctx,
+        model,
+        reference,
+        lambda lay: lay((SOURCE, TARGET), training=False),
+        [],
+        f"{what} on a padded batch",
+    )
     round_trip(
         ctx, student_cls, model, lambda lay: lay((SOURCE, TARGET), training=False)
     )
@@ -336,3 +346,6 @@ def transformer_weights_only_when_asked():
         }
 
     return type("AlternativeTransformer", (base,), {"call": call})
+
+
+gradient_bugs("transformer", "Transformer", "output_projection")
