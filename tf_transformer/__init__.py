@@ -102,3 +102,31 @@ from tf_transformer.inference.captioner import Captioner  # noqa: E402
 from tf_transformer.models.image_captioner import ImageCaptioner  # noqa: E402
 
 __all__ += ["Captioner", "ImageCaptioner", "tile_digits"]
+
+from tf_transformer.layers import (  # noqa: E402
+    GroupedQueryAttention,
+    ModernDecoder,
+    ModernDecoderLayer,
+    RMSNorm,
+    RotaryEmbedding,
+    SwiGLUFeedForward,
+    apply_rotary_embedding,
+    grouped_query_attention,
+    rms_norm,
+    swiglu_width,
+)
+from tf_transformer.models.modern_causal_lm import ModernCausalLM  # noqa: E402
+
+__all__ += [
+    "GroupedQueryAttention",
+    "ModernCausalLM",
+    "ModernDecoder",
+    "ModernDecoderLayer",
+    "RMSNorm",
+    "RotaryEmbedding",
+    "SwiGLUFeedForward",
+    "apply_rotary_embedding",
+    "grouped_query_attention",
+    "rms_norm",
+    "swiglu_width",
+]

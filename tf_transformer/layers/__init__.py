@@ -56,3 +56,35 @@ __all__ += [
     "MultiHeadAttentionBase",
     "TransformerBlock",
 ]
+
+# Today's decoder block (lesson 14).
+from tf_transformer.layers.grouped_query_attention import (  # noqa: E402
+    GroupedQueryAttention,
+    grouped_query_attention,
+)
+from tf_transformer.layers.modern_decoder import (  # noqa: E402
+    ModernDecoder,
+    ModernDecoderLayer,
+)
+from tf_transformer.layers.rms_norm import RMSNorm, rms_norm  # noqa: E402
+from tf_transformer.layers.rotary import (  # noqa: E402
+    RotaryEmbedding,
+    apply_rotary_embedding,
+)
+from tf_transformer.layers.swiglu_feed_forward import (  # noqa: E402
+    SwiGLUFeedForward,
+    swiglu_width,
+)
+
+__all__ += [
+    "GroupedQueryAttention",
+    "ModernDecoder",
+    "ModernDecoderLayer",
+    "RMSNorm",
+    "RotaryEmbedding",
+    "SwiGLUFeedForward",
+    "apply_rotary_embedding",
+    "grouped_query_attention",
+    "rms_norm",
+    "swiglu_width",
+]

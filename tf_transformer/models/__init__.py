@@ -20,3 +20,6 @@ __all__ += ["TransformerBase"]
 from tf_transformer.models.image_captioner import ImageCaptioner  # noqa: E402
 
 __all__ += ["ImageCaptioner"]
+from tf_transformer.models.modern_causal_lm import ModernCausalLM  # noqa: E402
+
+__all__ += ["ModernCausalLM"]

@@ -10,8 +10,34 @@ from tf_transformer.layers.positional import PositionalEmbedding
 from tf_transformer.models._eager_build import BuiltBeforeTracing
 
 
+class CausalLMBase(BuiltBeforeTracing):
+    """What the decoder-only models share: token-id inputs, the eager build,
+    `generate` and the output shape. A subclass has `vocabulary_size` and
+    the three parts the cached decoding step reads: `embedding`, `decoder`
+    (its stack of blocks) and `output_projection`."""
+
+    @property
+    def input_dtype(self):
+        return "int32"
+
+    def _any_length_shape(self):
+        return (None, None)
+
+    def _one_token_inputs(self, ids):
+        return ids
+
+    def generate(self, prompt_ids, max_new_tokens, **kwargs):
+        """Continue right-padded prompts; see `tf_transformer.generate`."""
+        from tf_transformer.inference.generation import generate
+
+        return generate(self, prompt_ids, max_new_tokens, **kwargs)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.vocabulary_size,)
+
+
 @keras.saving.register_keras_serializable(package="tf_transformer")
-class CausalLM(BuiltBeforeTracing):
+class CausalLM(CausalLMBase):
     """A decoder-only Transformer language model, as in GPT.
 
     token ids -> `PositionalEmbedding` -> `num_layers` blocks of masked
@@ -129,10 +155,6 @@ class CausalLM(BuiltBeforeTracing):
             vocabulary_size, dtype="float32", name="output_projection"
         )
 
-    @property
-    def input_dtype(self):
-        return "int32"
-
     def build(self, input_shape):
         shape = validation.check_rank("token_ids", input_shape, {2})
         d_model = self.stack_kwargs["d_model"]
@@ -140,12 +162,6 @@ class CausalLM(BuiltBeforeTracing):
         self.decoder.build(tuple(shape) + (d_model,))
         self.output_projection.build(tuple(shape) + (d_model,))
         self.built = True
-
-    def _any_length_shape(self):
-        return (None, None)
-
-    def _one_token_inputs(self, ids):
-        return ids
 
     def call(
         self,
@@ -170,15 +186,6 @@ class CausalLM(BuiltBeforeTracing):
         if return_attention_scores:
             return logits, weights
         return logits
-
-    def generate(self, prompt_ids, max_new_tokens, **kwargs):
-        """Continue right-padded prompts; see `tf_transformer.generate`."""
-        from tf_transformer.inference.generation import generate
-
-        return generate(self, prompt_ids, max_new_tokens, **kwargs)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape) + (self.vocabulary_size,)
 
     def get_config(self):
         config = super().get_config()
