@@ -65,6 +65,9 @@ def _cores():
 
 
 def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: trains a model, runs a notebook or starts processes"
+    )
     workers = config.getoption("numprocesses", default=None)
     if isinstance(workers, int) and workers > 1:
         threads = str(max(1, _cores() // workers))

@@ -11,6 +11,7 @@ from layer_testing import run_layer_test
 
 import tf_transformer as tt
 from tf_transformer.inference.decoding import DecoderCache, decoder_step
+from tf_transformer.models.modern_causal_lm import load_llama_weights
 
 IDS = np.array([[5, 6, 7, 8, 9, 4], [10, 11, 12, 13, 0, 0]], "int32")
 SMALL = dict(
@@ -57,6 +58,7 @@ def test_rms_norm_of_large_float16_inputs_does_not_overflow():
     np.testing.assert_allclose(y.numpy(), expected, atol=1e-2)
 
 
+@pytest.mark.slow  # compiled fit steps and XLA
 def test_rms_norm_layer_passes_the_layer_checks():
     run_layer_test(tt.RMSNorm, dict(epsilon=1e-5), [random((2, 5, 8))])
 
@@ -147,6 +149,7 @@ def test_swiglu_feed_forward_is_silu_gate_times_up_then_down():
     assert len(ffn.weights) == 3  # no biases
 
 
+@pytest.mark.slow  # compiled fit steps and XLA
 def test_swiglu_feed_forward_passes_the_layer_checks():
     run_layer_test(tt.SwiGLUFeedForward, dict(d_model=8, dff=12), [random((2, 5, 8))])
 
@@ -218,6 +221,7 @@ def test_grouped_query_attention_softmax_runs_in_float32_outputs_in_value_dtype(
     assert np.isfinite(output.numpy()).all()
 
 
+@pytest.mark.slow  # compiled fit steps and XLA
 def test_grouped_query_attention_layer_passes_the_layer_checks():
     run_layer_test(
         tt.GroupedQueryAttention,
@@ -252,39 +256,6 @@ def test_bad_input_gets_an_error_naming_the_argument(call, message):
 # --- The whole model ----------------------------------------------------------
 
 
-def copy_llama_weights(backbone, model):
-    """Copy a `LlamaBackbone`'s weights (and its untied output matrix) into
-    a `ModernCausalLM` of the same size."""
-    model.embedding.embeddings.assign(backbone.token_embedding.embeddings)
-    for layer, block in zip(
-        model.decoder.stack, backbone.transformer_layers, strict=True
-    ):
-        attention = block._self_attention_layer
-        for ours, theirs in (
-            (layer.self_attention.query_dense, attention._query_dense),
-            (layer.self_attention.key_dense, attention._key_dense),
-            (layer.self_attention.value_dense, attention._value_dense),
-        ):
-            ours.kernel.assign(tf.reshape(theirs.kernel, ours.kernel.shape))
-        output = attention._output_dense.kernel
-        layer.self_attention.output_dense.kernel.assign(
-            tf.reshape(output, layer.self_attention.output_dense.kernel.shape)
-        )
-        layer.self_attention_norm.scale.assign(block._self_attention_layernorm.scale)
-        layer.feed_forward_norm.scale.assign(block._feedforward_layernorm.scale)
-        layer.feed_forward.gate_dense.kernel.assign(
-            block._feedforward_gate_dense.kernel
-        )
-        layer.feed_forward.up_dense.kernel.assign(
-            block._feedforward_intermediate_dense.kernel
-        )
-        layer.feed_forward.down_dense.kernel.assign(
-            block._feedforward_output_dense.kernel
-        )
-    model.decoder.final_norm.scale.assign(backbone.layer_norm.scale)
-    model.output_projection.kernel.assign(backbone.token_embedding.reverse_embeddings)
-
-
 def randomise(model, seed):
     """Every weight random (RMSNorm scales start at one, hiding a mix-up)."""
     rng = np.random.default_rng(seed)
@@ -292,7 +263,8 @@ def randomise(model, seed):
         weight.assign(rng.normal(0.0, 0.3, weight.shape).astype("float32"))
 
 
-def test_modern_causal_lm_equals_keras_hub_llama_backbone():
+@pytest.mark.parametrize("tied", [False, True])
+def test_modern_causal_lm_equals_keras_hub_llama_backbone(tied):
     backbone = keras_hub.models.LlamaBackbone(
         vocabulary_size=24,
         num_layers=2,
@@ -301,13 +273,14 @@ def test_modern_causal_lm_equals_keras_hub_llama_backbone():
         intermediate_dim=40,
         num_key_value_heads=2,
         layer_norm_epsilon=1e-6,
+        tie_word_embeddings=tied,
     )
     randomise(backbone, seed=1)
     model = tt.ModernCausalLM(**SMALL)
     model.build((None, None))
-    copy_llama_weights(backbone, model)
+    load_llama_weights(model, backbone)
     hidden = backbone({"token_ids": IDS, "padding_mask": IDS != 0})
-    expected = hidden @ backbone.token_embedding.reverse_embeddings
+    expected = backbone.token_embedding(hidden, reverse=True)
     logits = model(IDS)
     real = IDS != 0
     np.testing.assert_allclose(logits.numpy()[real], expected.numpy()[real], atol=1e-5)
@@ -321,6 +294,7 @@ def small_model(**kwargs):
     return model
 
 
+@pytest.mark.slow  # compiled fit steps and XLA
 def test_modern_causal_lm_passes_the_layer_checks():
     run_layer_test(
         tt.ModernCausalLM,
@@ -374,6 +348,7 @@ def test_cached_generation_gives_the_tokens_of_uncached_generation():
     np.testing.assert_array_equal(sampled[0].numpy(), sampled[1].numpy())
 
 
+@pytest.mark.slow  # compiled fit steps and XLA
 def test_generation_runs_under_xla():
     model = small_model()
     prompts = tf.constant([[5, 6, 7], [8, 9, 0]])
@@ -391,6 +366,13 @@ def test_the_cache_shrinks_with_the_key_value_heads():
     }
     # 2 layers x (key + value) x kv heads x head_dim 8 x 4 bytes
     assert sizes == {kv: 2 * 2 * kv * 8 * 4 for kv in (4, 2, 1)}
+
+
+def test_an_unbuilt_model_gives_its_cache_size_without_weights():
+    # Llama 2 70B: 80 layers, d_model 8192, 64 query heads, 8 key/value heads.
+    model = tt.ModernCausalLM(80, 8192, 64, 8, 28672, 32000, dtype="float16")
+    assert DecoderCache.bytes_per_token(model) == 2 * 80 * 8 * 128 * 2
+    assert not model.built
 
 
 def test_the_model_reads_sequences_longer_than_max_length():

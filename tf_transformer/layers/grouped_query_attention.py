@@ -43,20 +43,23 @@ def grouped_query_attention(query, key, value, mask=None):
     >>> output.shape, weights.shape
     (TensorShape([2, 5, 8, 16]), TensorShape([2, 8, 5, 5]))
     """
-    q_shape = validation.check_rank("query", query, {4})
-    k_shape = validation.check_rank("key", key, {4})
-    validation.check_rank("value", value, {4})
-    heads, kv_heads = q_shape[2], k_shape[2]
+    for name, tensor in (("query", query), ("key", key), ("value", value)):
+        if tensor.shape.rank != 4:
+            raise ValueError(
+                f"`{name}` must be (batch, length, heads, head_dim). "
+                f"Received: {name} with shape {tensor.shape}"
+            )
+    heads, kv_heads = query.shape[2], key.shape[2]
     if heads is None or kv_heads is None or heads % kv_heads:
         raise ValueError(
             "The heads of `query` (axis 2) must be a known multiple of the heads of "
-            f"`key`. Received: query with shape {q_shape}, key with shape {k_shape}"
+            f"`key`. Received: query with shape {query.shape}, key with shape "
+            f"{key.shape}"
         )
     if mask is not None:
-        validation.check_mask_dtype("mask", mask)
         mask = tf.cast(mask, tf.bool)
-        if mask.shape.rank is not None and mask.shape.rank < 4:
-            mask = tf.expand_dims(mask, axis=-3)  # broadcast over the heads
+        if mask.shape.rank < 4:
+            mask = mask[..., tf.newaxis, :, :]  # broadcast over the heads
     # Head j reads key/value head j // group: repeat each one `group` times.
     group = heads // kv_heads
     key = tf.repeat(key, group, axis=2)  # (batch, kv_len, num_heads, head_dim)
@@ -172,7 +175,8 @@ class GroupedQueryAttention(keras.layers.Layer):
 
     def cache_shape(self, batch, length):
         """Shape of each of the key and value buffers of a decoding cache."""
-        return (batch, length, self.num_key_value_heads, self._head_dim)
+        head_dim = self.head_dim or self._head_dim  # known before build if given
+        return (batch, length, self.num_key_value_heads, head_dim)
 
     def split_heads(self, x, heads):
         """(batch, length, heads * head_dim) -> (batch, length, heads, head_dim)."""

@@ -84,22 +84,23 @@ class ModernDecoderLayer(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True
 
-    def build(self, input_shape):
-        validation.check_last_dim("inputs", input_shape, self.d_model, "d_model")
-        self.self_attention_norm = self._norm("self_attention_norm", input_shape)
+        # The sublayers exist before `build`, so the cache layout of an
+        # unbuilt model can be read (lesson 14 sizes a 70-billion-parameter
+        # model's cache without allocating its weights).
+        self.self_attention_norm = self._norm("self_attention_norm")
         self.self_attention = GroupedQueryAttention(
             self.num_heads,
             self.num_key_value_heads,
+            head_dim=self.d_model // self.num_heads,
             max_wavelength=self.max_wavelength,
             kernel_initializer=clone_initializer(self.kernel_initializer),
             dtype=self.dtype_policy,
             name="self_attention",
         )
-        self.self_attention.build(input_shape)
         self.self_attention_dropout = Dropout(
             self.dropout, dtype=self.dtype_policy, name="self_attention_dropout"
         )
-        self.feed_forward_norm = self._norm("feed_forward_norm", input_shape)
+        self.feed_forward_norm = self._norm("feed_forward_norm")
         self.feed_forward = SwiGLUFeedForward(
             self.d_model,
             self.dff,
@@ -108,13 +109,20 @@ class ModernDecoderLayer(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="feed_forward",
         )
-        self.feed_forward.build(input_shape)
+
+    def build(self, input_shape):
+        validation.check_last_dim("inputs", input_shape, self.d_model, "d_model")
+        for sublayer in (
+            self.self_attention_norm,
+            self.self_attention,
+            self.feed_forward_norm,
+            self.feed_forward,
+        ):
+            sublayer.build(input_shape)
         self.built = True
 
-    def _norm(self, name, input_shape):
-        norm = RMSNorm(self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
-        norm.build(input_shape)
-        return norm
+    def _norm(self, name):
+        return RMSNorm(self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
 
     def call(
         self,

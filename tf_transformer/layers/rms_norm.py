@@ -6,17 +6,6 @@ import tensorflow as tf
 from tf_transformer import validation
 
 
-def check_float_tensor(name, x):
-    """`x` as a tensor; a `TypeError` naming `name` unless it holds floats."""
-    x = tf.convert_to_tensor(x)
-    if not x.dtype.is_floating:
-        raise TypeError(
-            f"`{name}` must be a float tensor. Received: {name} with dtype "
-            f"{x.dtype.name}"
-        )
-    return x
-
-
 def rms_norm(x, scale, epsilon=1e-6):
     """RMSNorm(x) = x / √(mean(x²) + ε) · scale, over the last axis.
 
@@ -39,10 +28,17 @@ def rms_norm(x, scale, epsilon=1e-6):
     >>> rms_norm(tf.constant([[3.0, 4.0]]), tf.ones(2)).numpy().round(3)
     array([[0.849, 1.131]], dtype=float32)
     """
-    x = check_float_tensor("x", x)
-    scale = check_float_tensor("scale", scale)
-    validation.check_last_dim("scale", scale, x.shape[-1], "the last axis of x")
-    epsilon = validation.check_positive_float("epsilon", epsilon)
+    x, scale = tf.convert_to_tensor(x), tf.convert_to_tensor(scale)
+    if not x.dtype.is_floating:
+        raise TypeError(
+            f"`x` must be a float tensor. Received: x with dtype {x.dtype.name}"
+        )
+    if scale.shape[-1] != x.shape[-1]:
+        raise ValueError(
+            "`scale` must have one entry per feature (the last axis of x). "
+            f"Received: scale with shape {tuple(scale.shape)}, "
+            f"x with shape {tuple(x.shape)}"
+        )
     x32 = tf.cast(x, tf.float32)
     mean_square = tf.reduce_mean(tf.square(x32), axis=-1, keepdims=True)
     normalized = x32 * tf.math.rsqrt(mean_square + epsilon)

@@ -6,20 +6,6 @@ import keras
 import tensorflow as tf
 
 from tf_transformer import validation
-from tf_transformer.layers.rms_norm import check_float_tensor
-
-
-def rotary_angles(positions, head_dim, max_wavelength=10000):
-    """Angles (len(positions), head_dim / 2) in float32: position · θ_i with
-    θ_i = max_wavelength^(−2i / head_dim), i = 0 … head_dim/2 − 1.
-
-    Pair 0 turns fastest (one radian per position); the last pair turns so
-    slowly that its wavelength approaches `max_wavelength` positions.
-    """
-    exponents = tf.range(0, head_dim, 2, dtype=tf.float32) / head_dim  # 2i / d
-    inverse_wavelengths = tf.pow(tf.cast(max_wavelength, tf.float32), -exponents)
-    positions = tf.cast(positions, tf.float32)
-    return positions[:, tf.newaxis] * inverse_wavelengths[tf.newaxis, :]
 
 
 def apply_rotary_embedding(x, start_index=0, max_wavelength=10000):
@@ -54,13 +40,17 @@ def apply_rotary_embedding(x, start_index=0, max_wavelength=10000):
     >>> apply_rotary_embedding(q, start_index=4).shape
     TensorShape([1, 6, 2, 8])
     """
-    x = check_float_tensor("x", x)
-    shape = validation.check_rank("x", x, range(3, 9))
-    head_dim = shape[-1]
+    x = tf.convert_to_tensor(x)
+    if not x.dtype.is_floating or x.shape.rank is None or x.shape.rank < 3:
+        raise TypeError(
+            "`x` must be a float tensor (batch, length, ..., head_dim). "
+            f"Received: x with dtype {x.dtype.name} and shape {x.shape}"
+        )
+    head_dim = x.shape[-1]
     if head_dim is None or head_dim % 2:
         raise ValueError(
             "The last axis of `x` (head_dim) must be known and even: its features "
-            f"are rotated in pairs. Received: x with shape {shape}"
+            f"are rotated in pairs. Received: x with shape {x.shape}"
         )
     if isinstance(start_index, bool) or not (
         isinstance(start_index, numbers.Integral)
@@ -70,12 +60,16 @@ def apply_rotary_embedding(x, start_index=0, max_wavelength=10000):
             "`start_index` must be an int or a scalar integer tensor. "
             f"Received: start_index={start_index!r}"
         )
-    validation.check_positive_float("max_wavelength", max_wavelength)
+    # θ_i = max_wavelength^(−2i/d): pair 0 turns one radian per position, the
+    # last pair so slowly that its wavelength approaches max_wavelength.
+    exponents = tf.range(0, head_dim, 2, dtype=tf.float32) / head_dim  # 2i / d
+    inverse_wavelengths = tf.pow(float(max_wavelength), -exponents)  # θ_i
     positions = tf.range(tf.shape(x)[1]) + tf.cast(start_index, tf.int32)
-    angles = rotary_angles(positions, head_dim, max_wavelength)  # (length, d/2)
+    positions = tf.cast(positions, tf.float32)
+    angles = positions[:, tf.newaxis] * inverse_wavelengths  # (length, d/2)
     angles = tf.concat([angles, angles], axis=-1)  # (length, d): pair i, i + d/2
     # (1, length, 1, ..., 1, d): broadcast over the batch and the heads.
-    angles = tf.reshape(angles, [1, -1] + [1] * (len(shape) - 3) + [head_dim])
+    angles = tf.reshape(angles, [1, -1] + [1] * (x.shape.rank - 3) + [head_dim])
     x32 = tf.cast(x, tf.float32)
     first, second = tf.split(x32, 2, axis=-1)
     rotated_half = tf.concat([-second, first], axis=-1)  # (−b, a)

@@ -155,3 +155,61 @@ class ModernCausalLM(CausalLMBase):
             {"vocabulary_size": self.vocabulary_size, "max_length": self.max_length}
         )
         return config
+
+
+def load_llama_weights(model, backbone):
+    """Copy the weights of a `keras_hub.models.LlamaBackbone` into `model`.
+
+    `model` is a `ModernCausalLM` of the same size (layers, width, heads,
+    key/value heads, feed-forward width, vocabulary); the backbone's output
+    matrix becomes `output_projection` (its transposed token embedding when
+    the backbone ties them). KerasHub keeps each projection as a 3-D einsum
+    kernel, (d_model, heads, head_dim); ours is the same numbers as a
+    (d_model, heads · head_dim) matrix.
+
+    Example:
+
+    >>> backbone = keras_hub.models.LlamaBackbone(
+    ...     vocabulary_size=50, num_layers=2, num_query_heads=4, hidden_dim=32,
+    ...     intermediate_dim=64, num_key_value_heads=2)
+    >>> model = ModernCausalLM(2, 32, 4, 2, 64, 50)
+    >>> load_llama_weights(model, backbone)
+    """
+    if len(model.decoder.stack) != len(backbone.transformer_layers):
+        raise ValueError(
+            "`model` and `backbone` must have as many layers. Received: "
+            f"{len(model.decoder.stack)} and {len(backbone.transformer_layers)}"
+        )
+    model._build_for_any_length()
+
+    def copy(ours, theirs):
+        if ours.shape.num_elements() != theirs.shape.num_elements():
+            raise ValueError(
+                f"Sizes differ: {ours.path} {tuple(ours.shape)} vs {theirs.path} "
+                f"{tuple(theirs.shape)}; build `model` with the backbone's sizes"
+            )
+        ours.assign(tf.reshape(theirs, ours.shape))
+
+    copy(model.embedding.embeddings, backbone.token_embedding.embeddings)
+    for layer, block in zip(
+        model.decoder.stack, backbone.transformer_layers, strict=True
+    ):
+        attention, theirs = layer.self_attention, block._self_attention_layer
+        copy(attention.query_dense.kernel, theirs._query_dense.kernel)
+        copy(attention.key_dense.kernel, theirs._key_dense.kernel)
+        copy(attention.value_dense.kernel, theirs._value_dense.kernel)
+        copy(attention.output_dense.kernel, theirs._output_dense.kernel)
+        copy(layer.self_attention_norm.scale, block._self_attention_layernorm.scale)
+        copy(layer.feed_forward_norm.scale, block._feedforward_layernorm.scale)
+        feed_forward = layer.feed_forward
+        copy(feed_forward.gate_dense.kernel, block._feedforward_gate_dense.kernel)
+        copy(feed_forward.up_dense.kernel, block._feedforward_intermediate_dense.kernel)
+        copy(feed_forward.down_dense.kernel, block._feedforward_output_dense.kernel)
+    copy(model.decoder.final_norm.scale, backbone.layer_norm.scale)
+    embedding = backbone.token_embedding
+    output = (
+        tf.transpose(embedding.embeddings)
+        if embedding.tie_weights
+        else embedding.reverse_embeddings
+    )
+    copy(model.output_projection.kernel, output)
