@@ -43,6 +43,7 @@ def grouped_query_attention(query, key, value, mask=None):
     >>> output.shape, weights.shape
     (TensorShape([2, 5, 8, 16]), TensorShape([2, 8, 5, 5]))
     """
+    query, key, value = (tf.convert_to_tensor(t) for t in (query, key, value))
     for name, tensor in (("query", query), ("key", key), ("value", value)):
         if tensor.shape.rank != 4:
             raise ValueError(
