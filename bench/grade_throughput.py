@@ -4,7 +4,7 @@ The class: for each lesson, STUDENTS copies of each kind of submission —
 `correct` (the solution notebook), `blank` (the exercise notebook, nothing
 answered) and `buggy` (the solution with one comparison or arithmetic
 operator of each answer flipped). Each configuration grades the whole
-class with `tf_transformer.course.grade.grade` and reports the wall-clock
+class with `tf_transformer.course.grading.grade.grade` and reports the wall-clock
 time and notebooks per minute, with and without running the notebooks.
 
 It also measures the fixed cost of a notebook: starting Python and
@@ -41,8 +41,8 @@ if "--checkout" in sys.argv:  # before anything imports tf_transformer
         filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")])
     )
 
-from tf_transformer.course import grade  # noqa: E402
 from tf_transformer.course.checks import exercises_of_lesson  # noqa: E402
+from tf_transformer.course.grading import grade  # noqa: E402
 
 FLIPS = {
     ast.Eq: ast.NotEq,
@@ -153,10 +153,10 @@ def main() -> None:
     print(f"grader: {pathlib.Path(grade.__file__).parents[2]}")
     options = {}
     if "sandbox" in grade.grade.__code__.co_varnames:
-        from tf_transformer.course import _confine
+        from tf_transformer.course.grading import confine
 
-        options["sandbox"] = _confine.resolve(args.sandbox)
-        print(_confine.describe(options["sandbox"]))
+        options["sandbox"] = confine.resolve(args.sandbox)
+        print(confine.describe(options["sandbox"]))
     else:
         print("sandbox: this grader has none")
     print(f"python + import tensorflow: {tensorflow_start():.1f} s (best of 3)")

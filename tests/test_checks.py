@@ -6,10 +6,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_transformer.course import _sandbox, checks
-from tf_transformer.course.checks import EXERCISES, CheckFailed, check, run_check
-from tf_transformer.course.checks import decoding as decoding_check
-from tf_transformer.course.checks.bugs import ALTERNATIVES, BUGS
+from tf_transformer.course import checks
+from tf_transformer.course.checks import (
+    ALTERNATIVES,
+    BUGS,
+    EXERCISES,
+    CheckFailed,
+    check,
+    run_check,
+)
+from tf_transformer.course.checks import greedy_decode as decoding_check
+from tf_transformer.course.grading import answers
 
 DESIGN_FUNCTIONS = {
     "scaled_dot_product_attention",
@@ -78,13 +85,13 @@ def test_registry_lists_every_exercise_of_the_design():
 
 @pytest.mark.parametrize("name", list(EXERCISES))
 def test_reference_passes_its_own_check(name):
-    before = _sandbox._snapshot()
+    before = answers._snapshot()
     result = run_check(name, EXERCISES[name].load_reference())
     assert result.passed, result.report()
     assert result.points == result.max_points == EXERCISES[name].points
     assert result.status == "passed"
     # A check changes nothing the grader's tampering detection watches.
-    assert _sandbox._changed(before) is None
+    assert answers._changed(before) is None
 
 
 def test_catalogue_has_at_least_five_mistakes_per_exercise():

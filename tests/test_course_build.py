@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import tf_transformer
-from tf_transformer.course import build
+from tf_transformer.course.build import notebooks
 
 FIXTURE = Path(__file__).parent / "fixtures" / "course" / "solutions"
 REPO = Path(__file__).resolve().parent.parent
@@ -22,7 +22,7 @@ def course(tmp_path):
 
 
 def run(course, *extra):
-    return build.main(
+    return notebooks.main(
         [
             "build",
             "--solutions",
@@ -59,7 +59,7 @@ def test_build_refreshes_solution_cells_from_the_library(course):
     assert run(course) == 0
     solution = json.loads((course / "solutions" / "99_masks.ipynb").read_text())
     by_id = {cell["id"]: cell for cell in solution["cells"]}
-    assert by_id["causal"]["source"] == build.library_source(
+    assert by_id["causal"]["source"] == notebooks.library_source(
         "tf_transformer.layers.masks.causal_mask"
     )
     assert "class FeedForward" in by_id["ffn"]["source"]
@@ -76,7 +76,7 @@ def test_lesson_has_badge_setup_and_no_outputs(course):
     setup = cells[1]["source"]
     assert '"google.colab" in sys.modules' in setup
     assert "tensorflow-text=={tf_major_minor}.*" in setup
-    assert build.REPOSITORY_URL in setup
+    assert notebooks.REPOSITORY_URL in setup
     for cell in cells:
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell["execution_count"] is None
@@ -113,7 +113,7 @@ def test_lesson_metadata_is_valid_nbgrader_release_metadata(course):
     for cell in cells:
         meta = cell["metadata"]["nbgrader"]
         assert meta["schema_version"] == 3
-        assert meta["checksum"] == build.nbgrader_checksum(cell)
+        assert meta["checksum"] == notebooks.nbgrader_checksum(cell)
         assert meta["cell_type"] == cell["cell_type"]
     by_id = {c["metadata"]["nbgrader"]["grade_id"]: c for c in cells}
     exercise = by_id["causal_mask"]["metadata"]["nbgrader"]
@@ -209,8 +209,8 @@ def test_check_reports_a_hand_edited_lesson(course, capsys):
 
 
 def test_missing_solutions_folder_builds_nothing(tmp_path, capsys):
-    assert build.main(["build", "--root", str(tmp_path)]) == 0
-    assert build.main(["build", "--check", "--root", str(tmp_path)]) == 0
+    assert notebooks.main(["build", "--root", str(tmp_path)]) == 0
+    assert notebooks.main(["build", "--check", "--root", str(tmp_path)]) == 0
     assert not (tmp_path / "lessons").exists()
     assert "nothing to build" in capsys.readouterr().out
 
@@ -227,7 +227,7 @@ def test_unregistered_exercise_is_an_error_naming_the_cell(course, capsys):
 
 
 def test_source_may_name_a_method_of_a_class():
-    spec = build.ExerciseSpec.from_metadata(
+    spec = notebooks.ExerciseSpec.from_metadata(
         {
             "exercise": "multi_head_attention",
             "source": "tf_transformer.layers.attention.MultiHeadAttention.call",
@@ -236,8 +236,8 @@ def test_source_may_name_a_method_of_a_class():
     )
     assert spec.source == "tf_transformer.layers.attention.MultiHeadAttention"
     assert spec.methods == ("call",)
-    marked = build.mark_solution(build.library_source(spec.source), spec)
-    stubbed = build.clear_solution(marked, "code")
+    marked = notebooks.mark_solution(notebooks.library_source(spec.source), spec)
+    stubbed = notebooks.clear_solution(marked, "code")
     assert "def split_heads(self, x, depth):" in stubbed
     assert "self.output_dense(self.merge_heads(attended))" not in stubbed
     assert "        # YOUR CODE HERE\n        raise NotImplementedError()" in stubbed
@@ -245,7 +245,7 @@ def test_source_may_name_a_method_of_a_class():
 
 def test_repository_lessons_match_solutions_and_library():
     """The drift test of the real course (passes trivially until solutions exist)."""
-    assert build.main(["build", "--check", "--root", str(REPO)]) == 0
+    assert notebooks.main(["build", "--check", "--root", str(REPO)]) == 0
 
 
 @pytest.mark.parametrize(
@@ -290,8 +290,8 @@ def test_input_checks_that_open_an_answer_stay_in_the_lesson():
             return y
         '''
     ).strip()
-    spec = build.ExerciseSpec("f", "module.f", (), None)
-    stub = build.clear_solution(build.mark_solution(source, spec), "code")
+    spec = notebooks.ExerciseSpec("f", "module.f", (), None)
+    stub = notebooks.clear_solution(notebooks.mark_solution(source, spec), "code")
     assert 'validation.check_rank("x", x, {2})' in stub
     assert "_check_inputs(x)" in stub
     assert "check_attention_inputs(x, x, x, None)" in stub
@@ -301,8 +301,8 @@ def test_input_checks_that_open_an_answer_stay_in_the_lesson():
 
 def test_a_body_of_input_checks_only_keeps_its_last_statement_hidden():
     source = 'def f(x):\n    """Doc."""\n    _check_inputs(x)\n    _check_more(x)\n'
-    spec = build.ExerciseSpec("f", "module.f", (), None)
-    stub = build.clear_solution(build.mark_solution(source, spec), "code")
+    spec = notebooks.ExerciseSpec("f", "module.f", (), None)
+    stub = notebooks.clear_solution(notebooks.mark_solution(source, spec), "code")
     assert "_check_inputs(x)" in stub and "_check_more" not in stub
 
 
@@ -322,7 +322,7 @@ def _run_setup_in_fake_colab(monkeypatch, capsys, versions_after):
         versions.update(versions_after)
 
     monkeypatch.setattr(subprocess, "run", fake_pip)
-    exec(build.setup_source(), {})
+    exec(notebooks.setup_source(), {})
     return installs, capsys.readouterr().out
 
 

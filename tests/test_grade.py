@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tf_transformer import cli
-from tf_transformer.course import grade
+from tf_transformer.course.grading import grade
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grade"
 COLUMNS = [
@@ -184,30 +184,35 @@ def test_tampering_when_defined_changes_nothing(checked):
 
 def test_snapshot_sees_grading_code_changed_in_place(monkeypatch):
     import tf_transformer
-    from tf_transformer.course import _sandbox
-    from tf_transformer.course.checks import EXERCISES, _core, masks
+    from tf_transformer.course.checks import EXERCISES, _core, causal_mask
+    from tf_transformer.course.grading import answers
 
     def no_check(ctx, student, reference):
         return None
 
     entry = dataclasses.replace(EXERCISES["causal_mask"], checker=no_check)
     changes = [
-        (masks.check_causal_mask, "__code__", no_check.__code__, "masks.check_causal"),
+        (
+            causal_mask.check_causal_mask,
+            "__code__",
+            no_check.__code__,
+            "causal_mask.check_causal",
+        ),
         (_core.close, "__defaults__", (1.0, 1.0), "_core.close"),
         (tf_transformer.Transformer, "call", no_check, "Transformer"),
         (_core, "REUSE_BETWEEN_CHECKS", False, "REUSE_BETWEEN_CHECKS"),
         (EXERCISES, "causal_mask", entry, "EXERCISES['causal_mask']"),
     ]
-    before = _sandbox._snapshot()
-    assert _sandbox._changed(before) is None
+    before = answers._snapshot()
+    assert answers._changed(before) is None
     for target, name, value, reported in changes:
         if isinstance(target, dict):
             monkeypatch.setitem(target, name, value)
         else:
             monkeypatch.setattr(target, name, value)
-        assert reported in (_sandbox._changed(before) or ""), name
+        assert reported in (answers._changed(before) or ""), name
         monkeypatch.undo()
-        assert _sandbox._changed(before) is None
+        assert answers._changed(before) is None
 
 
 def test_answers_that_crash_or_hang_the_checker(checked):
@@ -338,14 +343,14 @@ def test_grading_threads_never_parse_at_the_same_time(monkeypatch):
     garbage-collection finalizer lets a second thread parse in the middle of
     a first parse, the first fails with "SystemError: AST constructor
     recursion depth mismatch" (a CI failure of the grader). Here every parse
-    yields the GIL halfway, so without `_sandbox.parse`'s lock the four
+    yields the GIL halfway, so without `answers.parse`'s lock the four
     threads below would overlap at once.
     """
     import ast
     import threading
     import time
 
-    from tf_transformer.course import _sandbox
+    from tf_transformer.course.grading import answers
 
     real_parse, active, most = ast.parse, [0], [0]
 
@@ -363,7 +368,7 @@ def test_grading_threads_never_parse_at_the_same_time(monkeypatch):
     found = []
 
     def work():
-        found.append(_sandbox.defined_names(cells))
+        found.append(answers.defined_names(cells))
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:

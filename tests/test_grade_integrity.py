@@ -17,7 +17,7 @@ from tests.grade_submissions import (
     TAMPERING,
     write_class,
 )
-from tf_transformer.course import grade
+from tf_transformer.course.grading import grade
 
 MASKS = ("padding_mask", "causal_mask")
 
@@ -59,11 +59,11 @@ def exec_stubbed(source, filename):
 def test_the_library_module_is_served_with_the_graded_functions_stubbed():
     import inspect
 
-    from tf_transformer.course import _wire
+    from tf_transformer.course.grading import wire
     from tf_transformer.layers import masks
 
     source = inspect.getsource(masks)
-    stubbed = _wire.hide_definitions(source, {"padding_mask"})
+    stubbed = wire.hide_definitions(source, {"padding_mask"})
     namespace = exec_stubbed(stubbed, "masks.py")
     with pytest.raises(RuntimeError, match="not available while grading"):
         namespace["padding_mask"]([[1, 0]])
@@ -76,8 +76,8 @@ def test_the_library_module_is_served_with_the_graded_functions_stubbed():
 def test_an_answer_copied_from_the_library_is_flagged():
     import inspect
 
-    from tf_transformer.course._likeness import same_as_library
     from tf_transformer.course.checks import exercises_of_lesson
+    from tf_transformer.course.grading.likeness import same_as_library
     from tf_transformer.layers import masks
 
     copied = (
@@ -98,7 +98,7 @@ def test_results_cross_between_processes_unchanged():
     import numpy as np
     import tensorflow as tf
 
-    from tf_transformer.course import _wire
+    from tf_transformer.course.grading import wire
 
     value = (
         tf.constant(1.5),
@@ -106,16 +106,16 @@ def test_results_cross_between_processes_unchanged():
         {"mask": tf.constant([[True, False]]), "n": 3, "none": None},
         "text",
     )
-    back = _wire.decode(json.loads(json.dumps(_wire.encode(value))))
+    back = wire.decode(json.loads(json.dumps(wire.encode(value))))
     assert back[0].dtype == tf.float32 and back[0].shape == ()
     assert back[1][0].tolist() == [[0, 1, 2], [3, 4, 5]] and back[1][0].dtype == "int64"
     assert back[1][1].shape == () and back[1][1].dtype == "float32"
     assert back[2]["mask"].dtype == tf.bool and back[2]["n"] == 3
     assert back[2]["none"] is None and back[3] == "text"
-    opaque = _wire.decode(_wire.encode(object()))
+    opaque = wire.decode(wire.encode(object()))
     assert type(opaque).__name__ == "object"
     with pytest.raises(ValueError):
-        _wire.decode({"array": {"dtype": "object", "shape": [1], "data": ""}})
+        wire.decode({"array": {"dtype": "object", "shape": [1], "data": ""}})
 
 
 @pytest.fixture(scope="module")
@@ -162,11 +162,11 @@ def test_a_correct_class_passes_after_another_answer_killed_its_process(
 def test_a_graded_class_is_served_as_a_stub_that_cannot_be_constructed():
     import inspect
 
-    from tf_transformer.course import _wire
+    from tf_transformer.course.grading import wire
     from tf_transformer.layers import feed_forward
 
     source = inspect.getsource(feed_forward)
-    stubbed = _wire.hide_definitions(source, {"FeedForward"})
+    stubbed = wire.hide_definitions(source, {"FeedForward"})
     namespace = exec_stubbed(stubbed, "feed_forward.py")
     stub = namespace["FeedForward"]
     assert stub.__name__ == "FeedForward"
@@ -183,7 +183,7 @@ def test_a_graded_class_is_served_as_a_stub_that_cannot_be_constructed():
 
 
 def test_answers_that_library_code_links_are_served_by_separate_processes():
-    from tf_transformer.course._judge import answer_groups
+    from tf_transformer.course.grading.judge import answer_groups
 
     # EncoderLayer's base class builds a FeedForward: hiding one from the other
     # would break an EncoderLayer built on the lesson's template.

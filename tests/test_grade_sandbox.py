@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from tests.grade_submissions import write_class
-from tf_transformer.course import _confine, _sandbox, grade
+from tf_transformer.course.grading import confine, grade
 
 needs_bwrap = pytest.mark.skipif(
-    not _confine.bwrap_works(), reason="bubblewrap is not available"
+    not confine.bwrap_works(), reason="bubblewrap is not available"
 )
 # NumPy only: the kernels start in seconds even on a busy machine (the
 # answers still receive tensors, and work on them, when they are checked).
@@ -128,7 +128,7 @@ def causal_mask(length):
 
 @pytest.fixture(scope="module")
 def sandboxed():
-    if not _confine.bwrap_works():
+    if not confine.bwrap_works():
         pytest.skip("bubblewrap is not available")
     # Outside /tmp, which the sandbox replaces by its own.
     outside = Path("/var/tmp") / f"tf-transformer-escape-{uuid.uuid4().hex}"
@@ -212,14 +212,15 @@ def test_submission_cannot_fork_without_end_or_exhaust_memory(sandboxed):
 
 
 def test_resource_limits_hold_without_the_sandbox(tmp_path):
-    """The limits `_sandbox.py` sets on itself, with no bubblewrap at all."""
-    limits = _confine.Limits(memory=1 << 30, file_size=1 << 20)
+    """The limits the runner and the answers' process set on themselves
+    (`confine.apply_limits`), with no bubblewrap at all."""
+    limits = confine.Limits(memory=1 << 30, file_size=1 << 20)
     env = dict(os.environ, **limits.environment(wall_seconds=60))
     script = f"""
 import sys
-sys.path.insert(0, {str(Path(_sandbox.__file__).parent)!r})
-import _sandbox
-_sandbox.apply_limits()
+sys.path.insert(0, {str(Path(confine.__file__).parent)!r})
+import confine
+confine.apply_limits()
 try:
     bytearray(2 << 30)
     print("memory: allocated")
@@ -242,14 +243,14 @@ def test_a_fork_bomb_stops_at_the_process_limit_even_for_root():
     """RLIMIT_NPROC, which Linux does not apply to root: a grader running as
     root starts submission code as `nobody`, where the limit holds."""
     if os.geteuid() == 0:
-        assert _confine.account() is not None, "nobody cannot run the library here"
-    limits = _confine.Limits(processes=32)
+        assert confine.account() is not None, "nobody cannot run the library here"
+    limits = confine.Limits(processes=32)
     env = dict(os.environ, **limits.environment(wall_seconds=60))
     script = f"""
 import os, signal, sys, time
-sys.path.insert(0, {str(Path(_sandbox.__file__).parent)!r})
-import _sandbox
-_sandbox.apply_limits()
+sys.path.insert(0, {str(Path(confine.__file__).parent)!r})
+import confine
+confine.apply_limits()
 children, stopped = [], "no"
 for _ in range(400):
     try:
@@ -267,7 +268,7 @@ for pid in children:
 print(stopped, len(children), os.getuid())
 """
     output = subprocess.run(
-        _confine.unprivileged([sys.executable, "-c", script]),
+        confine.unprivileged([sys.executable, "-c", script]),
         env=env,
         cwd="/",
         capture_output=True,

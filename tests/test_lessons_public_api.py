@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tf_transformer.course import build
+from tf_transformer.course.build import notebooks
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "lessons").glob("*.ipynb")) + sorted(
@@ -96,8 +96,8 @@ def test_notebook_code_uses_no_private_library_names(path):
     ids=lambda p: p.name,
 )
 def test_generated_exercise_stubs_use_no_private_library_names(path):
-    solution, _ = build.refresh_solution(build.read(path), path)
-    lesson = build.make_lesson(solution, f"lessons/{path.name}")
+    solution, _ = notebooks.refresh_solution(notebooks.read(path), path)
+    lesson = notebooks.make_lesson(solution, f"lessons/{path.name}")
     assert private_uses(_code_sources(lesson)) == []
 
 

@@ -25,7 +25,7 @@ pytest.importorskip("nbgrader")
 import nbformat  # noqa: E402
 from nbgrader.api import Gradebook  # noqa: E402
 
-from tf_transformer.course import build  # noqa: E402
+from tf_transformer.course.build import notebooks  # noqa: E402
 from tf_transformer.course.checks import EXERCISES, exercises_of_lesson  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,7 +81,7 @@ def answers_of_the_solution():
     solution = json.loads((REPO / "solutions" / NOTEBOOK).read_text(encoding="utf-8"))
     answers = {}
     for cell in solution["cells"]:
-        name = cell["metadata"].get(build.METADATA_KEY, {}).get("exercise")
+        name = cell["metadata"].get(notebooks.METADATA_KEY, {}).get("exercise")
         if name is not None:
             answers[name] = cell["source"]
     return answers
@@ -140,7 +140,7 @@ def course(tmp_path_factory):
     # Build from a copy: the repository's solutions/ and lessons/ stay untouched.
     (root / "solutions").mkdir()
     shutil.copy(REPO / "solutions" / NOTEBOOK, root / "solutions" / NOTEBOOK)
-    code = build.main(
+    code = notebooks.main(
         [
             "build",
             "--solutions",
@@ -190,7 +190,7 @@ def test_generate_assignment_gives_back_the_lesson(course):
     source = nbformat.read(course / "source" / ASSIGNMENT / NOTEBOOK, as_version=4)
     for cell in source.cells:
         if cell.metadata.nbgrader["solution"]:
-            assert build.BEGIN_SOLUTION in cell.source
+            assert notebooks.BEGIN_SOLUTION in cell.source
     release = nbformat.read(course / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
     lesson = nbformat.read(REPO / "lessons" / NOTEBOOK, as_version=4)
     assert len(release.cells) == len(lesson.cells)

@@ -82,11 +82,11 @@ def test_code_is_ruff_clean():
 
 
 def test_readme_course_map_links_every_lesson_to_colab():
-    from tf_transformer.course import build
+    from tf_transformer.course.build import notebooks
 
     text = (ROOT / "README.md").read_text()
     lessons = sorted(p.name for p in (ROOT / "lessons").glob("[0-9]*.ipynb"))
     assert len(lessons) >= 11
     for name in lessons:
         assert f"(lessons/{name})" in text, name
-        assert f"[Colab]({build.colab_url(f'lessons/{name}')})" in text, name
+        assert f"[Colab]({notebooks.colab_url(f'lessons/{name}')})" in text, name

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_course_build import nbgrader_generate
-from tf_transformer.course import build
+from tf_transformer.course.build import notebooks
 
 REPO = Path(__file__).resolve().parent.parent
 LIB = "tf_transformer"
@@ -43,11 +43,11 @@ def test_the_lesson_shows_a_prediction_placeholder_instead_of_the_answer():
         _cell("markdown", "It doubles y: the map is linear.", {"answer": "x2"}, "a"),
         _cell("code", "print(2 * 3)", cell_id="run"),
     )
-    lesson = build.make_lesson(solution, "lessons/99_x.ipynb")
+    lesson = notebooks.make_lesson(solution, "lessons/99_x.ipynb")
     sources = [cell["source"] for cell in lesson["cells"]]
     assert "It doubles y" not in json.dumps(lesson)
-    assert build.PREDICTION_STUB in sources
-    placeholder = lesson["cells"][sources.index(build.PREDICTION_STUB)]
+    assert notebooks.PREDICTION_STUB in sources
+    placeholder = lesson["cells"][sources.index(notebooks.PREDICTION_STUB)]
     grading = placeholder["metadata"]["nbgrader"]
     assert not (grading["locked"] or grading["grade"] or grading["solution"])
     assert placeholder["metadata"].get("editable", True)
@@ -64,16 +64,18 @@ def test_nbgrader_generates_the_same_lesson_with_predictions():
         _cell("markdown", "It doubles y.", {"answer": "x2"}, "a"),
         _cell("code", "print(2 * 3)", cell_id="run"),
     )
-    lesson = nbformat.from_dict(build.make_lesson(solution, "lessons/99_x.ipynb"))
+    lesson = nbformat.from_dict(notebooks.make_lesson(solution, "lessons/99_x.ipynb"))
     MetadataValidator().validate_nb(lesson)
-    source = nbformat.from_dict(build.nbgrader_source(solution, "lessons/99_x.ipynb"))
+    source = nbformat.from_dict(
+        notebooks.nbgrader_source(solution, "lessons/99_x.ipynb")
+    )
     assert nbgrader_generate(source) == json.loads(nbformat.writes(lesson))["cells"]
 
 
 def test_a_prediction_answer_in_a_code_cell_is_refused():
     solution = _notebook(_cell("code", "x = 1", {"answer": "x"}))
-    with pytest.raises(build.BuildError, match="must be a markdown cell"):
-        build.make_lesson(solution, "lessons/99_x.ipynb")
+    with pytest.raises(notebooks.BuildError, match="must be a markdown cell"):
+        notebooks.make_lesson(solution, "lessons/99_x.ipynb")
 
 
 @pytest.mark.parametrize("name", WITH_PREDICTIONS)

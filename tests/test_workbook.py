@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import tf_transformer as tt
 from tf_transformer.course import workbook
-from tf_transformer.course.build import library_source
+from tf_transformer.course.build.notebooks import library_source
 from tf_transformer.course.checks import GRADING_ENV, check
 
 SOURCES = {
@@ -227,7 +227,7 @@ def test_a_notebook_cell_is_found_in_the_kernel_history(folder, tmp_path):
 
 
 def test_graded_submissions_run_with_the_workbook_off(tmp_path, monkeypatch):
-    from tf_transformer.course import grade
+    from tf_transformer.course.grading import grade
 
     monkeypatch.setenv(workbook.WORKBOOK_ENV, str(tmp_path / "instructor"))
     env = grade._submission_env(str(tmp_path), grade.Limits(), 10.0)

@@ -127,7 +127,7 @@ def add_grade_command(commands: argparse._SubParsersAction) -> None:
 
 
 def run_grade(args: argparse.Namespace) -> int:
-    from tf_transformer.course import grade
+    from tf_transformer.course.grading import grade, reports
 
     for path in args.paths:
         if not path.exists():
@@ -136,14 +136,14 @@ def run_grade(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    from tf_transformer.course import _confine
+    from tf_transformer.course.grading import confine
 
     try:
-        mode = _confine.resolve(args.sandbox)
+        mode = confine.resolve(args.sandbox)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(_confine.describe(mode), file=sys.stderr, flush=True)
+    print(confine.describe(mode), file=sys.stderr, flush=True)
     rows = grade.grade(
         args.paths,
         timeout=args.timeout,
@@ -152,14 +152,14 @@ def run_grade(args: argparse.Namespace) -> int:
         lesson=args.lesson,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
         sandbox=mode,
-        limits=_confine.Limits(memory=int(args.memory_limit * _confine.GIB)),
+        limits=confine.Limits(memory=int(args.memory_limit * confine.GIB)),
     )
-    grade.write_csv(rows, args.out)
+    reports.write_csv(rows, args.out)
     if args.json:
-        grade.write_json(rows, args.json)
+        reports.write_json(rows, args.json)
     if args.feedback:
-        grade.write_feedback(rows, args.feedback)
-    print(grade.format_summary(rows))
+        reports.write_feedback(rows, args.feedback)
+    print(reports.format_summary(rows))
     print(f"wrote {args.out}")
     return 0
 

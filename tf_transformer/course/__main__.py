@@ -2,7 +2,7 @@
 
 import sys
 
-from tf_transformer.course.build import main
+from tf_transformer.course.build.notebooks import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,30 +12,23 @@ likely mistake, and returns a `CheckResult`. A class exercise receives your
 class; it is constructed with the reference's arguments and given the
 reference's weights, so the outputs are comparable.
 
-`EXERCISES` lists every graded exercise (name, lesson, points, kind).
+Each exercise has one module here, named after it: its `@exercise`
+declaration, its checker, and its catalogue of typical bugs (`BUGS`,
+`ALTERNATIVES`). Modules whose name starts with `_` are the framework and
+shared helpers. `EXERCISES` lists every graded exercise (name, lesson,
+points, kind).
 """
 
-from tf_transformer.course.checks import (  # noqa: F401 - each module registers checks
-    attention,
-    decoder_layer,
-    decoding,
-    encoder_layer,
-    feed_forward,
-    losses,
-    masked_lm,
-    masks,
-    multi_head_attention,
-    number_images,
-    patches,
-    positional,
-    sampling,
-    schedule,
-    transformer,
-)
+import importlib
+import pkgutil
+
 from tf_transformer.course.checks._core import (
+    ALTERNATIVES,
+    BUGS,
     EXERCISES,
     GRADING_ENV,
     STATUSES,
+    Bug,
     CheckFailed,
     CheckResult,
     Exercise,
@@ -45,16 +38,25 @@ from tf_transformer.course.checks._core import (
     run_check,
 )
 
-# Registry order: by lesson, then in the order the modules register.
-_ordered = sorted(EXERCISES.items(), key=lambda item: item[1].lesson)
+# Every module not starting with `_` is an exercise: importing it registers
+# its check and its catalogue.
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+# Registry order: by lesson, then by name.
+_ordered = sorted(EXERCISES.items(), key=lambda item: (item[1].lesson, item[0]))
 EXERCISES.clear()
 EXERCISES.update(_ordered)
-del _ordered
+del _ordered, _module
 
 __all__ = [
+    "ALTERNATIVES",
+    "BUGS",
     "EXERCISES",
     "GRADING_ENV",
     "STATUSES",
+    "Bug",
     "CheckFailed",
     "CheckResult",
     "Exercise",

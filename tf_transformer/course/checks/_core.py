@@ -67,7 +67,12 @@ class Exercise:
 
     def load_reference(self) -> Any:
         """The library's answer (imported on first use)."""
-        return getattr(importlib.import_module("tf_transformer"), self.reference)
+        return library_object(self.reference)
+
+
+def library_object(name: str) -> Any:
+    """`tf_transformer.<name>`, imported on first use."""
+    return getattr(importlib.import_module("tf_transformer"), name)
 
 
 EXERCISES: dict[str, Exercise] = {}
@@ -399,6 +404,57 @@ def _keep_in_workbook(object_name: str, cls: Any) -> None:
         workbook.record(object_name, cls)
     except Exception:  # noqa: BLE001, S110 - saving is a convenience only
         pass
+
+
+# ------------------------------------------------ the catalogue of typical bugs
+
+
+@dataclasses.dataclass(frozen=True)
+class Bug:
+    """A typical mistake (or, in `ALTERNATIVES`, a correct variant).
+
+    Attributes:
+        exercise: the exercise name.
+        description: what the mistake is (the maker's docstring or name).
+        make: returns the wrong answer: a function, or a class built on the
+            reference with one method rewritten the wrong way.
+        hint: a phrase the check's message must contain ("" for a variant).
+    """
+
+    exercise: str
+    description: str
+    make: Callable[[], object]
+    hint: str
+
+
+# Filled by `@bug` and `@alternative` beside each exercise's check. The test
+# suite asserts that each bug fails its check with its hint and that each
+# alternative passes; instructors may read them as what the checks catch.
+BUGS: list[Bug] = []
+ALTERNATIVES: list[Bug] = []
+
+
+def bug(exercise: str, hint: str, description: str | None = None):
+    """Register `make` as a typical mistake of `exercise` that the check names
+    with `hint`."""
+
+    def register(make):
+        BUGS.append(
+            Bug(exercise, description or make.__doc__ or make.__name__, make, hint)
+        )
+        return make
+
+    return register
+
+
+def alternative(exercise: str):
+    """Register `make` as a correct variant of `exercise` the check must pass."""
+
+    def register(make):
+        ALTERNATIVES.append(Bug(exercise, make.__doc__ or make.__name__, make, ""))
+        return make
+
+    return register
 
 
 # ---------------------------------------------------------------- comparisons

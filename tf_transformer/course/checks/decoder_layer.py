@@ -3,7 +3,14 @@
 import numpy as np
 import tensorflow as tf
 
-from tf_transformer.course.checks._core import Failure, close, exercise, to_numpy
+from tf_transformer.course.checks._core import (
+    Failure,
+    bug,
+    close,
+    exercise,
+    library_object,
+    to_numpy,
+)
 from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
@@ -225,3 +232,106 @@ def check_decoder_layer(ctx, student_cls, reference_cls):
     )
     ctx.ok("works inside tf.function with unknown batch and lengths")
     round_trip(ctx, student_cls, layer, lambda lay: lay(x, memory, training=False))
+
+
+# ------------------------------------------------- catalogue of typical bugs
+
+
+def _decoder(causal=True, cross="ok", residual=True, dropout="ok", memory_mask=True):
+    base = library_object("DecoderLayer")
+
+    def call(
+        self,
+        inputs,
+        encoder_outputs,
+        padding_mask=None,
+        encoder_padding_mask=None,
+        use_causal_mask=True,
+        training=None,
+        **kwargs,
+    ):
+        drop_training = True if dropout == "always" else training
+        self_mask = None if padding_mask is None else tf.cast(padding_mask, tf.bool)
+        cross_mask = None
+        if encoder_padding_mask is not None and memory_mask:
+            cross_mask = tf.cast(encoder_padding_mask, tf.bool)
+        x = inputs
+        norm = self.norm_first
+
+        def block(x, layer_norm, sublayer, dropout_layer):
+            y = layer_norm(x) if norm else x
+            y = sublayer(y)
+            if dropout_layer is not None:
+                y = dropout_layer(y, training=drop_training)
+            x = x + y if residual else y
+            return x if norm else layer_norm(x)
+
+        x = block(
+            x,
+            self.self_attention_layer_norm,
+            lambda y: self.self_attention(
+                y,
+                y,
+                attention_mask=self_mask,
+                use_causal_mask=use_causal_mask and causal,
+            ),
+            self.self_attention_dropout,
+        )
+        if cross == "self":
+            sub = lambda y: self.cross_attention(y, y)  # noqa: E731
+        elif cross == "swapped":
+            sub = lambda y: self.cross_attention(encoder_outputs, y)  # noqa: E731
+        else:
+            sub = lambda y: self.cross_attention(  # noqa: E731
+                y, encoder_outputs, attention_mask=cross_mask
+            )
+        if cross == "swapped":
+            x = sub(x)
+        else:
+            x = block(
+                x, self.cross_attention_layer_norm, sub, self.cross_attention_dropout
+            )
+        return block(
+            x,
+            self.feed_forward_layer_norm,
+            lambda y: self.feed_forward(y, training=drop_training),
+            None,
+        )
+
+    return type("BuggyDecoderLayer", (base,), {"call": call})
+
+
+@bug("decoder_layer", "needs the causal mask")
+def decoder_no_causal():
+    """no causal mask in self-attention"""
+    return _decoder(causal=False)
+
+
+@bug("decoder_layer", "does not depend on encoder_outputs")
+def decoder_cross_is_self():
+    """cross-attention attends to the decoder itself"""
+    return _decoder(cross="self")
+
+
+@bug("decoder_layer", "queries come from the decoder")
+def decoder_cross_swapped():
+    """cross-attention queries from the encoder"""
+    return _decoder(cross="swapped")
+
+
+@bug("decoder_layer", "residual")
+def decoder_no_residual():
+    """no residual connections"""
+    return _decoder(residual=False)
+
+
+@bug("decoder_layer", "dropout is active at inference")
+def decoder_dropout_always():
+    """dropout always on"""
+    return _decoder(dropout="always")
+
+
+@bug("decoder_layer", "use encoder_padding_mask")
+def decoder_ignores_memory_mask():
+    """encoder_padding_mask ignored"""
+    return _decoder(memory_mask=False)

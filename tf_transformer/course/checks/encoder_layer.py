@@ -3,7 +3,14 @@
 import numpy as np
 import tensorflow as tf
 
-from tf_transformer.course.checks._core import Failure, close, exercise, to_numpy
+from tf_transformer.course.checks._core import (
+    Failure,
+    bug,
+    close,
+    exercise,
+    library_object,
+    to_numpy,
+)
 from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
@@ -192,3 +199,82 @@ def check_encoder_layer(ctx, student_cls, reference_cls):
     )
     ctx.ok("works inside tf.function with unknown batch and length")
     round_trip(ctx, student_cls, layer, lambda lay: lay(x, training=False))
+
+
+# ------------------------------------------------- catalogue of typical bugs
+
+
+def _encoder(residual=(True, True), post_norm=True, dropout="ok", padding=True):
+    base = library_object("EncoderLayer")
+
+    def call(
+        self, inputs, padding_mask=None, attention_mask=None, training=None, **kwargs
+    ):
+        drop_training = True if dropout == "always" else training
+        mask = None
+        if padding_mask is not None and padding:
+            mask = tf.cast(padding_mask, tf.bool)
+        x = inputs
+        y = self.self_attention_layer_norm(x) if self.norm_first else x
+        y = self.self_attention(y, y, attention_mask=mask, training=training)
+        y = self.self_attention_dropout(y, training=drop_training)
+        if not self.norm_first and not post_norm:
+            y = self.self_attention_layer_norm(y)
+        x = x + y if residual[0] else y
+        if not self.norm_first and post_norm:
+            x = self.self_attention_layer_norm(x)
+        y = self.feed_forward_layer_norm(x) if self.norm_first else x
+        y = self.feed_forward(y, training=drop_training)
+        if not self.norm_first and not post_norm:
+            y = self.feed_forward_layer_norm(y)
+        x = x + y if residual[1] else y
+        if not self.norm_first and post_norm:
+            x = self.feed_forward_layer_norm(x)
+        return x
+
+    return type("BuggyEncoderLayer", (base,), {"call": call})
+
+
+@bug("encoder_layer", "residual around self-attention is missing")
+def encoder_no_attention_residual():
+    """no residual around self-attention"""
+    return _encoder(residual=(False, True))
+
+
+@bug("encoder_layer", "residual around the feed-forward network is missing")
+def encoder_no_ffn_residual():
+    """no residual around the FFN"""
+    return _encoder(residual=(True, False))
+
+
+@bug("encoder_layer", "LayerNorm")
+def encoder_norm_on_sublayer():
+    """LayerNorm on the sublayer output, not on the sum"""
+    return _encoder(post_norm=False)
+
+
+@bug("encoder_layer", "dropout is active at inference")
+def encoder_dropout_always():
+    """dropout always on"""
+    return _encoder(dropout="always")
+
+
+@bug("encoder_layer", "is `padding_mask` used")
+def encoder_ignores_padding():
+    """padding_mask ignored"""
+    return _encoder(padding=False)
+
+
+@bug("encoder_layer", "norm_first=True")
+def encoder_ignores_norm_first():
+    """always post-LN, even with norm_first=True"""
+    base = _encoder()
+
+    def call(self, inputs, padding_mask=None, training=None, **kwargs):
+        first, self.norm_first = self.norm_first, False
+        try:
+            return base.call(self, inputs, padding_mask=padding_mask, training=training)
+        finally:
+            self.norm_first = first
+
+    return type("BuggyEncoderLayer", (base,), {"call": call})

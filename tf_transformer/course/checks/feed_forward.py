@@ -3,7 +3,14 @@
 import numpy as np
 import tensorflow as tf
 
-from tf_transformer.course.checks._core import Failure, close, exercise, to_numpy
+from tf_transformer.course.checks._core import (
+    Failure,
+    bug,
+    close,
+    exercise,
+    library_object,
+    to_numpy,
+)
 from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
@@ -84,3 +91,80 @@ def check_feed_forward(ctx, student_cls, reference_cls):
     )
     ctx.ok("works inside tf.function with unknown batch and length")
     round_trip(ctx, student_cls, layer, lambda layer: layer(x, training=False))
+
+
+# ------------------------------------------------- catalogue of typical bugs
+
+
+def _override(name, call):
+    base = library_object(name)
+    return type(f"Buggy{name}", (base,), {"call": call})
+
+
+@bug("feed_forward", "dropout is active at inference")
+def ffn_dropout_always():
+    """dropout with training=True always"""
+
+    def call(self, inputs, training=None):
+        x = self.output_dense(self.intermediate_dense(inputs))
+        return self.dropout_layer(x, training=True)
+
+    return _override("FeedForward", call)
+
+
+@bug("feed_forward", "is dropout applied")
+def ffn_no_dropout():
+    """no dropout"""
+    return _override(
+        "FeedForward",
+        lambda self, inputs, training=None: self.output_dense(
+            self.intermediate_dense(inputs)
+        ),
+    )
+
+
+@bug("feed_forward", "residual belongs to the encoder layer")
+def ffn_residual():
+    """adds the input (residual inside the FFN)"""
+
+    def call(self, inputs, training=None):
+        x = self.output_dense(self.intermediate_dense(inputs))
+        return inputs + self.dropout_layer(x, training=training)
+
+    return _override("FeedForward", call)
+
+
+@bug("feed_forward", "no activation after the second Dense")
+def ffn_relu_output():
+    """relu on the output too"""
+
+    def call(self, inputs, training=None):
+        x = tf.nn.relu(self.output_dense(self.intermediate_dense(inputs)))
+        return self.dropout_layer(x, training=training)
+
+    return _override("FeedForward", call)
+
+
+@bug("feed_forward", "apply the dropout to the output of the second Dense")
+def ffn_dropout_inside():
+    """dropout between the two Dense layers"""
+
+    def call(self, inputs, training=None):
+        x = self.dropout_layer(self.intermediate_dense(inputs), training=training)
+        return self.output_dense(x)
+
+    return _override("FeedForward", call)
+
+
+@bug("feed_forward", "raised")
+def ffn_static_batch():
+    """reads the static batch size (fails with an unknown batch)"""
+
+    def call(self, inputs, training=None):
+        batch, length = inputs.shape[0], inputs.shape[1]
+        x = tf.reshape(inputs, (batch * length, self.d_model))
+        x = self.output_dense(self.intermediate_dense(x))
+        x = tf.reshape(x, (batch, length, self.d_model))
+        return self.dropout_layer(x, training=training)
+
+    return _override("FeedForward", call)

@@ -3,7 +3,14 @@
 import numpy as np
 import tensorflow as tf
 
-from tf_transformer.course.checks._core import Failure, close, exercise, to_numpy
+from tf_transformer.course.checks._core import (
+    Failure,
+    bug,
+    close,
+    exercise,
+    library_object,
+    to_numpy,
+)
 from tf_transformer.course.checks._layers import (
     compare,
     dropout_behaviour,
@@ -208,3 +215,107 @@ def check_multi_head_attention(ctx, student_cls, reference_cls):
     )
     ctx.ok("works inside tf.function with unknown batch and length")
     round_trip(ctx, student_cls, layer, lambda lay: lay(x, source, training=False))
+
+
+# ------------------------------------------------- catalogue of typical bugs
+
+
+def _mha(
+    split="transpose", use_output=True, causal=True, mask=True, polarity=True, key="ok"
+):
+    attention = library_object("scaled_dot_product_attention")
+
+    def call(
+        self,
+        query,
+        value,
+        key_tensor=None,
+        attention_mask=None,
+        use_causal_mask=False,
+        return_attention_scores=False,
+        training=None,
+        **kwargs,
+    ):
+        key_input = kwargs.pop("key", key_tensor)
+        if key_input is None or key == "ignored":
+            key_input = value
+        if key == "swapped":
+            key_input, value = value, key_input
+
+        def heads(x, depth):
+            b, t = tf.shape(x)[0], tf.shape(x)[1]
+            if split == "reshape":
+                return tf.reshape(x, (b, self.num_heads, t, depth))
+            return tf.transpose(
+                tf.reshape(x, (b, t, self.num_heads, depth)), (0, 2, 1, 3)
+            )
+
+        q = heads(self.query_dense(query), self._key_dim)
+        k = heads(self.key_dense(key_input), self._key_dim)
+        v = heads(self.value_dense(value), self._value_dim)
+        masks = []
+        if attention_mask is not None and mask:
+            m = tf.cast(attention_mask, tf.bool)
+            masks.append(m if polarity else tf.logical_not(m))
+        if use_causal_mask and causal:
+            masks.append(library_object("causal_mask")(tf.shape(query)[1]))
+        combined = library_object("combine_masks")(*masks)
+        if combined is not None and combined.shape.rank == 3:
+            combined = combined[:, tf.newaxis]
+        out, weights = attention(q, k, v, combined)
+        b, t = tf.shape(out)[0], tf.shape(out)[2]
+        out = tf.reshape(
+            tf.transpose(out, (0, 2, 1, 3)), (b, t, self.num_heads * self._value_dim)
+        )
+        if use_output:
+            out = self.output_dense(out)
+        return (out, weights) if return_attention_scores else out
+
+    base = library_object("MultiHeadAttention")
+
+    def wrapper(self, query, value, key=None, **kwargs):
+        return call(self, query, value, key, **kwargs)
+
+    return type("BuggyMultiHeadAttention", (base,), {"call": wrapper})
+
+
+@bug("multi_head_attention", "split the heads with reshape")
+def mha_no_transpose():
+    """heads split by reshape without transpose"""
+    return _mha(split="reshape")
+
+
+@bug("multi_head_attention", "W_O")
+def mha_no_output_projection():
+    """W_O missing"""
+    return _mha(use_output=False)
+
+
+@bug("multi_head_attention", "honour use_causal_mask")
+def mha_ignores_causal():
+    """use_causal_mask ignored"""
+    return _mha(causal=False)
+
+
+@bug("multi_head_attention", "ignores attention_mask")
+def mha_ignores_mask():
+    """attention_mask ignored"""
+    return _mha(mask=False)
+
+
+@bug("multi_head_attention", "mask is inverted")
+def mha_inverted_mask():
+    """attention_mask inverted"""
+    return _mha(polarity=False)
+
+
+@bug("multi_head_attention", "`key` is ignored")
+def mha_ignores_key():
+    """key argument ignored"""
+    return _mha(key="ignored")
+
+
+@bug("multi_head_attention", "keys and values are swapped")
+def mha_swaps_key_value():
+    """key and value swapped"""
+    return _mha(key="swapped")

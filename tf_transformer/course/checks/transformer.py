@@ -3,7 +3,15 @@
 import numpy as np
 import tensorflow as tf
 
-from tf_transformer.course.checks._core import Failure, close, exercise, to_numpy
+from tf_transformer.course.checks._core import (
+    Failure,
+    alternative,
+    bug,
+    close,
+    exercise,
+    library_object,
+    to_numpy,
+)
 from tf_transformer.course.checks._layers import (
     DROPOUT_AT_INFERENCE,
     compare,
@@ -175,3 +183,149 @@ def check_transformer(ctx, student_cls, reference_cls):
     round_trip(
         ctx, student_cls, model, lambda lay: lay((SOURCE, TARGET), training=False)
     )
+
+
+# ------------------------------------------------- catalogue of typical bugs
+
+
+def _transformer(
+    logits="logits",
+    source_mask=True,
+    target_mask=True,
+    memory="encoded",
+    cross_mask=True,
+    target_embedding="target",
+    training_passed=True,
+):
+    """A Transformer whose `call` wires the parts with one mistake."""
+    base = library_object("Transformer")
+
+    def call(self, inputs, training=None, return_attention_scores=False):
+        source_ids, target_ids = self.split_inputs(inputs)
+        training = training if training_passed else None
+        source_padding = tf.not_equal(source_ids, 0) if source_mask else None
+        target_padding = tf.not_equal(target_ids, 0) if target_mask else None
+        source_vectors = self.source_embedding(source_ids)
+        encoded, encoder_weights = self.encoder(
+            source_vectors,
+            padding_mask=source_padding,
+            training=training,
+            return_attention_scores=True,
+        )
+        embed = (
+            self.target_embedding
+            if target_embedding == "target"
+            else self.source_embedding
+        )
+        decoded, decoder_weights = self.decoder(
+            embed(target_ids),
+            encoded if memory == "encoded" else source_vectors,
+            padding_mask=target_padding,
+            encoder_padding_mask=tf.not_equal(source_ids, 0) if cross_mask else None,
+            training=training,
+            return_attention_scores=True,
+        )
+        outputs = self.output_projection(decoded)
+        if logits == "softmax":
+            outputs = tf.nn.softmax(outputs, axis=-1)
+        if return_attention_scores:
+            return outputs, {
+                "encoder": encoder_weights,
+                "decoder_self_attention": decoder_weights["self_attention"],
+                "decoder_cross_attention": decoder_weights["cross_attention"],
+            }
+        return outputs
+
+    return type("BuggyTransformer", (base,), {"call": call})
+
+
+@bug("transformer", "return the logits")
+def transformer_returns_probabilities():
+    """applies the softmax to the logits"""
+    return _transformer(logits="softmax")
+
+
+@bug("transformer", "give the decoder encoder_padding_mask")
+def transformer_no_cross_padding():
+    """the decoder is not told where the source's padding is"""
+    return _transformer(cross_mask=False)
+
+
+@bug("transformer", "give the encoder padding_mask")
+def transformer_no_source_padding():
+    """the encoder runs without the source padding mask"""
+    return _transformer(source_mask=False)
+
+
+@bug("transformer", "give the decoder padding_mask")
+def transformer_no_target_padding():
+    """the decoder runs without the target padding mask"""
+    return _transformer(target_mask=False)
+
+
+@bug("transformer", "self.target_embedding")
+def transformer_one_embedding():
+    """embeds the target ids with the source embedding"""
+    return _transformer(target_embedding="source")
+
+
+@bug("transformer", "it attends to the encoder's output")
+def transformer_skips_encoder():
+    """the decoder attends to the source embeddings, not the encoder output"""
+    return _transformer(memory="embeddings")
+
+
+@bug("transformer", "`training` passed on")
+def transformer_drops_training():
+    """`training` is not passed to the encoder and decoder"""
+    return _transformer(training_passed=False)
+
+
+@bug("transformer", "decoder_cross_attention")
+def transformer_scores_as_tuple():
+    """returns the attention weights as a tuple, not a dict"""
+    base = _transformer()
+
+    def call(self, inputs, training=None, return_attention_scores=False):
+        outputs = base.call(self, inputs, training, return_attention_scores)
+        if return_attention_scores:
+            logits, weights = outputs
+            return logits, tuple(weights.values())
+        return outputs
+
+    return type("BuggyTransformer", (base,), {"call": call})
+
+
+@alternative("transformer")
+def transformer_weights_only_when_asked():
+    """masks from `ids > 0`; the weights are asked for only when returned"""
+    base = library_object("Transformer")
+
+    def call(self, inputs, training=None, return_attention_scores=False):
+        source_ids, target_ids = self.split_inputs(inputs)
+        source_mask, target_mask = source_ids > 0, target_ids > 0
+        encoder_out = self.encoder(
+            self.source_embedding(source_ids),
+            padding_mask=source_mask,
+            training=training,
+            return_attention_scores=return_attention_scores,
+        )
+        encoded = encoder_out[0] if return_attention_scores else encoder_out
+        decoder_out = self.decoder(
+            self.target_embedding(target_ids),
+            encoded,
+            padding_mask=target_mask,
+            encoder_padding_mask=source_mask,
+            training=training,
+            return_attention_scores=return_attention_scores,
+        )
+        if not return_attention_scores:
+            return self.output_projection(decoder_out)
+        decoded, weights = decoder_out
+        return self.output_projection(decoded), {
+            "encoder": encoder_out[1],
+            "decoder_self_attention": weights["self_attention"],
+            "decoder_cross_attention": weights["cross_attention"],
+        }
+
+    return type("AlternativeTransformer", (base,), {"call": call})

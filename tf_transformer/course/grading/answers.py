@@ -1,17 +1,12 @@
-"""The two child processes of the grader (run as a script by `grade.py`).
+"""The answers' process (run as a script by the judge, with the command
+`grade.py` builds; see `judge` and `remote`).
 
-``execute PATH``: runs the notebook top to bottom in a fresh Jupyter kernel
-(errors in a cell do not stop the others; outputs are discarded so huge
-outputs cost nothing) and prints one JSON line: ``{"status": "ok"}``, or
-``{"status": "dead", "cell": N}`` if the kernel died.
-
-Both first set the resource limits the grader asks for (`apply_limits`).
-
-``serve``: the answers' process, driven by the judge (`_judge`) over its
+It first sets the resource limits the grader asks for
+(`confine.apply_limits`). Then it is driven by the judge over its
 stdin/stdout, one JSON line per message. The first message gives the
 notebook's code cells and the source text of the library modules that
 define the graded functions, with those functions stubbed
-(`_wire.hide_definitions`); an import hook loads these modules from that
+(`wire.hide_definitions`); an import hook loads these modules from that
 text, so the references never exist here, and an audit hook refuses to
 open the modules' files and to start processes. Then the student's
 definitions are taken from the cells. The notebook's own code never runs
@@ -23,7 +18,7 @@ here, except:
   cells);
 - the bodies of the student's functions and classes, on what the judge
   sends (``call``, or ``trace`` then ``run`` for `tf.function`), results
-  going back as plain data (`_wire.encode`).
+  going back as plain data (`wire.encode`).
 
 A class exercise's objects stay here too: an instance of the student's
 class, its sublayers, variables and bound methods are kept in a table and
@@ -46,61 +41,12 @@ import threading
 import types
 from typing import Any
 
+if __package__:
+    from tf_transformer.course.grading.confine import apply_limits
+else:  # run as a script, before tf_transformer may be imported: see main
+    from confine import apply_limits
+
 WATCHED_MODULES = ("builtins", "math", "numpy", "numpy.testing", "tensorflow", "keras")
-
-
-# ------------------------------------------------------------------ execute
-
-
-def execute(path: str, timeout: float) -> dict:
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
-
-    class QuietClient(NotebookClient):
-        """Keeps no outputs: a notebook printing gigabytes costs nothing."""
-
-        def output(self, outs, msg, display_id, cell_index):
-            return None
-
-    notebook = nbformat.read(path, as_version=4)
-    client = QuietClient(
-        notebook,
-        timeout=max(1, int(timeout)),
-        allow_errors=True,
-        kernel_name="python3",
-        resources={"metadata": {"path": os.getcwd()}},
-        record_timing=False,
-    )
-    current = {"cell": -1}
-    original = client.async_execute_cell
-
-    async def tracked(cell, cell_index, *args, **kwargs):
-        current["cell"] = cell_index
-        return await original(cell, cell_index, *args, **kwargs)
-
-    client.async_execute_cell = tracked
-    try:
-        client.execute()
-    except DeadKernelError:
-        return {"status": "dead", "cell": current["cell"]}
-    except TimeoutError:
-        return {"status": "timeout", "cell": current["cell"]}
-    except Exception as error:  # noqa: BLE001 - report, never crash the grader
-        name = type(error).__name__
-        if "Dead" in name or "dead" in str(error).lower():
-            return {"status": "dead", "cell": current["cell"]}
-        if "Timeout" in name:
-            return {"status": "timeout", "cell": current["cell"]}
-        return {
-            "status": "error",
-            "cell": current["cell"],
-            "message": f"{name}: {error}"[:300],
-        }
-    return {"status": "ok"}
-
-
-# ------------------------------------------------------------------- check
 
 
 def python_source(cell_source: str) -> str:
@@ -360,7 +306,7 @@ def _define(cells: list[str], object_names, namespace) -> tuple[dict, dict]:
 class _HiddenSource:
     """Imports the library modules that define graded answers from given text.
 
-    The text (from `_wire.hide_definitions`) has those answers replaced by
+    The text (from `wire.hide_definitions`) has those answers replaced by
     functions that raise, so the reference never exists in this process.
     """
 
@@ -462,7 +408,7 @@ def _error_payload(error: BaseException) -> dict:
 
 
 class _Server:
-    """Runs the student's answers on what the judge sends (see `_judge`)."""
+    """Runs the student's answers on what the judge sends (see `judge`)."""
 
     def __init__(self, definitions: dict, wire):
         self.definitions = definitions
@@ -597,13 +543,13 @@ def serve(inp, out) -> None:
     import numpy  # noqa: F401 - imported before the guard, as the checks need
     import tensorflow  # noqa: F401
 
-    from tf_transformer.course import _wire
     from tf_transformer.course.checks import _core  # noqa: F401 - for error reports
+    from tf_transformer.course.grading import wire
 
     _install_guard(_hidden_files(hidden_modules))
 
     def emit(payload: dict) -> None:
-        out.write(_wire.dumps(payload))
+        out.write(wire.dumps(payload))
         out.flush()
 
     object_names = init["objects"]  # exercise name by object name
@@ -623,7 +569,7 @@ def serve(inp, out) -> None:
         else:
             found[obj] = {"defined": False, "error": errors.get(obj)}
     emit({"ready": found})
-    server = _Server(definitions, _wire)
+    server = _Server(definitions, wire)
     for line in inp:
         request = json.loads(line)
         try:
@@ -647,50 +593,27 @@ def serve(inp, out) -> None:
             )
 
 
-LIMITS_ENV = "TF_TRANSFORMER_GRADE_LIMITS"
-
-
-def apply_limits() -> None:
-    """Resource limits the grader asks for (JSON in `LIMITS_ENV`), on this
-    process and everything it starts; set before any submission code runs."""
-    import resource
-
-    for name, value in json.loads(os.environ.get(LIMITS_ENV) or "{}").items():
-        key = getattr(resource, name)
-        _, hard = resource.getrlimit(key)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        resource.setrlimit(key, (value, value))
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        print("usage: answers.py (its requests come on stdin)", file=sys.stderr)
+        return 2
     apply_limits()
-    if argv[:1] == ["execute"]:
-        result = execute(argv[1], float(argv[2]))
-        print(json.dumps(result), flush=True)
-        return 0
-    if argv[:1] == ["serve"]:
-        inp = os.fdopen(os.dup(0), "r", encoding="utf-8")
-        out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        sys.stderr = sys.stdout
-        serve(inp, out)
-        out.flush()
-        os._exit(0)  # skip interpreter teardown that student objects could hook
-    print(
-        "usage: _sandbox.py execute PATH TIMEOUT | serve",
-        file=sys.stderr,
-    )
-    return 2
+    inp = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    sys.stderr = sys.stdout
+    serve(inp, out)
+    out.flush()
+    os._exit(0)  # skip interpreter teardown that student objects could hook
 
 
 if __name__ == "__main__":
-    # Run as a script (see grade.py): keep the course folder off the path.
+    # Run as a script (see grade.py): keep the grading folder off the path.
     sys.path[:] = [
         p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)
     ]

@@ -13,6 +13,8 @@ import numpy as np
 
 from tf_transformer.course.checks._core import (
     Failure,
+    alternative,
+    bug,
     close,
     exercise,
     expect_dtype,
@@ -135,3 +137,124 @@ def check_tile_digits(ctx, student, reference):
             "tile_digits changed the digit images it was given: write into a new array"
         )
     ctx.ok("leaves its input unchanged")
+
+
+# ------------------------------------------------- catalogue of typical bugs
+
+
+def _tile(slots="right", order=1, fill=0.0, transpose=False, dtype="float32"):
+    """tile_digits with one choice made differently from the contract."""
+
+    def tile_digits(digit_images, max_digits=3):
+        digits = np.asarray(digit_images, "float32")[::order]
+        if transpose:
+            digits = np.transpose(digits, (0, 2, 1, 3))
+        count, height, width, channels = digits.shape
+        strip = np.full((height, width * max_digits, channels), fill, dtype)
+        first = max_digits - count if slots == "right" else 0
+        strip[:, first * width :] = 0.0
+        for i, digit in enumerate(digits):
+            strip[:, (first + i) * width : (first + i + 1) * width] = digit
+        return strip
+
+    return tile_digits
+
+
+@bug("tile_digits", "right-align them")
+def tile_left_aligned():
+    """digits in the first slots (left-aligned)"""
+    return _tile(slots="left")
+
+
+@bug("tile_digits", "reverse order")
+def tile_reversed():
+    """units digit first"""
+    return _tile(order=-1)
+
+
+@bug("tile_digits", "transposed")
+def tile_transposed():
+    """each digit image transposed"""
+    return _tile(transpose=True)
+
+
+@bug("tile_digits", "empty slots are not 0")
+def tile_filled_with_ink():
+    """empty slots filled with 1 (ink) instead of 0"""
+    return _tile(fill=1.0)
+
+
+@bug("tile_digits", "return float32")
+def tile_float64():
+    """the strip made with np.zeros(...) in float64"""
+    return _tile(dtype="float64")
+
+
+@bug("tile_digits", "stacked vertically")
+def tile_stacked_vertically():
+    """digits stacked along the height"""
+
+    def tile_digits(digit_images, max_digits=3):
+        digits = np.asarray(digit_images, "float32")
+        count, height, width, channels = digits.shape
+        strip = np.zeros((height * max_digits, width, channels), "float32")
+        first = max_digits - count
+        for i, digit in enumerate(digits):
+            strip[(first + i) * height : (first + i + 1) * height] = digit
+        return strip
+
+    return tile_digits
+
+
+@bug("tile_digits", "holds only the digits")
+def tile_without_empty_slots():
+    """the digits concatenated, without the empty slots"""
+    return lambda digit_images, max_digits=3: np.concatenate(
+        list(np.asarray(digit_images, "float32")), axis=1
+    )
+
+
+@bug("tile_digits", "nothing hard-coded")
+def tile_three_slots_always():
+    """always three slots of 8 pixels (the lesson's sizes hard-coded)"""
+
+    def tile_digits(digit_images, max_digits=3):
+        digits = np.asarray(digit_images, "float32")
+        strip = np.zeros((digits.shape[1], 24, digits.shape[3]), "float32")
+        for i, digit in enumerate(digits):
+            slot = 3 - len(digits) + i
+            strip[:, slot * 8 : slot * 8 + digits.shape[2]] = digit
+        return strip
+
+    return tile_digits
+
+
+@bug("tile_digits", "channel axis is missing")
+def tile_without_channels():
+    """the channel axis dropped (2-D strip)"""
+    return lambda digit_images, max_digits=3: _tile()(digit_images, max_digits)[:, :, 0]
+
+
+@bug("tile_digits", "changed the digit images")
+def tile_in_place():
+    """writes the strip into the caller's array"""
+
+    def tile_digits(digit_images, max_digits=3):
+        strip = _tile()(digit_images, max_digits)
+        digit_images[...] = 0.0
+        return strip
+
+    return tile_digits
+
+
+@alternative("tile_digits")
+def tile_by_concatenation():
+    """blank slots and digits concatenated along the width"""
+
+    def tile_digits(digit_images, max_digits=3):
+        digits = np.asarray(digit_images, "float32")
+        blank = np.zeros_like(digits[0])
+        slots = [blank] * (max_digits - len(digits)) + list(digits)
+        return np.concatenate(slots, axis=1)
+
+    return tile_digits

@@ -2,8 +2,9 @@
 
 Two layers:
 
-- resource limits (`Limits`), always: `_sandbox.py` sets them on itself
-  before any submission code runs, and everything it starts inherits them.
+- resource limits (`Limits`), always: the notebook runner and the answers'
+  process set them on themselves (`apply_limits`) before any submission
+  code runs, and everything they start inherits them.
   Linux does not apply `RLIMIT_NPROC` to root, so a grader running as root
   starts these processes as the unprivileged user `nobody` (`account`)
   where that user can run the library;
@@ -24,7 +25,7 @@ import sys
 from pathlib import Path
 
 SANDBOX_MODES = ("auto", "bwrap", "none")
-LIMITS_ENV = "TF_TRANSFORMER_GRADE_LIMITS"  # read by _sandbox.apply_limits
+LIMITS_ENV = "TF_TRANSFORMER_GRADE_LIMITS"  # read by apply_limits
 GIB = 1 << 30
 
 
@@ -63,6 +64,20 @@ class Limits:
             "RLIMIT_CORE": 0,
         }
         return {LIMITS_ENV: json.dumps(limits)}
+
+
+def apply_limits() -> None:
+    """In a child process: set the resource limits the grader asks for (JSON
+    in `LIMITS_ENV`) on it and everything it starts, before any submission
+    code runs."""
+    import resource
+
+    for name, value in json.loads(os.environ.get(LIMITS_ENV) or "{}").items():
+        key = getattr(resource, name)
+        _, hard = resource.getrlimit(key)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(key, (value, value))
 
 
 def _tasks_of_user(uid: int) -> int:
@@ -120,7 +135,7 @@ def account() -> tuple[int, int] | None:
     root = str(Path(next(iter(tf_transformer.__path__))).resolve().parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    script = str(Path(__file__).with_name("_sandbox.py"))
+    script = str(Path(__file__).with_name("answers.py"))
     for keep in (False, True):  # the capability only where it is needed
         probe = [*_setpriv(user, keep), sys.executable, "-c", _PROBE, script]
         try:

@@ -1,10 +1,14 @@
 """Check of `scaled_dot_product_attention` (lesson 3)."""
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
 from tf_transformer.course.checks._core import (
     Failure,
+    alternative,
+    bug,
     close,
     difference,
     exercise,
@@ -276,3 +280,166 @@ DTYPE_HINT = (
     "return both results in the dtype of `value` (float16 under mixed precision), "
     "computing the softmax in float32"
 )
+
+
+# ------------------------------------------------- catalogue of typical bugs
+
+
+def _attention(
+    scale=True,
+    axis=-1,
+    mask_mode="before",
+    polarity=True,
+    fill=-1e9,
+    zero=True,
+    use_dropout=True,
+    returned="before dropout",
+    dtype="value",
+    float32_scores=True,
+):
+    def f(query, key, value, mask=None, dropout=None):
+        scores = tf.matmul(query, key, transpose_b=True)
+        if float32_scores:
+            scores = tf.cast(scores, tf.float32)
+        depth = tf.cast(tf.shape(key)[-1], scores.dtype)
+        if scale == "d":
+            scores /= depth
+        elif scale:
+            scores /= tf.sqrt(depth)
+        if mask is not None and not polarity:
+            mask = tf.logical_not(mask)
+        if mask is not None and mask_mode == "before":
+            scores = tf.where(mask, scores, fill)
+        weights = tf.nn.softmax(scores, axis=axis)
+        if mask is not None and mask_mode == "after":
+            weights = weights * tf.cast(mask, weights.dtype)
+        if mask is not None and mask_mode == "before" and zero:
+            weights = tf.where(mask, weights, tf.zeros_like(weights))
+        if dtype == "value":
+            weights = tf.cast(weights, value.dtype)
+        dropped = dropout(weights) if dropout is not None and use_dropout else weights
+        output = tf.matmul(tf.cast(dropped, value.dtype), value)
+        if dtype == "float32":
+            output = tf.cast(output, tf.float32)
+        return output, dropped if returned == "after dropout" else weights
+
+    return f
+
+
+@bug("scaled_dot_product_attention", "not divided by √d_k")
+def sdpa_no_scale():
+    """no division by √d_k"""
+    return _attention(scale=False)
+
+
+@bug("scaled_dot_product_attention", "divided by d_k")
+def sdpa_scale_by_depth():
+    """divides by d_k instead of √d_k"""
+    return _attention(scale="d")
+
+
+@bug("scaled_dot_product_attention", "softmax over the last axis")
+def sdpa_wrong_axis():
+    """softmax over the queries axis"""
+    return _attention(axis=-2)
+
+
+@bug("scaled_dot_product_attention", "True means 'may attend'")
+def sdpa_inverted_mask():
+    """mask polarity inverted (1 = blocked, the 2019 convention)"""
+    return _attention(polarity=False)
+
+
+@bug("scaled_dot_product_attention", "before the softmax")
+def sdpa_mask_after_softmax():
+    """mask multiplied in after the softmax"""
+    return _attention(mask_mode="after")
+
+
+@bug(
+    "scaled_dot_product_attention",
+    "is the mask applied to the scores before the softmax",
+)
+def sdpa_mask_ignored():
+    """mask ignored"""
+    return _attention(mask_mode="ignored")
+
+
+@bug("scaled_dot_product_attention", "NaN")
+def sdpa_minus_infinity():
+    """-inf for masked scores: a fully masked row becomes NaN"""
+    return _attention(fill=-math.inf, zero=False)
+
+
+@bug("scaled_dot_product_attention", "all-zero weights")
+def sdpa_uniform_masked_row():
+    """a fully masked row keeps the softmax's uniform weights"""
+    return _attention(zero=False)
+
+
+@bug("scaled_dot_product_attention", "(output, attention_weights) in that order")
+def sdpa_swapped_results():
+    """returns (weights, output)"""
+    return lambda q, k, v, mask=None: _attention()(q, k, v, mask)[::-1]
+
+
+@bug("scaled_dot_product_attention", "return the pair")
+def sdpa_output_only():
+    """returns only the output"""
+    return lambda q, k, v, mask=None: _attention()(q, k, v, mask)[0]
+
+
+@bug("scaled_dot_product_attention", "`dropout` was not applied")
+def sdpa_ignores_dropout():
+    """accepts `dropout` but never calls it"""
+    return _attention(use_dropout=False)
+
+
+@bug("scaled_dot_product_attention", "as they were before dropout")
+def sdpa_returns_dropped_weights():
+    """returns the weights after dropout"""
+    return _attention(returned="after dropout")
+
+
+@bug("scaled_dot_product_attention", "in the dtype of `value`")
+def sdpa_float32_results():
+    """returns float32 results for float16 inputs"""
+    return _attention(dtype="float32")
+
+
+@bug("scaled_dot_product_attention", "overflows")
+def sdpa_float16_minus_1e9():
+    """masks with -1e9 in the inputs' dtype: -inf and NaN in float16"""
+
+    def f(query, key, value, mask=None, dropout=None):
+        scores = tf.matmul(query, key, transpose_b=True)
+        scores /= tf.sqrt(tf.cast(tf.shape(key)[-1], scores.dtype))
+        if mask is not None:
+            scores += (1.0 - tf.cast(mask, scores.dtype)) * -1e9
+        weights = tf.nn.softmax(scores)
+        if mask is not None:
+            weights *= tf.cast(mask, weights.dtype)
+        attended = weights if dropout is None else dropout(weights)
+        return tf.matmul(attended, value), weights
+
+    return f
+
+
+@alternative("scaled_dot_product_attention")
+def sdpa_einsum():
+    """einsum, additive mask in float32, then zeroed masked weights"""
+
+    def f(query, key, value, mask=None, dropout=None):
+        scores = tf.einsum("...qd,...kd->...qk", query, key)
+        scores = tf.cast(scores, tf.float32)
+        scores /= tf.sqrt(tf.cast(tf.shape(query)[-1], tf.float32))
+        if mask is not None:
+            scores += (1.0 - tf.cast(mask, tf.float32)) * -1e9
+        weights = tf.nn.softmax(scores)
+        if mask is not None:
+            weights *= tf.cast(mask, weights.dtype)
+        weights = tf.cast(weights, value.dtype)
+        attended = weights if dropout is None else dropout(weights)
+        return tf.einsum("...qk,...kv->...qv", attended, value), weights
+
+    return f

@@ -1,4 +1,4 @@
-"""Checks of `mask_tokens` and `masked_mean` (lesson 10).
+"""Check of `mask_tokens` (lesson 10).
 
 `mask_tokens` is random, so its check is statistical: on about 100,000
 tokens each measured share must fall inside a binomial interval of
@@ -11,6 +11,8 @@ import tensorflow as tf
 
 from tf_transformer.course.checks._core import (
     Failure,
+    alternative,
+    bug,
     exercise,
     expect_dtype,
     expect_shape,
@@ -366,89 +368,257 @@ def _check_graph(ctx, student):
     ctx.ok("works in tf.function and tf.data.Dataset.map with unknown shapes")
 
 
-# ----------------------------------------------------------------- masked_mean
+# ------------------------------------------------- catalogue of typical bugs
 
 
-def _masked_mean_hint(actual, x, mask):
-    weights = mask[..., None].astype("float64")
-    total = (x * weights).sum(1)
-    if np.allclose(actual, x.mean(1), atol=1e-5):
-        return (
-            "this is the mean over every position: the mean counts padding — "
-            "average over the real positions only"
+def _masking(
+    select_special=False,
+    pool="allowed",
+    decide="one_draw",
+    fixed_rate=None,
+    fixed_split=None,
+    selection_shape="full",
+    none_seed=None,
+    use_seed=True,
+    output_dtype=None,
+    static_shape=False,
+):
+    """`mask_tokens` with one mistake switched on by each argument."""
+
+    def mask_tokens(
+        token_ids,
+        vocabulary_size,
+        mask_token_id,
+        rate=0.15,
+        mask_token_rate=0.8,
+        random_token_rate=0.1,
+        unselectable_ids=(0, 1, 2, 3),
+        seed=None,
+    ):
+        ids = tf.convert_to_tensor(token_ids)
+        rate = fixed_rate if fixed_rate is not None else rate
+        if fixed_split is not None:
+            mask_token_rate, random_token_rate = fixed_split
+        shape = ids.shape if static_shape else tf.shape(ids)
+        if seed is None:
+            seed = none_seed
+        if seed is None or not use_seed:
+            draw = lambda s, **kw: tf.random.uniform(s, **kw)  # noqa: E731
+        else:
+            if isinstance(seed, int):
+                pair = tf.constant([seed, 0], tf.int64)
+            else:
+                pair = tf.cast(seed, tf.int64)
+            streams = iter(tf.unstack(tf.random.experimental.stateless_split(pair, 4)))
+            draw = lambda s, **kw: tf.random.stateless_uniform(  # noqa: E731
+                s, seed=next(streams), **kw
+            )
+        if selection_shape == "row":
+            select = draw(tf.stack([tf.shape(ids)[0], 1])) < rate
+        elif selection_shape == "column":
+            select = draw(tf.stack([1, tf.shape(ids)[1]])) < rate
+        else:
+            select = draw(shape) < rate
+        selectable = tf.ones_like(ids, tf.bool)
+        if not select_special:
+            for special in unselectable_ids:
+                selectable &= ids != special
+        selected = select & selectable
+        kind = draw(shape)
+        to_mask = selected & (kind < mask_token_rate)
+        if decide == "all_mask":
+            to_mask = selected
+        if decide == "two_draws":
+            to_random = selected & ~to_mask & (draw(shape) < random_token_rate)
+        else:
+            to_random = (
+                selected & ~to_mask & (kind < mask_token_rate + random_token_rate)
+            )
+        if pool == "allowed":
+            excluded = set(unselectable_ids) | {mask_token_id}
+            allowed = [i for i in range(vocabulary_size) if i not in excluded]
+        else:
+            allowed = list(range(vocabulary_size))
+        index = draw(shape, maxval=len(allowed), dtype=tf.int32)
+        random_ids = tf.gather(tf.constant(allowed, ids.dtype), index)
+        masked = tf.where(to_random, random_ids, ids)
+        masked = tf.where(to_mask, tf.cast(mask_token_id, ids.dtype), masked)
+        if output_dtype is not None:
+            masked = tf.cast(masked, output_dtype)
+        return masked, selected
+
+    return mask_tokens
+
+
+@bug("mask_tokens", "select only tokens not in `unselectable_ids`")
+def mask_selects_padding():
+    """padding and special tokens can be selected"""
+    return _masking(select_special=True)
+
+
+@bug("mask_tokens", "only `mask_token_rate` of them")
+def mask_every_selected_token():
+    """every selected token becomes [MASK] (no 80/10/10)"""
+    return _masking(decide="all_mask")
+
+
+@bug("mask_tokens", "without `unselectable_ids` and `mask_token_id`")
+def mask_random_from_whole_vocabulary():
+    """random replacements drawn from the whole vocabulary, specials included"""
+    return _masking(pool="vocabulary")
+
+
+@bug("mask_tokens", "is `rate` used")
+def mask_fixed_rate():
+    """15 % hard-coded instead of `rate`"""
+    return _masking(fixed_rate=0.15)
+
+
+@bug("mask_tokens", "is `mask_token_rate` used")
+def mask_fixed_split():
+    """80/10/10 hard-coded instead of the rate arguments"""
+    return _masking(fixed_split=(0.8, 0.1))
+
+
+@bug("mask_tokens", "ONE draw per token")
+def mask_two_draws():
+    """random replacement decided by a second, independent draw"""
+    return _masking(decide="two_draws")
+
+
+@bug("mask_tokens", "selected all at once")
+def mask_whole_rows():
+    """one selection draw per row: whole sequences selected or not"""
+    return _masking(selection_shape="row")
+
+
+@bug("mask_tokens", "not (length,)")
+def mask_same_for_every_row():
+    """one selection draw per position, shared by every row"""
+    return _masking(selection_shape="column")
+
+
+@bug("mask_tokens", "fresh randomness at every call")
+def mask_fixed_seed_when_none():
+    """seed=None replaced by a fixed seed 0"""
+    return _masking(none_seed=0)
+
+
+@bug("mask_tokens", "the same seed must give the same output")
+def mask_ignores_seed():
+    """stateful random ops: the seed is ignored"""
+    return _masking(use_seed=False)
+
+
+@bug("mask_tokens", "keep the dtype of token_ids")
+def mask_casts_to_int32():
+    """masked_ids always int32"""
+    return _masking(output_dtype=tf.int32)
+
+
+@bug("mask_tokens", "💥")
+def mask_static_shape():
+    """draws with the static shape (None inside tf.function)"""
+    return _masking(static_shape=True)
+
+
+@alternative("mask_tokens")
+def mask_with_categorical_kind():
+    """the kind of replacement from one categorical draw; seeds offset by hand"""
+
+    def mask_tokens(
+        token_ids,
+        vocabulary_size,
+        mask_token_id,
+        rate=0.15,
+        mask_token_rate=0.8,
+        random_token_rate=0.1,
+        unselectable_ids=(0, 1, 2, 3),
+        seed=None,
+    ):
+        token_ids = tf.convert_to_tensor(token_ids)
+        if seed is None:
+            seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+        elif isinstance(seed, int):
+            seed = tf.constant([seed, 1])
+        seed = tf.cast(seed, tf.int32)
+        batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+        special = tf.constant(list(unselectable_ids) or [-1], token_ids.dtype)
+        is_special = tf.reduce_any(token_ids[..., None] == special, axis=-1)
+        coin = tf.random.stateless_uniform([batch, length], seed=seed)
+        selected = (coin < rate) & ~is_special
+        keep_rate = max(0.0, 1.0 - mask_token_rate - random_token_rate)
+        probabilities = [mask_token_rate, random_token_rate, keep_rate]
+        logits = tf.math.log([[max(p, 1e-30) for p in probabilities]])
+        kind = tf.random.stateless_categorical(logits, batch * length, seed + 1)
+        kind = tf.reshape(kind, [batch, length])
+        allowed = np.setdiff1d(
+            np.arange(vocabulary_size), [*unselectable_ids, mask_token_id]
         )
-    if np.allclose(actual, total / x.shape[1], atol=1e-5):
-        return (
-            "the masked sum is divided by the full length — divide by the number "
-            "of real positions"
+        pick = tf.random.stateless_uniform(
+            [batch, length], seed=seed + 2, maxval=len(allowed), dtype=tf.int32
         )
-    if np.allclose(actual, total, atol=1e-5):
-        return "this is the masked sum — divide it by the number of real positions"
-    inverted = (x * (1 - weights)).sum(1) / np.maximum((1 - weights).sum(1), 1)
-    if np.allclose(actual, inverted, atol=1e-5):
-        return "it averages the padding positions: True/1 in `mask` is a real token"
-    return "the mean over the positions where mask is True"
-
-
-@exercise("masked_mean", lesson=10, points=1, kind="function")
-def check_masked_mean(ctx, student, reference):
-    rng = np.random.default_rng(12)
-    x = rng.normal(size=(4, 7, 5)).astype("float32")
-    mask = np.arange(7)[None, :] < np.array([7, 3, 5, 1])[:, None]
-    what = "masked_mean(sequence (4, 7, 5), mask with lengths 7, 3, 5, 1)"
-    result = ctx.call(student, tf.constant(x), tf.constant(mask), what=what)
-    actual = to_numpy(result, what)
-    expected = np.asarray(reference(tf.constant(x), tf.constant(mask)))
-    hint = ""
-    if actual.shape == (4, 1, 5):
-        hint = "drop the length axis (no keepdims)"
-    elif actual.shape == (4, 7):
-        hint = "average over the length axis (axis 1), not over depth"
-    expect_shape(actual, expected.shape, what, hint or "expected (batch, depth)")
-    if not np.allclose(actual, expected, atol=1e-5):
-        raise Failure(f"{what}: wrong values — {_masked_mean_hint(actual, x, mask)}")
-    as_int = to_numpy(
-        ctx.call(
-            student,
-            tf.constant(x),
-            tf.constant(mask.astype("int32")),
-            what="masked_mean with an int mask",
-        ),
-        "masked_mean with an int mask",
-    )
-    if not np.allclose(as_int, expected, atol=1e-5):
-        raise Failure("an int mask (1 = real) must give the same result as a bool one")
-    ctx.ok("mean over the real positions, (batch, depth); bool or int mask")
-
-    empty = mask.copy()
-    empty[2] = False
-    what = "masked_mean with a row without real positions"
-    actual = to_numpy(
-        ctx.call(student, tf.constant(x), tf.constant(empty), what=what), what
-    )
-    if np.isnan(actual[2]).any():
-        raise Failure(
-            f"{what} gives NaN (0 / 0) — return zeros for it, e.g. with "
-            "tf.math.divide_no_nan"
+        random_ids = tf.gather(tf.constant(allowed, token_ids.dtype), pick)
+        replaced = tf.where(
+            kind == 0, tf.cast(mask_token_id, token_ids.dtype), random_ids
         )
-    if not np.allclose(actual[2], 0.0):
-        raise Failure(f"{what} gives {actual[2].round(3).tolist()}, expected zeros")
-    ctx.ok("a row without real positions gives zeros, not NaN")
+        replaced = tf.where(kind == 2, token_ids, replaced)
+        return tf.where(selected, replaced, token_ids), selected
 
-    what = "masked_mean(float16 sequence, …)"
-    half = ctx.call(student, tf.constant(x, tf.float16), tf.constant(mask), what=what)
-    expect_dtype(half, "float16", what, "the output dtype must equal sequence.dtype")
-    what = "masked_mean inside tf.function with unknown shapes"
-    graph = tf.function(
-        student,
-        input_signature=[
-            tf.TensorSpec((None, None, None), tf.float32),
-            tf.TensorSpec((None, None), tf.bool),
-        ],
-    )
-    actual = to_numpy(
-        ctx.call(graph, tf.constant(x), tf.constant(mask), what=what), what
-    )
-    if not np.allclose(actual, expected, atol=1e-5):
-        raise Failure(f"{what}: differs from eager mode — use tensor ops only")
-    ctx.ok("keeps the dtype; works in tf.function with unknown shapes")
+    return mask_tokens
+
+
+@alternative("mask_tokens")
+def mask_with_float_ids():
+    """random ids from a scaled float draw; one uniform table per purpose"""
+
+    def mask_tokens(
+        token_ids,
+        vocabulary_size,
+        mask_token_id,
+        rate=0.15,
+        mask_token_rate=0.8,
+        random_token_rate=0.1,
+        unselectable_ids=(0, 1, 2, 3),
+        seed=None,
+    ):
+        ids = tf.convert_to_tensor(token_ids)
+        if seed is None:
+            seed = tf.random.uniform([2], 0, 2**30, dtype=tf.int64)
+        elif not tf.is_tensor(seed) and np.ndim(seed) == 0:
+            seed = [seed, 7]
+        uniforms = tf.random.stateless_uniform(
+            tf.concat([[3], tf.shape(ids)], 0), seed=tf.cast(seed, tf.int64)
+        )  # (3, batch, length)
+        selectable = tf.logical_not(
+            tf.reduce_any(
+                tf.equal(
+                    ids[..., None], tf.cast(list(unselectable_ids) + [-1], ids.dtype)
+                ),
+                -1,
+            )
+        )
+        selected = tf.logical_and(uniforms[0] < rate, selectable)
+        allowed = sorted(
+            set(range(vocabulary_size)) - set(unselectable_ids) - {mask_token_id}
+        )
+        index = tf.minimum(
+            tf.cast(uniforms[2] * len(allowed), tf.int32), len(allowed) - 1
+        )
+        random_ids = tf.gather(tf.constant(allowed, ids.dtype), index)
+        masked = ids
+        masked = tf.where(
+            selected
+            & (uniforms[1] >= mask_token_rate)
+            & (uniforms[1] < mask_token_rate + random_token_rate),
+            random_ids,
+            masked,
+        )
+        masked = tf.where(
+            selected & (uniforms[1] < mask_token_rate),
+            tf.fill(tf.shape(ids), tf.cast(mask_token_id, ids.dtype)),
+            masked,
+        )
+        return masked, selected
+
+    return mask_tokens

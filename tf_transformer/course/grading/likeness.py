@@ -21,7 +21,7 @@ import ast
 import inspect
 import textwrap
 
-from tf_transformer.course._sandbox import parse, python_source
+from tf_transformer.course.grading.answers import parse, python_source
 
 
 class _Canonical(ast.NodeTransformer):

@@ -4,7 +4,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_transformer.course.checks._core import Failure, close, exercise, to_numpy
+from tf_transformer.course.checks._core import (
+    Failure,
+    bug,
+    close,
+    exercise,
+    library_object,
+    to_numpy,
+)
 
 STEPS = [0, 1, 9, 99, 399, 400, 401, 1599, 99999]
 
@@ -124,3 +131,98 @@ def check_transformer_schedule(ctx, student, reference):
             f"{what} gives a different schedule — return every constructor argument"
         )
     ctx.ok("get_config / from_config round trip")
+
+
+# ------------------------------------------------- catalogue of typical bugs
+
+
+def _schedule(rate):
+    base = library_object("TransformerSchedule")
+
+    class Schedule(base):
+        def __call__(self, step):
+            step = tf.cast(step, tf.float32)
+            return rate(step, float(self.d_model), float(self.warmup_steps))
+
+    return Schedule
+
+
+@bug("transformer_schedule", "step + 1")
+def schedule_no_plus_one():
+    """counts from 0: lr(0) = 0 · ∞"""
+    return _schedule(
+        lambda s, d, w: d**-0.5 * tf.minimum(tf.math.rsqrt(s), s * w**-1.5)
+    )
+
+
+@bug("transformer_schedule", "no warm-up")
+def schedule_no_warmup():
+    """no warm-up"""
+    return _schedule(lambda s, d, w: d**-0.5 * tf.math.rsqrt(s + 1))
+
+
+@bug("transformer_schedule", "not the maximum")
+def schedule_max():
+    """max instead of min"""
+    return _schedule(
+        lambda s, d, w: d**-0.5 * tf.maximum(tf.math.rsqrt(s + 1), (s + 1) * w**-1.5)
+    )
+
+
+@bug("transformer_schedule", "d_model^-0.5")
+def schedule_no_scale():
+    """forgets d_model^-0.5"""
+    return _schedule(
+        lambda s, d, w: tf.minimum(tf.math.rsqrt(s + 1), (s + 1) * w**-1.5)
+    )
+
+
+@bug("transformer_schedule", "int64 step")
+def schedule_no_cast():
+    """no cast: fails on the optimizer's int64 step"""
+    base = library_object("TransformerSchedule")
+
+    class Schedule(base):
+        def __call__(self, step):
+            s = step + 1
+            return (
+                self.scale
+                * self.d_model**-0.5
+                * tf.minimum(tf.math.rsqrt(s), s * self.warmup_steps**-1.5)
+            )
+
+    return Schedule
+
+
+@bug("transformer_schedule", "symbolic step")
+def schedule_python_math():
+    """Python math: fails on a symbolic step"""
+    base = library_object("TransformerSchedule")
+
+    class Schedule(base):
+        def __call__(self, step):
+            s = float(step) + 1
+            rate = min(s**-0.5, s * self.warmup_steps**-1.5)
+            return self.scale * self.d_model**-0.5 * rate
+
+    return Schedule
+
+
+@bug("transformer_schedule", "by `scale`")
+def schedule_ignores_scale():
+    """the `scale` argument is stored but never used"""
+    return _schedule(
+        lambda s, d, w: d**-0.5 * tf.minimum(tf.math.rsqrt(s + 1), (s + 1) * w**-1.5)
+    )
+
+
+@bug("transformer_schedule", "return every constructor argument")
+def schedule_config_without_scale():
+    """get_config leaves out `scale`"""
+    base = library_object("TransformerSchedule")
+
+    class Schedule(base):
+        def get_config(self):
+            return {"d_model": self.d_model, "warmup_steps": self.warmup_steps}
+
+    return Schedule

@@ -1,14 +1,20 @@
 """Check of `positional_encoding` (lesson 2)."""
 
+import math
+
 import numpy as np
+import tensorflow as tf
 
 from tf_transformer.course.checks._core import (
     Failure,
+    alternative,
+    bug,
     close,
     difference,
     exercise,
     expect_dtype,
     expect_shape,
+    library_object,
     to_numpy,
 )
 
@@ -111,3 +117,98 @@ def check_positional_encoding(ctx, student, reference):
             "return float32 (e.g. tf.constant(table, tf.float32))",
         )
     ctx.ok(f"equals the paper's sin/cos table for {len(sizes)} sizes, as float32")
+
+
+# ------------------------------------------------- catalogue of typical bugs
+
+
+def _angles(length, depth, exponent=lambda j: 2 * (j // 2), start=0, base=10000.0):
+    pos = np.arange(start, start + length)[:, None]
+    j = np.arange(depth)[None, :]
+    return pos / np.power(base, exponent(j) / depth)
+
+
+def _interleave(even, odd):
+    table = np.array(even)
+    table[:, 1::2] = odd[:, 1::2]
+    return tf.constant(table, tf.float32)
+
+
+@bug("positional_encoding", "swapped")
+def pe_swapped():
+    """cos on even channels, sin on odd ones"""
+    return lambda n, d: _interleave(np.cos(_angles(n, d)), np.sin(_angles(n, d)))
+
+
+@bug("positional_encoding", "interleaves them")
+def pe_concatenated():
+    """sines then cosines, concatenated instead of interleaved"""
+
+    def f(n, d):
+        a = _angles(n, d)[:, 0::2]
+        return tf.constant(np.concatenate([np.sin(a), np.cos(a)], 1), tf.float32)
+
+    return f
+
+
+@bug("positional_encoding", "pair index")
+def pe_channel_exponent():
+    """exponent uses the channel index j instead of 2i"""
+
+    def f(n, d):
+        a = _angles(n, d, exponent=lambda j: j)
+        return _interleave(np.sin(a), np.cos(a))
+
+    return f
+
+
+@bug("positional_encoding", "2i/depth")
+def pe_half_exponent():
+    """exponent i/depth instead of 2i/depth"""
+
+    def f(n, d):
+        a = _angles(n, d, exponent=lambda j: j // 2)
+        return _interleave(np.sin(a), np.cos(a))
+
+    return f
+
+
+@bug("positional_encoding", "start at 0")
+def pe_from_one():
+    """positions counted from 1"""
+
+    def f(n, d):
+        a = _angles(n, d, start=1)
+        return _interleave(np.sin(a), np.cos(a))
+
+    return f
+
+
+@bug("positional_encoding", "float32")
+def pe_float64():
+    """returns float64"""
+    return lambda n, d: tf.cast(library_object("positional_encoding")(n, d), tf.float64)
+
+
+@bug("positional_encoding", "transposed")
+def pe_transposed():
+    """returns (depth, length)"""
+    return lambda n, d: tf.transpose(library_object("positional_encoding")(n, d))
+
+
+@alternative("positional_encoding")
+def pe_loops():
+    """Python loops over positions and pairs"""
+
+    def f(length, depth):
+        table = np.zeros((length, depth), np.float32)
+        for pos in range(length):
+            for i in range(depth // 2):
+                angle = pos / 10000 ** (2 * i / depth)
+                table[pos, 2 * i], table[pos, 2 * i + 1] = (
+                    math.sin(angle),
+                    math.cos(angle),
+                )
+        return table
+
+    return f

@@ -1,4 +1,4 @@
-"""Checks of `padding_mask` and `causal_mask` (lesson 5)."""
+"""Check of `causal_mask` (lesson 5)."""
 
 import numpy as np
 import tensorflow as tf
@@ -7,80 +7,13 @@ from tf_transformer.course.checks._core import (
     GRAPH_NUMPY_HINT,
     Failure,
     StudentError,
+    alternative,
+    bug,
     exercise,
     expect_dtype,
     expect_shape,
     to_numpy,
 )
-
-
-def _padding_shape_hint(actual_shape, batch, length):
-    if actual_shape == (batch, length):
-        return "add the query axis: (batch, 1, seq_len), e.g. mask[:, tf.newaxis, :]"
-    if actual_shape == (batch, length, 1):
-        return (
-            "the new axis is in the wrong place: (batch, 1, seq_len) broadcasts over "
-            "queries"
-        )
-    if actual_shape == (batch, 1, 1, length):
-        return (
-            "(batch, 1, 1, seq_len) is the 2019 tutorial's shape; here it is "
-            "(batch, 1, seq_len) — MultiHeadAttention adds the heads axis itself"
-        )
-    return "expected (batch, 1, seq_len)"
-
-
-@exercise("padding_mask", lesson=5, points=1, kind="function")
-def check_padding_mask(ctx, student, reference):
-    rng = np.random.default_rng(3)
-    random_ids = rng.integers(4, 50, size=(3, 7)).astype("int32")
-    random_ids[0, 5:] = 0
-    random_ids[2, 2:] = 0
-    cases = [
-        (np.array([[5, 7, 9, 0, 0], [3, 0, 0, 0, 0]], dtype="int32"), {}),
-        (random_ids, {}),
-        (np.array([[8, 6, 4]], dtype="int32"), {}),
-        (np.array([[2, 9, 5, 5], [0, 5, 5, 5]], dtype="int32"), {"pad_id": 5}),
-    ]
-    for ids, kwargs in cases:
-        args = ", pad_id=5" if kwargs else ""
-        what = f"padding_mask({ids.tolist()}{args})"
-        result = ctx.call(student, tf.constant(ids), what=what, **kwargs)
-        actual = to_numpy(result, what)
-        expected = np.asarray(reference(tf.constant(ids), **kwargs))
-        expect_shape(
-            actual, expected.shape, what, _padding_shape_hint(actual.shape, *ids.shape)
-        )
-        expect_dtype(
-            result, "bool", what, "return booleans, True where the token is real"
-        )
-        if not np.array_equal(actual, expected):
-            if np.array_equal(actual, ~expected):
-                hint = (
-                    "True marks padding here; True must mean a real token that may "
-                    "be attended"
-                )
-            elif kwargs and np.array_equal(actual, (ids != 0)[:, None, :]):
-                hint = (
-                    "tokens equal to pad_id=5 should be False — is `pad_id` used "
-                    "(not 0)?"
-                )
-            else:
-                hint = "True where token_ids != pad_id"
-            raise Failure(f"{what} = {actual.astype(int).tolist()} — {hint}")
-    ctx.ok("True at real tokens, False at padding, shape (batch, 1, seq_len), bool")
-
-    graph = tf.function(
-        student, input_signature=[tf.TensorSpec((None, None), tf.int32)]
-    )
-    ids = cases[1][0]
-    what = "padding_mask inside tf.function with unknown batch and length"
-    actual = to_numpy(ctx.call(graph, ids, what=what), what)
-    if not np.array_equal(actual, np.asarray(reference(tf.constant(ids)))):
-        raise Failure(
-            f"{what}: differs from eager mode — use tf.shape for dynamic sizes"
-        )
-    ctx.ok("works inside tf.function with unknown batch and length")
 
 
 def _causal_hint(actual, length):
@@ -157,3 +90,73 @@ TENSOR_LENGTH_HINT = (
     "length may be a scalar tensor (e.g. tf.shape(x)[1] inside tf.function): "
     "build the mask with TensorFlow ops such as tf.range, not NumPy or range()"
 )
+
+
+# ------------------------------------------------- catalogue of typical bugs
+
+
+def _tri(length, k=0, upper=False):
+    ones = np.ones((length, length), dtype=bool)
+    return np.triu(ones, k) if upper else np.tril(ones, k)
+
+
+@bug("causal_mask", "include the diagonal")
+def causal_no_diagonal():
+    """excludes the diagonal"""
+    return lambda n: tf.constant(_tri(n, -1))
+
+
+@bug("causal_mask", "upper triangular")
+def causal_upper():
+    """upper triangular"""
+    return lambda n: tf.constant(_tri(n, upper=True))
+
+
+@bug("causal_mask", "True marks the blocked")
+def causal_inverted():
+    """1 = blocked (2019 tutorial)"""
+    return lambda n: tf.constant(~_tri(n))
+
+
+@bug("causal_mask", "off by one")
+def causal_off_by_one():
+    """lets query i see key i + 1"""
+    return lambda n: tf.constant(_tri(n, 1))
+
+
+@bug("causal_mask", "return booleans")
+def causal_float():
+    """float 0/1 mask"""
+    return lambda n: tf.linalg.band_part(tf.ones((n, n)), -1, 0)
+
+
+@bug("causal_mask", "no batch axis")
+def causal_batch_axis():
+    """adds a batch axis"""
+    return lambda n: tf.constant(_tri(n))[tf.newaxis]
+
+
+@bug("causal_mask", "length may be a scalar tensor")
+def causal_loops():
+    """nested Python loops over range(length): fails for a tensor length"""
+    return lambda n: np.array(
+        [[j <= i for j in range(n)] for i in range(n)], dtype=bool
+    )
+
+
+@bug("causal_mask", "length may be a scalar tensor")
+def causal_numpy_tril():
+    """np.tril of a NumPy array: a symbolic length has no value in tf.function"""
+    return lambda n: tf.constant(np.tril(np.ones((n, n), dtype=bool)))
+
+
+@alternative("causal_mask")
+def causal_sequence_mask():
+    """row i keeps its first i + 1 positions (tf.sequence_mask)"""
+    return lambda n: tf.sequence_mask(tf.range(1, n + 1), n)
+
+
+@alternative("causal_mask")
+def causal_band_part():
+    """tf.linalg.band_part cast to bool"""
+    return lambda n: tf.cast(tf.linalg.band_part(tf.ones((n, n)), -1, 0), tf.bool)

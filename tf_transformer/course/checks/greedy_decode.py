@@ -26,6 +26,8 @@ from tf_transformer.course.checks import _core
 from tf_transformer.course.checks._core import (
     Failure,
     StudentError,
+    alternative,
+    bug,
     describe_exception,
     exercise,
     expect_dtype,
@@ -382,3 +384,207 @@ def check_greedy_decode(ctx, student, reference):
             f"mode {batch[:, :GRAPH_LENGTH].tolist()} — {GRAPH_HINT}"
         )
     ctx.ok("works inside tf.function with an unknown batch size")
+
+
+# ------------------------------------------------- catalogue of typical bugs
+
+
+def _greedy(
+    first=2,
+    feed="prefix",
+    position=-1,
+    forbid=True,
+    stop="row",
+    keep_end=True,
+    axis=-1,
+    training=False,
+    output="generated",
+    pad=True,
+    dtype=tf.int32,
+    batch="dynamic",
+    default_length=True,
+    early_break=False,
+):
+    """A Python-loop greedy decoder that re-runs the model, with one mistake."""
+    pad_id, end_id = 0, 3
+
+    def greedy_decode(model, source_ids, max_length=None, use_cache=True):
+        source_ids = tf.convert_to_tensor(source_ids, tf.int32)
+        if max_length is None and default_length:
+            max_length = source_ids.shape[1] + 10
+        size = source_ids.shape[0] if batch == "static" else tf.shape(source_ids)[0]
+        tokens = tf.fill((size, 1), first)
+        done = tf.zeros((size,), tf.bool)
+        for i in range(max_length):
+            if feed == "last":
+                inputs = tokens[:, -1:]
+            elif feed == "buffer":
+                inputs = tf.pad(tokens, [[0, 0], [0, max_length - i]])
+            else:
+                inputs = tokens
+            logits = model((source_ids, inputs), training=training)
+            if forbid:
+                vocab = tf.range(tf.shape(logits)[-1])
+                special = (vocab == pad_id) | (vocab == 2)
+                logits = tf.where(special, -1e9, logits)
+            if axis == 1:
+                next_ids = tf.argmax(logits, axis=1, output_type=tf.int32)[:, -1]
+            else:
+                step = i + 1 if position == "next" else position
+                next_ids = tf.argmax(logits[:, step], axis=-1, output_type=tf.int32)
+            if stop != "never":
+                next_ids = tf.where(done, pad_id, next_ids)
+            done = done | (next_ids == end_id)
+            if not keep_end:
+                next_ids = tf.where(next_ids == end_id, pad_id, next_ids)
+            tokens = tf.concat([tokens, next_ids[:, tf.newaxis]], axis=1)
+            if stop == "any" and bool(tf.reduce_any(done)):
+                break
+            if not pad and bool(tf.reduce_all(done)):
+                break
+            if early_break and tf.reduce_all(done):  # a tensor condition
+                break
+        ids = tokens[:, :-1] if output == "with_start" else tokens[:, 1:]
+        if pad:
+            ids = tf.pad(ids, [[0, 0], [0, max_length - tf.shape(ids)[1]]])
+        return tf.cast(ids, dtype)
+
+    return greedy_decode
+
+
+@bug("greedy_decode", "must be [START]")
+def decode_no_start():
+    """the decoder input starts with [PAD] instead of [START]"""
+    return _greedy(first=0)
+
+
+@bug("greedy_decode", "feed the whole prefix")
+def decode_last_token_only():
+    """feeds only the newest token (no cache) instead of the prefix"""
+    return _greedy(feed="last")
+
+
+@bug("greedy_decode", "off by one")
+def decode_reads_next_position():
+    """0-padded buffer, reads the logits one position too far"""
+    return _greedy(feed="buffer", position="next")
+
+
+@bug("greedy_decode", "end of the 0-padded buffer")
+def decode_reads_buffer_end():
+    """0-padded buffer, reads the logits of its last position"""
+    return _greedy(feed="buffer", position=-1)
+
+
+@bug("greedy_decode", "logits of position 0")
+def decode_reads_first_position():
+    """reads the logits of the first position at every step"""
+    return _greedy(position=0)
+
+
+@bug("greedy_decode", "argmax over the vocabulary")
+def decode_argmax_time_axis():
+    """argmax over the time axis"""
+    return _greedy(axis=1)
+
+
+@bug("greedy_decode", "must never be generated")
+def decode_special_tokens():
+    """[PAD] and [START] not masked before the argmax"""
+    return _greedy(forbid=False)
+
+
+@bug("greedy_decode", "goes on after its [END]")
+def decode_no_stop():
+    """rows keep generating after [END]"""
+    return _greedy(stop="never")
+
+
+@bug("greedy_decode", "each row stops at its own")
+def decode_stops_all_rows():
+    """the whole batch stops at the first [END]"""
+    return _greedy(stop="any")
+
+
+@bug("greedy_decode", "keep the [END] token")
+def decode_drops_end():
+    """writes 0 instead of [END]"""
+    return _greedy(keep_end=False)
+
+
+@bug("greedy_decode", "drop the first column")
+def decode_returns_start():
+    """returns [START] as the first output token"""
+    return _greedy(output="with_start")
+
+
+@bug("greedy_decode", "pad with 0 when every row finished early")
+def decode_unpadded():
+    """returns fewer than max_length columns when every row finished"""
+    return _greedy(pad=False)
+
+
+@bug("greedy_decode", "training=False")
+def decode_with_dropout():
+    """calls the model with training=True"""
+    return _greedy(training=True)
+
+
+@bug("greedy_decode", "int32")
+def decode_int64():
+    """returns int64 ids"""
+    return _greedy(dtype=tf.int64)
+
+
+@bug("greedy_decode", "source length + 10")
+def decode_no_default_length():
+    """max_length=None not handled"""
+    return _greedy(default_length=False)
+
+
+@bug("greedy_decode", "tf.shape(source_ids)[0]")
+def decode_static_batch():
+    """reads the static batch size (None inside tf.function)"""
+    return _greedy(batch="static")
+
+
+@bug("greedy_decode", "cannot `break` on a tensor")
+def decode_python_break():
+    """Python loop left with `break` on a tensor (fails in tf.function)"""
+    return _greedy(early_break=True)
+
+
+@alternative("greedy_decode")
+def decode_python_loop():
+    """re-runs the whole model on the prefix for all max_length steps"""
+    return _greedy()
+
+
+@alternative("greedy_decode")
+def decode_buffer_tf_range():
+    """fixed-size token buffer, `for i in tf.range`, early stop, model re-run"""
+
+    def greedy_decode(model, source_ids, max_length=None, use_cache=True):
+        source_ids = tf.cast(source_ids, tf.int32)
+        if max_length is None:
+            max_length = tf.shape(source_ids)[1] + 10
+        batch = tf.shape(source_ids)[0]
+        tokens = tf.concat(
+            [tf.fill((batch, 1), 2), tf.zeros((batch, max_length), tf.int32)], 1
+        )
+        done = tf.zeros((batch,), tf.bool)
+        special = tf.one_hot(0, model.target_vocab_size) + tf.one_hot(
+            2, model.target_vocab_size
+        )
+        for i in tf.range(max_length):
+            if tf.reduce_all(done):
+                break
+            logits = model((source_ids, tokens[:, :-1]), training=False)[:, i]
+            next_ids = tf.argmax(logits - 1e9 * special, -1, output_type=tf.int32)
+            next_ids = tf.where(done, 0, next_ids)
+            column = tf.range(max_length + 1) == i + 1
+            tokens = tf.where(column, next_ids[:, tf.newaxis], tokens)
+            done = done | (next_ids == 3)
+        return tokens[:, 1:]
+
+    return greedy_decode

@@ -17,24 +17,23 @@ For each submission (a notebook; a folder is searched for notebooks):
 4. The student's definitions are taken from the notebook's cells and
    checked by the installed `tf_transformer.course.checks`: the checks run
    in a judge process that holds the references, the answers in a separate
-   process that never has them (see `_judge` and `_sandbox`). Each exercise
+   process that never has them (see `judge` and `answers`). Each exercise
    has its own timeout; the notebook's check cells, outputs, metadata and
    any monkeypatching count for nothing.
 
 Both processes that run submission code (the notebook's kernel and the
-answers' process) run with resource limits (`_confine.Limits`) and, where
+answers' process) run with resource limits (`confine.Limits`) and, where
 `bwrap` works, in a bubblewrap sandbox (`sandbox="auto"`).
 
 CSV columns: `submission,lesson,exercise,points,max_points,status,message,
 same_as_library` (`yes` where the answer's code is the library's reference
-up to names, comments and formatting; see `_likeness`).
+up to names, comments and formatting; see `likeness`).
 """
 
 from __future__ import annotations
 
 import atexit
 import concurrent.futures
-import csv
 import dataclasses
 import json
 import os
@@ -50,47 +49,12 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tf_transformer.course import _confine
-from tf_transformer.course._confine import Limits
-from tf_transformer.course._likeness import same_as_library
+from tf_transformer.course.grading import confine
+from tf_transformer.course.grading.confine import Limits
+from tf_transformer.course.grading.likeness import same_as_library
+from tf_transformer.course.grading.reports import Row
 
-CSV_COLUMNS = (
-    "submission",
-    "lesson",
-    "exercise",
-    "points",
-    "max_points",
-    "status",
-    "message",
-    "same_as_library",
-)
 DEFAULT_TIMEOUT = 600.0
-
-
-@dataclasses.dataclass
-class Row:
-    """One CSV row: a submission's result on one exercise."""
-
-    submission: str
-    lesson: int | str
-    exercise: str
-    points: float
-    max_points: float
-    status: str
-    message: str
-    same_as_library: str = ""
-
-    def as_csv(self) -> dict[str, str]:
-        return {
-            "submission": self.submission,
-            "lesson": str(self.lesson),
-            "exercise": self.exercise,
-            "points": f"{self.points:g}",
-            "max_points": f"{self.max_points:g}",
-            "status": self.status,
-            "message": self.message,
-            "same_as_library": self.same_as_library,
-        }
 
 
 def find_submissions(paths: Iterable[Path | str]) -> list[tuple[str, Path]]:
@@ -144,7 +108,7 @@ def identify_lesson(cells: list[str], filename: str = "") -> int | None:
     no rows at all.
     """
     from tf_transformer.course import checks
-    from tf_transformer.course._sandbox import defined_names
+    from tf_transformer.course.grading.answers import defined_names
 
     names, _ = defined_names(cells)
     votes: dict[int, int] = {}
@@ -180,7 +144,7 @@ def _submission_env(workdir: str, limits: Limits, wall_seconds: float) -> dict:
     env = _child_env()
     home = os.path.join(workdir, "home")
     os.makedirs(home, exist_ok=True)
-    _confine.hand_over(home)
+    confine.hand_over(home)
     env.update(
         HOME=home,
         JUPYTER_RUNTIME_DIR=os.path.join(home, "jupyter"),
@@ -194,7 +158,8 @@ def _submission_env(workdir: str, limits: Limits, wall_seconds: float) -> dict:
     return env
 
 
-SANDBOX = Path(__file__).with_name("_sandbox.py")
+RUNNER = Path(__file__).with_name("runner.py")
+ANSWERS = Path(__file__).with_name("answers.py")
 STARTUP_ALLOWANCE = 180.0  # seconds for a process to import TensorFlow
 
 
@@ -207,13 +172,13 @@ class Confinement:
     workdir: str
     private: tuple[str, ...] = ()  # hidden from submission code (bwrap)
 
-    def command(self, args: list[str], hide=()) -> list[str]:
+    def command(self, script: Path, args=(), hide=()) -> list[str]:
         # Run as a script: the notebook runner then starts without importing
         # tf_transformer (and TensorFlow); the answers' process imports what
         # it needs after hiding the references.
-        command = _confine.unprivileged([sys.executable, str(SANDBOX), *args])
+        command = confine.unprivileged([sys.executable, str(script), *args])
         if self.mode == "bwrap":
-            return _confine.wrap(command, self.workdir, hide=[*self.private, *hide])
+            return confine.wrap(command, self.workdir, hide=[*self.private, *hide])
         return command
 
 
@@ -268,12 +233,12 @@ def run_checks(
 ) -> dict[str, dict]:
     """Judge the student's definitions; one result per exercise.
 
-    The judge (`_judge`, trusted, no submission code) gives each exercise
+    The judge (`judge`, trusted, no submission code) gives each exercise
     `timeout` seconds and restarts the answers' process after a failure. If
     the judge itself stops (a grader bug), the exercise in progress gets
     `error` and a new judge takes the rest.
     """
-    from tf_transformer.course._judge import answer_groups
+    from tf_transformer.course.grading.judge import answer_groups
 
     results: dict[str, dict] = {}
     remaining = list(exercises)
@@ -281,7 +246,7 @@ def run_checks(
     while remaining:
         nonce = secrets.token_hex(16)
         groups = answer_groups(remaining)
-        commands = [where.command(["serve"], hide=_answer_files(g)) for g in groups]
+        commands = [where.command(ANSWERS, hide=_answer_files(g)) for g in groups]
         request = {
             "nonce": nonce,
             "cells": cells,
@@ -326,11 +291,11 @@ def run_checks(
 
 
 class _Judge:
-    """One judge process (`_judge`), reused for many submissions."""
+    """One judge process (`judge`), reused for many submissions."""
 
     def __init__(self):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tf_transformer.course._judge"],
+            [sys.executable, "-m", "tf_transformer.course.grading.judge"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -457,7 +422,7 @@ def grade_notebook(
         return []  # a lesson without exercises: nothing to grade
     rows = []
     with tempfile.TemporaryDirectory(prefix="tf-transformer-grade-") as workdir:
-        _confine.hand_over(workdir)
+        confine.hand_over(workdir)
         where = Confinement(
             sandbox, limits or Limits(), os.path.realpath(workdir), private
         )
@@ -494,7 +459,7 @@ def _execute(path: Path, timeout: float, where: Confinement) -> dict:
     copy = os.path.join(where.workdir, "submission.ipynb")
     shutil.copyfile(path, copy)
     process = _spawn(
-        where.command(["execute", copy, str(timeout)]),
+        where.command(RUNNER, [copy, str(timeout)]),
         where.workdir,
         _submission_env(where.workdir, where.limits, timeout + STARTUP_ALLOWANCE),
     )
@@ -569,7 +534,7 @@ def grade(
     `sandbox`: `auto` (bubblewrap where it works), `bwrap` or `none`;
     `limits`: the children's resource limits (defaults: `Limits()`).
     """
-    mode = _confine.resolve(sandbox)
+    mode = confine.resolve(sandbox)
     paths = list(paths)
     submissions = find_submissions(paths)
     private = private_paths(paths)
@@ -615,112 +580,3 @@ def grade(
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(one, submissions))
     return [row for identity, _ in submissions for row in results[identity]]
-
-
-def write_csv(rows: list[Row], path: Path | str) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row.as_csv())
-
-
-def summary(rows: list[Row]) -> list[dict]:
-    """Per exercise: submissions, mean score, pass rate."""
-    table: dict[tuple, list[Row]] = {}
-    for row in rows:
-        if row.exercise:
-            table.setdefault((row.lesson, row.exercise), []).append(row)
-    out = []
-    for (lesson, exercise), group in table.items():
-        out.append(
-            {
-                "lesson": lesson,
-                "exercise": exercise,
-                "submissions": len(group),
-                "mean_points": sum(r.points for r in group) / len(group),
-                "max_points": group[0].max_points,
-                "pass_rate": sum(r.status == "passed" for r in group) / len(group),
-            }
-        )
-    return out
-
-
-def format_summary(rows: list[Row]) -> str:
-    lines = [f"{'lesson':>6}  {'exercise':<30} {'n':>4} {'mean':>9} {'passed':>7}"]
-    for item in summary(rows):
-        mean = f"{item['mean_points']:.2f}/{item['max_points']:g}"
-        lines.append(
-            f"{item['lesson']!s:>6}  {item['exercise']:<30} {item['submissions']:>4} "
-            f"{mean:>9} {item['pass_rate']:>7.0%}"
-        )
-    return "\n".join(lines)
-
-
-def write_json(rows: list[Row], path: Path | str) -> None:
-    report = {
-        "columns": list(CSV_COLUMNS),
-        "submissions": _by_submission(rows),
-        "summary": summary(rows),
-    }
-    Path(path).write_text(
-        json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-
-
-def _by_submission(rows: list[Row]) -> list[dict]:
-    grouped: dict[str, list[Row]] = {}
-    for row in rows:
-        grouped.setdefault(row.submission, []).append(row)
-    return [
-        {
-            "submission": identity,
-            "lesson": group[0].lesson,
-            "points": sum(r.points for r in group),
-            "max_points": sum(r.max_points for r in group),
-            "exercises": [dataclasses.asdict(r) for r in group],
-        }
-        for identity, group in grouped.items()
-    ]
-
-
-STATUS_ICONS = {
-    "passed": "✅",
-    "failed": "❌",
-    "error": "💥",
-    "timeout": "⏱️",
-    "missing": "❔",
-    "not_attempted": "⏳",
-}
-
-
-def write_feedback(rows: list[Row], folder: Path | str) -> list[Path]:
-    """One Markdown file per submission, named after its identity."""
-    folder = Path(folder)
-    written = []
-    for item in _by_submission(rows):
-        name = (
-            re.sub(r"[^A-Za-z0-9._-]+", "__", item["submission"]).strip("_")
-            or "submission"
-        )
-        path = folder / f"{Path(name).stem if name.endswith('.ipynb') else name}.md"
-        lines = [
-            f"# Feedback: {item['submission']}",
-            "",
-            f"Lesson {item['lesson']} — {item['points']:g}/{item['max_points']:g} "
-            "points.",
-            "",
-            "| exercise | points | status | what to look at |",
-            "|---|---|---|---|",
-        ]
-        for row in item["exercises"]:
-            icon = STATUS_ICONS.get(row["status"], "")
-            message = row["message"].replace("|", "\\|")
-            lines.append(
-                f"| {row['exercise'] or '—'} | {row['points']:g}/{row['max_points']:g} "
-                f"| {icon} {row['status']} | {message} |"
-            )
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        written.append(path)
-    return written

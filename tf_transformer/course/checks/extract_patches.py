@@ -6,6 +6,8 @@ import tensorflow as tf
 from tf_transformer.course.checks._core import (
     Failure,
     StudentError,
+    alternative,
+    bug,
     close,
     exercise,
     expect_dtype,
@@ -155,3 +157,167 @@ def check_extract_patches(ctx, student, reference):
     if not close(actual, reference(tf.constant(images), 4)):
         raise Failure(f"{what}: differs from eager mode")
     ctx.ok("works inside tf.function with an unknown batch size")
+
+
+# ------------------------------------------------- catalogue of typical bugs
+
+
+def _patches(order=(0, 1, 3, 2, 4, 5), batch_from_shape=False, dtype=None):
+    """Split into (batch, rows, p, columns, p, channels), permute, flatten."""
+
+    def extract_patches(images, patch_size):
+        images = tf.convert_to_tensor(images)
+        _, height, width, channels = images.shape
+        rows, columns = height // patch_size, width // patch_size
+        batch = images.shape[0] if batch_from_shape else tf.shape(images)[0]
+        split = tf.reshape(
+            images, (batch, rows, patch_size, columns, patch_size, channels)
+        )
+        patches = tf.reshape(tf.transpose(split, order), (batch, rows * columns, -1))
+        return patches if dtype is None else tf.cast(patches, dtype)
+
+    return extract_patches
+
+
+@bug("extract_patches", "column order")
+def patches_column_order():
+    """patches read top to bottom first (columns of the grid before rows)"""
+    return _patches(order=(0, 3, 1, 2, 4, 5))
+
+
+@bug("extract_patches", "channels first")
+def patches_channels_first():
+    """each patch flattened channel by channel, (channels, p, p)"""
+    return _patches(order=(0, 1, 3, 5, 2, 4))
+
+
+@bug("extract_patches", "column by column")
+def patches_pixel_columns():
+    """the pixels of a patch flattened column by column"""
+    return _patches(order=(0, 1, 3, 4, 2, 5))
+
+
+@bug("extract_patches", "plain reshape")
+def patches_plain_reshape():
+    """the classic: one reshape of the image, without the transpose"""
+
+    def extract_patches(images, patch_size):
+        _, height, width, channels = images.shape
+        count = (height // patch_size) * (width // patch_size)
+        return tf.reshape(images, (-1, count, patch_size * patch_size * channels))
+
+    return extract_patches
+
+
+@bug("extract_patches", "overlap")
+def patches_overlapping():
+    """sliding windows with stride 1 instead of patch_size"""
+
+    def extract_patches(images, patch_size):
+        windows = tf.image.extract_patches(
+            images,
+            sizes=[1, patch_size, patch_size, 1],
+            strides=[1, 1, 1, 1],
+            rates=[1, 1, 1, 1],
+            padding="VALID",
+        )
+        return tf.reshape(windows, (tf.shape(images)[0], -1, windows.shape[-1]))
+
+    return extract_patches
+
+
+@bug("extract_patches", "not flattened")
+def patches_grid():
+    """returns the (batch, rows, columns, p·p·channels) grid"""
+
+    def extract_patches(images, patch_size):
+        return tf.nn.space_to_depth(images, patch_size)
+
+    return extract_patches
+
+
+@bug("extract_patches", "wrong patch count")
+def patches_count_not_squared():
+    """counts height · width / patch_size patches (forgets patch_size²)"""
+
+    def extract_patches(images, patch_size):
+        _, height, width, _ = images.shape
+        patches = _patches()(images, patch_size)
+        return tf.reshape(
+            patches, (tf.shape(images)[0], height * width // patch_size, -1)
+        )
+
+    return extract_patches
+
+
+@bug("extract_patches", "keep the dtype")
+def patches_cast_to_float32():
+    """casts the patches to float32"""
+    return _patches(dtype=tf.float32)
+
+
+@bug("extract_patches", "tf.shape(images)[0]")
+def patches_static_batch():
+    """takes the batch size from images.shape[0] (None while tracing)"""
+    return _patches(batch_from_shape=True)
+
+
+@bug("extract_patches", "batch axis is missing")
+def patches_first_image_only():
+    """drops the batch axis (patches of all images in one list)"""
+
+    def extract_patches(images, patch_size):
+        patches = _patches()(images, patch_size)
+        return tf.reshape(patches, (-1, patches.shape[-1]))[: patches.shape[1]]
+
+    return extract_patches
+
+
+@alternative("extract_patches")
+def patches_tf_image():
+    """tf.image.extract_patches with strides = sizes = patch_size"""
+
+    def extract_patches(images, patch_size):
+        windows = tf.image.extract_patches(
+            images,
+            sizes=[1, patch_size, patch_size, 1],
+            strides=[1, patch_size, patch_size, 1],
+            rates=[1, 1, 1, 1],
+            padding="VALID",
+        )  # (batch, rows, columns, p·p·channels)
+        count = windows.shape[1] * windows.shape[2]
+        return tf.reshape(windows, (-1, count, windows.shape[3]))
+
+    return extract_patches
+
+
+@alternative("extract_patches")
+def patches_space_to_depth():
+    """tf.nn.space_to_depth, whose depth is ordered (row, column, channel)"""
+
+    def extract_patches(images, patch_size):
+        if patch_size > 1:  # space_to_depth needs blocks of 2 pixels or more
+            blocks = tf.nn.space_to_depth(images, patch_size)
+        else:
+            blocks = images
+        _, rows, columns, values = blocks.shape
+        return tf.reshape(blocks, (tf.shape(blocks)[0], rows * columns, values))
+
+    return extract_patches
+
+
+@alternative("extract_patches")
+def patches_python_loops():
+    """Python loops over the patch grid, slicing and stacking"""
+
+    def extract_patches(images, patch_size):
+        _, height, width, channels = images.shape
+        batch = tf.shape(images)[0]
+        patches = []
+        for top in range(0, height, patch_size):
+            for left in range(0, width, patch_size):
+                window = images[:, top : top + patch_size, left : left + patch_size]
+                patches.append(tf.reshape(window, (batch, -1)))
+        return tf.stack(patches, axis=1)
+
+    return extract_patches

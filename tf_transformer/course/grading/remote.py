@@ -1,33 +1,19 @@
-"""The grader's judge: runs the checks, with the references, on answers that
-run in another process.
+"""Handles on the answers' process, used by the judge.
 
-`python -m tf_transformer.course._judge` reads requests ``{"nonce",
-"cells", "groups", "timeout", "submission": {"commands", "env",
-"cwd"}}``, one JSON line each, on stdin and writes one line per exercise,
-prefixed with the nonce, then ``{"done": true}``.
-
-No submission code runs here. The judge starts the submission's processes
-(``_sandbox.py serve``, sandboxed by the grader's command; one per group of
-`answer_groups`) and gives them the cells; such a process imports the
-library with the answers it serves replaced by stubs that raise
-(`_wire.hide_definitions`), and defines the student's answers. The checks
-run in the judge on stand-ins: a `RemoteFunction` per function answer (each
-call sends the arguments over, runs the answer there and brings back its
-result as plain data; inside `tf.function` the answer is traced there with
-the same input signature, and runs there when the judge's graph runs), and
-a `RemoteClass` per class answer, whose instances, sublayers, variables and
-methods are `RemoteObject`s: handles on objects that stay in the
-submission's process. The reference of a class is built in the judge; the
-student's layer receives its weights as arrays.
-
-Each exercise has `timeout` seconds. If the submission's process hangs or
-dies on an exercise, that exercise gets `timeout` or `error`, and a fresh
-process serves the next one.
+`AnswersProcess` starts the answers' process (`answers.py`, with the
+sandboxed command the grader built), sends it the cells, and asks it to
+run the student's answers; it restarts the process after a failure. The
+checks see the answers through stand-ins: a `RemoteFunction` per function
+answer (each call sends the arguments over, runs the answer there and
+brings back its result as plain data; inside `tf.function` the answer is
+traced there with the same input signature, and runs there when the
+judge's graph runs), and a `RemoteClass` per class answer, whose instances,
+sublayers, variables and methods are `RemoteObject`s: handles on objects
+that stay in the answers' process.
 """
 
 from __future__ import annotations
 
-import inspect
 import io
 import json
 import os
@@ -35,15 +21,13 @@ import pickle
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tf_transformer.course import _wire
+from tf_transformer.course.grading import wire
 
 STARTUP_ALLOWANCE = 180.0  # seconds for the submission's process to import TF
 MAX_LINE = 512 << 20
@@ -77,8 +61,9 @@ def _reraise(payload: dict) -> BaseException:
     return error
 
 
-class Submission:
-    """The submission's process, started on demand, restarted after a failure."""
+class AnswersProcess:
+    """The answers' process of one group of exercises, started on demand,
+    restarted after a failure."""
 
     def __init__(self, command, env, cwd, init: dict):
         self.command, self.env, self.cwd, self.init = command, env, cwd, init
@@ -146,7 +131,7 @@ class Submission:
 
     def _send(self, message: dict) -> None:
         try:
-            self.process.stdin.write(_wire.dumps(message).encode())
+            self.process.stdin.write(wire.dumps(message).encode())
             self.process.stdin.flush()
         except (OSError, ValueError):
             raise self._fail("error", "died") from None
@@ -217,7 +202,7 @@ class Submission:
         if id(obj) not in self.keys:
             key = len(self.keys)
             try:
-                payload = _wire.pack(obj)
+                payload = wire.pack(obj)
             except Exception as error:  # noqa: BLE001 - any pickling failure
                 raise Unsendable(f"{type(error).__name__}: {error}") from None
             self.request("put", key=key, payload=payload)
@@ -227,7 +212,7 @@ class Submission:
 
     def result(self, reply: dict, handles: bool = False) -> Any:
         try:
-            return _wire.decode(
+            return wire.decode(
                 reply.get("value"), handles=self._stand_in if handles else None
             )
         except ValueError as error:
@@ -245,7 +230,7 @@ class RemoteFunction:
 
     handles = False  # results come back as plain data only
 
-    def __init__(self, submission: Submission, name: str):
+    def __init__(self, submission: AnswersProcess, name: str):
         self.submission = submission
         self._target = ("d", name)
         self.__name__ = self.__qualname__ = name
@@ -269,7 +254,7 @@ class RemoteFunction:
         def slot(value):
             if tf.is_tensor(value):
                 tensors.append(value)
-                return _wire.Slot(len(tensors) - 1)
+                return wire.Slot(len(tensors) - 1)
             return value
 
         template = tf.nest.map_structure(slot, (args, kwargs))
@@ -306,7 +291,7 @@ class RemoteObject(RemoteFunction):
 
     handles = True
 
-    def __init__(self, submission: Submission, target: tuple, kind: str):
+    def __init__(self, submission: AnswersProcess, target: tuple, kind: str):
         self.submission = submission
         self._target = target
         self.__name__ = self.__qualname__ = kind
@@ -349,13 +334,13 @@ class RemoteClass(type):
     and class attributes (`from_config`) are requests to the submission's
     process, giving `RemoteObject`s."""
 
-    def __new__(mcs, submission: Submission, name: str):
+    def __new__(mcs, submission: AnswersProcess, name: str):
         remote = RemoteObject(submission, ("d", name), name)
         return super().__new__(
             mcs, name, (), {"_remote": remote, "_target": ("d", name)}
         )
 
-    def __init__(cls, submission: Submission, name: str):
+    def __init__(cls, submission: AnswersProcess, name: str):
         super().__init__(name, (), {})
 
     def __call__(cls, *args, **kwargs):
@@ -376,190 +361,4 @@ def _rebuild(structure: dict, flat: list) -> Any:
         return items if key == "list" else tuple(items)
     if key == "dict":
         return {k: _rebuild(v, flat) for k, v in value.items()}
-    return _wire.decode(value)
-
-
-def hidden_modules(exercises) -> dict[str, dict]:
-    """Source text of the modules that define graded functions, stubbed."""
-    names_by_module: dict[str, set[str]] = {}
-    for ex in exercises:
-        reference = inspect.unwrap(ex.load_reference())
-        names_by_module.setdefault(reference.__module__, set()).add(reference.__name__)
-    modules = {}
-    for name, names in names_by_module.items():
-        module = sys.modules[name]
-        origin = str(Path(module.__file__).resolve())
-        source = Path(origin).read_text(encoding="utf-8")
-        modules[name] = {
-            "origin": origin,
-            "package": Path(origin).name == "__init__.py",
-            "source": _wire.hide_definitions(source, names),
-        }
-    return modules
-
-
-def _code_names(code) -> set[str]:
-    names = set(code.co_names)
-    for constant in code.co_consts:
-        if hasattr(constant, "co_names"):
-            names |= _code_names(constant)
-    return names
-
-
-def _uses(user: Any, used: Any) -> bool:
-    """Whether the library code of `user` (a function, or a class and its
-    library bases) refers to `used` by name, or holds it as a class attribute."""
-    owners = getattr(user, "__mro__", (user,))
-    for owner in owners:
-        module = sys.modules.get(getattr(owner, "__module__", ""))
-        if module is None or not module.__name__.startswith("tf_transformer"):
-            continue
-        if getattr(module, used.__name__, None) is not used:
-            continue
-        members = vars(owner).values() if isinstance(owner, type) else [owner]
-        for member in members:
-            if member is used:  # e.g. a class attribute naming a sublayer class
-                return True
-            member = getattr(member, "fget", None) or member
-            member = getattr(member, "__func__", member)
-            code = getattr(member, "__code__", None)
-            if code is not None and used.__name__ in _code_names(code):
-                return True
-    return False
-
-
-def answer_groups(names: list[str]) -> list[list[str]]:
-    """The exercises, in groups that one answers' process can serve.
-
-    A process hides the references of the exercises it serves. When the
-    library code an answer may build on uses another exercise's reference
-    (`EncoderLayer`'s base class builds a `FeedForward`), the two are
-    served by separate processes, so that each answer finds what it needs
-    and none finds its own reference.
-    """
-    from tf_transformer.course import checks
-
-    references = {
-        name: inspect.unwrap(checks.EXERCISES[name].load_reference()) for name in names
-    }
-    groups: list[list[str]] = []
-    for name in names:
-        for group in groups:
-            if not any(
-                _uses(references[name], references[other])
-                or _uses(references[other], references[name])
-                for other in group
-            ):
-                group.append(name)
-                break
-        else:
-            groups.append([name])
-    return groups
-
-
-def judge(request: dict, emit) -> None:
-    """Check the exercises of one submission; the request names the groups
-    (`answer_groups`) and the command that starts a process for each."""
-    from tf_transformer.course import checks
-
-    registry = dict(checks.EXERCISES)
-    timeout = float(request["timeout"])
-    spec = request["submission"]
-    submissions = []
-    for names, command in zip(request["groups"], spec["commands"], strict=True):
-        exercises = [registry[name] for name in names]
-        init = {
-            "cells": request["cells"],
-            "objects": {ex.object_name: ex.name for ex in exercises},
-            "hidden_modules": hidden_modules(exercises),
-        }
-        submission = Submission(command, spec["env"], spec["cwd"], init)
-        try:
-            submission.launch()  # all groups start TensorFlow at once
-        except Abort:
-            pass  # started again when its first exercise comes
-        submissions.append((exercises, submission))
-    for exercises, submission in submissions:
-        for ex in exercises:
-            result = _judge_one(ex, submission, timeout)
-            emit({"exercise": ex.name, **result})
-        submission.stop()
-
-
-def _failure(ex, submission: Submission, timeout: float) -> dict:
-    status, what, code = submission.failure
-    if what == "took":
-        message = f"checking {ex.name} took longer than {timeout:g} s"
-    elif what == "died":
-        message = (
-            f"the checking process died while checking {ex.name} (exit code {code})"
-        )
-    else:
-        message = f"checking {ex.name}: {what}"
-    return {"status": status, "message": message}
-
-
-def _judge_one(ex, submission: Submission, timeout: float) -> dict:
-    from tf_transformer.course import checks
-
-    try:
-        if submission.process is None:
-            submission.start()
-        submission.wait_ready()
-    except Abort:
-        return _failure(ex, submission, STARTUP_ALLOWANCE)
-    submission.deadline = time.monotonic() + timeout
-    found = submission.ready.get(ex.object_name, {})
-    if not found.get("defined"):
-        if found.get("error"):
-            return {"status": "error", "message": found["error"]}
-        return {"status": "missing", "message": f"{ex.object_name} is not defined"}
-    try:
-        if ex.kind == "class":
-            if not found["is_class"]:
-                message = (
-                    f"expected the class {ex.object_name}, got a function or value"
-                )
-                return {"status": "failed", "message": message}
-            student: Any = RemoteClass(submission, ex.object_name)
-        else:
-            student = RemoteFunction(submission, ex.object_name)
-        if ex.kind == "function" and found["is_class"]:
-            student = type(ex.object_name, (), {})
-        result = checks.run_check(ex.name, student)
-        status = result.status
-        message = "all checks passed" if result.passed else result.hint()
-    except Abort:
-        status, message = "error", ""
-    except Unsendable as error:
-        status = "error"
-        message = (
-            f"grader error: the check of {ex.name} passes an argument that cannot "
-            f"be sent to the answers' process ({error})"
-        )
-    except Exception as error:  # noqa: BLE001 - a grader bug must not lose the rest
-        status, message = "error", f"grader error: {type(error).__name__}: {error}"
-    if submission.failure:
-        return _failure(ex, submission, timeout)
-    return {"status": status, "message": message.lstrip("❌💥 ")}
-
-
-def main() -> int:
-    """One request per line; after each, a line `{"done": true}`. The judge
-    runs no submission code, so one judge serves many submissions."""
-    out = sys.stdout
-    for line in sys.stdin:
-        request = json.loads(line)
-        nonce = request["nonce"]
-
-        def emit(payload: dict, nonce=nonce) -> None:
-            out.write(nonce + json.dumps(payload) + "\n")
-            out.flush()
-
-        judge(request, emit)
-        emit({"done": True})
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return wire.decode(value)
