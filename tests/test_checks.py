@@ -32,6 +32,7 @@ DESIGN_FUNCTIONS = {
 }
 DESIGN_FUNCTIONS |= {"top_k_filter", "top_p_filter"}
 DESIGN_FUNCTIONS |= {"tile_digits"}
+DESIGN_FUNCTIONS |= {"rms_norm", "apply_rotary_embedding", "grouped_query_attention"}
 DESIGN_CLASSES = {
     "multi_head_attention",
     "feed_forward",
@@ -62,6 +63,9 @@ LESSONS = {
 }
 LESSONS.update({"top_k_filter": 11, "top_p_filter": 11})
 LESSONS.update({"tile_digits": 13, "transformer": 8})
+LESSONS.update(
+    {"rms_norm": 14, "apply_rotary_embedding": 14, "grouped_query_attention": 14}
+)
 
 
 def test_registry_lists_every_exercise_of_the_design():
