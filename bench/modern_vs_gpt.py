@@ -12,12 +12,19 @@ beyond it, rotary positions only ever encode offsets.
 
     python bench/modern_vs_gpt.py [--seeds 0 1 2] [--steps 600]
         [--train-length 28] [--models gpt-learned gpt-sinusoidal modern]
+    python bench/modern_vs_gpt.py --time-steps [--rounds 15]
 
 Per model and seed it prints parameters, training seconds (tracing
 included; they depend on the machine and its load), the held-out loss and
 greedy exact match on both groups, and the key/value cache's bytes per
 generated token (`DecoderCache.bytes_per_token`), then the mean over seeds
 and the modern/GPT ratio of seconds per step.
+
+Training seconds of whole runs measured one after the other are at the
+mercy of whatever else the machine does. `--time-steps` measures the step
+time instead as `bench/train_step.py` does: the models take turns, 10
+compiled training steps each on the same fixed batch, for `--rounds`
+rounds, and the medians are compared, so a busy spell slows both alike.
 """
 
 import argparse
@@ -114,6 +121,43 @@ def evaluate(model, tokenizer, group):
     return loss, match
 
 
+def time_steps(args, tokenizer, train_pairs):
+    """Median seconds per training step of each model, taking turns."""
+    batch = next(
+        iter(
+            make_language_model_batches(
+                train_pairs,
+                tokenizer,
+                args.batch_size,
+                max_length=args.train_length,
+                seed=0,
+                pad_to_max_length=True,
+            )
+        )
+    )
+    models = {}
+    for name in args.models:
+        keras.utils.set_random_seed(0)
+        model = compile_for_training(build(name, tokenizer.vocabulary_size), 1000)
+        model.train_on_batch(*batch)  # trace and build once
+        models[name] = model
+    seconds = {name: [] for name in models}
+    for _ in range(args.rounds):
+        for name, model in models.items():
+            start = time.perf_counter()
+            for _ in range(10):
+                model.train_on_batch(*batch)
+            seconds[name].append((time.perf_counter() - start) / 10)
+    medians = {name: float(np.median(values)) for name, values in seconds.items()}
+    for name, median in medians.items():
+        print(f"  {name:>14}: median {median * 1000:.1f} ms per step", flush=True)
+    if "modern" in medians:
+        for name in medians:
+            if name != "modern":
+                ratio = medians["modern"] / medians[name]
+                print(f"  seconds per step, modern / {name}: {ratio:.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -126,6 +170,8 @@ def main():
         default=["gpt-learned", "gpt-sinusoidal", "modern"],
         choices=("gpt-learned", "gpt-sinusoidal", "modern"),
     )
+    parser.add_argument("--time-steps", action="store_true")
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     if args.steps % 100:
         parser.error(f"--steps must be a multiple of 100. Received: {args.steps}")
@@ -133,8 +179,15 @@ def main():
     train_pairs = load_translation("numbers", split="train")
     test_pairs = load_translation("numbers", split="test")
     tokenizer = train_tokenizer(language_model_texts(train_pairs.take(2_000)), 400)
-    groups = held_out(test_pairs, tokenizer, args.train_length)
     print(f"{machine.header()}; TensorFlow {tf.__version__}")
+    if args.time_steps:
+        print(
+            f"training step time, batch {args.batch_size} of length "
+            f"{args.train_length}, {args.rounds} rounds of 10 steps each in turn:"
+        )
+        time_steps(args, tokenizer, train_pairs)
+        return
+    groups = held_out(test_pairs, tokenizer, args.train_length)
     print(
         f"{args.steps} steps of {args.batch_size}, training streams <= "
         f"{args.train_length} tokens; held out: {len(groups['seen'])} of the seen "
