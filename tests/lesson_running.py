@@ -58,7 +58,10 @@ SHORTER_TRAINING["11_language_models"] = [
 ]
 SHORTER_TRAINING["13_image_captioning"] = [("STEPS = 2400", "STEPS = 8")]
 SHORTER_TRAINING["14_modern_decoder"] = [
-    ("STEPS, WARMUP, TRAIN_LENGTH = 150, 40, 28", "STEPS, WARMUP, TRAIN_LENGTH = 50, 10, 28"),
+    (
+        "STEPS, WARMUP, TRAIN_LENGTH = 150, 40, 28",
+        "STEPS, WARMUP, TRAIN_LENGTH = 50, 10, 28",
+    ),
     ("if len(held_out[group]) < 100:", "if len(held_out[group]) < 8:"),
 ]
 
