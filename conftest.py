@@ -44,7 +44,6 @@ SLOWEST_FIRST = (
     "solutions/08_training.ipynb",
     "solutions/10_sequence_classification.ipynb",
     "solutions/11_language_models.ipynb",
-    "solutions/14_modern_decoder.ipynb",
     "solutions/12_vision_transformer.ipynb",
     "tests/test_lessons_unanswered_b.py",
     "tests/test_cli.py",
@@ -67,7 +66,8 @@ def _cores():
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "slow: trains a model, runs a notebook or starts processes"
+        "markers",
+        "slow: trains, runs notebooks or starts processes (not the fast tier)",
     )
     workers = config.getoption("numprocesses", default=None)
     if isinstance(workers, int) and workers > 1:

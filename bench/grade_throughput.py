@@ -156,7 +156,7 @@ def main() -> None:
         from tf_transformer.course.grading import confine
 
         options["sandbox"] = confine.resolve(args.sandbox)
-        print(confine.describe(options["sandbox"]))
+        print(options["sandbox"].describe())
     else:
         print("sandbox: this grader has none")
     print(f"python + import tensorflow: {tensorflow_start():.1f} s (best of 3)")

@@ -7,6 +7,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from tf_transformer.course.checks import EXERCISES
+
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
@@ -117,7 +119,7 @@ def library_exercises(path):
     names = []
     for cell in notebook["cells"]:
         meta = cell.get("metadata", {}).get("tf_transformer", {})
-        if "exercise" in meta and "source" in meta:
+        if meta.get("exercise") in EXERCISES:
             names.append(meta["exercise"])
     return names
 

@@ -1,6 +1,7 @@
 """The self-checks: references pass, typical mistakes fail with the right hint."""
 
 import collections
+import re
 
 import numpy as np
 import pytest
@@ -18,6 +19,9 @@ from tf_transformer.course.checks import (
 from tf_transformer.course.checks import greedy_decode as decoding_check
 from tf_transformer.course.grading import answers
 
+# Hand-written from shared/DESIGN.md ("Checks and grading" and the course
+# arc): the registry may grow, but these exercises keep their names, kinds and
+# lessons. Everything else below is read from the registry.
 DESIGN_FUNCTIONS = {
     "scaled_dot_product_attention",
     "positional_encoding",
@@ -26,65 +30,69 @@ DESIGN_FUNCTIONS = {
     "masked_loss",
     "masked_accuracy",
     "greedy_decode",
-    "extract_patches",
-    "mask_tokens",
-    "masked_mean",
 }
-DESIGN_FUNCTIONS |= {"top_k_filter", "top_p_filter"}
-DESIGN_FUNCTIONS |= {"tile_digits"}
-DESIGN_FUNCTIONS |= {"rms_norm", "apply_rotary_embedding", "grouped_query_attention"}
 DESIGN_CLASSES = {
     "multi_head_attention",
     "feed_forward",
     "encoder_layer",
     "decoder_layer",
     "transformer_schedule",
-    "transformer",
 }
-
-
-# The course's lesson numbers (the grader recognises a lesson by its answers).
-LESSONS = {
+DESIGN_LESSONS = {
     "positional_encoding": 2,
     "scaled_dot_product_attention": 3,
     "multi_head_attention": 4,
     "padding_mask": 5,
     "causal_mask": 5,
-    "feed_forward": 6,
     "encoder_layer": 6,
     "decoder_layer": 7,
-    "transformer_schedule": 8,
-    "masked_loss": 8,
-    "masked_accuracy": 8,
-    "greedy_decode": 9,
-    "extract_patches": 12,
-    "mask_tokens": 10,
-    "masked_mean": 10,
 }
-LESSONS.update({"top_k_filter": 11, "top_p_filter": 11})
-LESSONS.update({"tile_digits": 13, "transformer": 8})
-LESSONS.update(
-    {"rms_norm": 14, "apply_rotary_embedding": 14, "grouped_query_attention": 14}
-)
 
 
-def test_registry_lists_every_exercise_of_the_design():
+def snake_case(name):
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def test_registry_holds_the_exercises_of_the_design():
     functions = {n for n, ex in EXERCISES.items() if ex.kind == "function"}
     classes = {n for n, ex in EXERCISES.items() if ex.kind == "class"}
-    assert functions == DESIGN_FUNCTIONS
-    assert classes == DESIGN_CLASSES
-    for ex in EXERCISES.values():
-        assert ex.points > 0 and ex.lesson >= 1
+    assert DESIGN_FUNCTIONS <= functions
+    assert DESIGN_CLASSES <= classes
+    assert (
+        DESIGN_LESSONS.items() <= {n: ex.lesson for n, ex in EXERCISES.items()}.items()
+    )
     assert EXERCISES["multi_head_attention"].object_name == "MultiHeadAttention"
-    lessons = [ex.lesson for ex in EXERCISES.values()]
-    assert lessons == sorted(lessons)
-    assert {name: ex.lesson for name, ex in EXERCISES.items()} == LESSONS
     decode = EXERCISES["greedy_decode"]
     assert (decode.kind, decode.object_name, decode.points) == (
         "function",
         "greedy_decode",
         2,
     )
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_each_exercise_is_declared_once_in_its_own_module(name):
+    ex = EXERCISES[name]
+    module = f"tf_transformer.course.checks.{name}"
+    assert ex.checker.__module__ == module
+    assert ex.points > 0 and ex.lesson >= 1
+    # Named after its function, or its class in snake_case (DESIGN.md).
+    assert snake_case(ex.reference) == name
+    assert ex.kind == ("class" if ex.reference[0].isupper() else "function")
+    reference = ex.load_reference()
+    assert isinstance(reference, type) == (ex.kind == "class")
+    for method in ex.methods:
+        assert method in vars(reference), method
+    assert ex.source.endswith(f".{ex.reference}")
+    # Its catalogue sits beside its check.
+    for entry in BUGS + ALTERNATIVES:
+        if entry.exercise == name:
+            assert entry.make.__module__ == module, entry.make.__name__
+
+
+def test_registry_is_ordered_by_lesson_then_name():
+    keys = [(ex.lesson, ex.name) for ex in EXERCISES.values()]
+    assert keys == sorted(keys)
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))
@@ -226,3 +234,15 @@ def test_catalogue_has_at_least_eight_mistakes_per_lesson_10_exercise():
     for name in ("mask_tokens", "masked_mean"):
         assert counts[name] >= 8, counts
         assert alternatives[name] >= 2, alternatives
+
+
+def test_readme_course_map_names_each_exercise_in_its_lessons_row():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {
+        int(match.group(1)): match.group(0)
+        for match in re.finditer(r"^\| \[(\d\d) · .*$", readme, flags=re.M)
+    }
+    for ex in EXERCISES.values():
+        assert f"`{ex.object_name}`" in rows[ex.lesson], (ex.name, ex.lesson)

@@ -96,9 +96,10 @@ def test_lesson_keeps_signatures_and_docstrings_but_not_answers(course):
     assert "def call(self, inputs, training=None):" in ffn
     for line in body_lines(tf_transformer.FeedForward.call):
         assert line not in ffn
-    # A method that is not part of the exercise stays as given.
+    # The declaration's methods (build and call) become stubs (a method that
+    # is not part of the exercise stays as given: see the next test).
     assert "def build(self, input_shape):" in ffn
-    assert "self.intermediate_dense = " in ffn
+    assert "self.intermediate_dense = " not in ffn
     by_hand = cells["score_by_hand"]["source"]
     assert "np.dot" not in by_hand and "raise NotImplementedError()" in by_hand
     everything = json.dumps(lesson_cells(course))
@@ -226,21 +227,47 @@ def test_unregistered_exercise_is_an_error_naming_the_cell(course, capsys):
     )
 
 
-def test_source_may_name_a_method_of_a_class():
+def test_a_class_exercise_stubs_the_methods_its_declaration_names():
     spec = notebooks.ExerciseSpec.from_metadata(
-        {
-            "exercise": "multi_head_attention",
-            "source": "tf_transformer.layers.attention.MultiHeadAttention.call",
-        },
-        "test",
+        {"exercise": "multi_head_attention"}, "test"
     )
     assert spec.source == "tf_transformer.layers.attention.MultiHeadAttention"
-    assert spec.methods == ("call",)
+    assert spec.methods == ("split_heads", "merge_heads", "call")
+    assert spec.points == 3
     marked = notebooks.mark_solution(notebooks.library_source(spec.source), spec)
     stubbed = notebooks.clear_solution(marked, "code")
     assert "def split_heads(self, x, depth):" in stubbed
     assert "self.output_dense(self.merge_heads(attended))" not in stubbed
     assert "        # YOUR CODE HERE\n        raise NotImplementedError()" in stubbed
+    # A method the declaration does not name stays as given.
+    spec = notebooks.ExerciseSpec.from_metadata(
+        {"exercise": "transformer_schedule"}, "test"
+    )
+    assert spec.methods == ("__call__",)
+    marked = notebooks.mark_solution(notebooks.library_source(spec.source), spec)
+    stubbed = notebooks.clear_solution(marked, "code")
+    assert "def get_config(self):" in stubbed
+    assert "raise NotImplementedError()" in stubbed
+    assert stubbed.count("YOUR CODE HERE") == 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"source": "tf_transformer.layers.masks.causal_mask"},
+        {"methods": ["call"]},
+        {"points": 3},
+    ],
+)
+def test_metadata_that_repeats_the_declaration_is_an_error(course, capsys, extra):
+    path = course / "solutions" / "99_masks.ipynb"
+    notebook = json.loads(path.read_text())
+    notebook["cells"][3]["metadata"]["tf_transformer"].update(extra)
+    path.write_text(json.dumps(notebook))
+    assert run(course) == 2
+    err = capsys.readouterr().err
+    assert "cell 3: exercise 'causal_mask'" in err
+    assert next(iter(extra)) in err
 
 
 def test_repository_lessons_match_solutions_and_library():
@@ -255,7 +282,7 @@ def test_nbgrader_points_of_a_lesson_are_its_graded_exercises_only(path):
     # Practice exercises are checked in the notebook but never graded: their
     # check cells carry no nbgrader points, and a lesson's points add up to
     # those of its graded exercises.
-    from tf_transformer.course.checks import exercises_of_lesson
+    from tf_transformer.course.checks import EXERCISES, exercises_of_lesson
 
     cells = json.loads(path.read_text())["cells"]
     graded = {
@@ -270,7 +297,7 @@ def test_nbgrader_points_of_a_lesson_are_its_graded_exercises_only(path):
         c["metadata"]["tf_transformer"]["exercise"]
         for c in cells
         if "exercise" in c["metadata"].get("tf_transformer", {})
-        and "source" not in c["metadata"]["tf_transformer"]
+        and c["metadata"]["tf_transformer"]["exercise"] not in EXERCISES
     ]
     for name in practice:
         assert f"check_{name}" not in graded

@@ -139,11 +139,11 @@ def run_grade(args: argparse.Namespace) -> int:
     from tf_transformer.course.grading import confine
 
     try:
-        mode = confine.resolve(args.sandbox)
+        sandbox = confine.resolve(args.sandbox)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(confine.describe(mode), file=sys.stderr, flush=True)
+    print(sandbox.describe(), file=sys.stderr, flush=True)
     rows = grade.grade(
         args.paths,
         timeout=args.timeout,
@@ -151,7 +151,7 @@ def run_grade(args: argparse.Namespace) -> int:
         execute=args.execute,
         lesson=args.lesson,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
-        sandbox=mode,
+        sandbox=sandbox,
         limits=confine.Limits(memory=int(args.memory_limit * confine.GIB)),
     )
     reports.write_csv(rows, args.out)

@@ -168,21 +168,22 @@ def _add_data_dir(parser, help: str) -> None:
 
 
 def _guarded(handler):
-    """Run `handler`; turn expected failures into one line on stderr, exit 2."""
+    """Run `handler`; turn expected failures into one line on stderr, exit 2.
+
+    Expected: the job's own `JobError`; a `ValueError` from the library's
+    checks of what the user gave (a run directory, a config value, a model
+    that cannot be loaded); an `OSError` (a missing file, an --out that
+    cannot be written); `OfflineError` (a corpus that needs the network); the
+    `RuntimeError` of `--strategy tpu` without a TPU. Anything else (a
+    `TypeError`, a `KeyError`) is a bug, shown with its traceback.
+    """
 
     def run(args):
         from tf_transformer.data import OfflineError
 
         try:
             return handler(args)
-        except (
-            JobError,
-            ValueError,
-            TypeError,
-            OSError,  # a missing file, an --out that cannot be written, …
-            OfflineError,
-            RuntimeError,
-        ) as error:
+        except (JobError, ValueError, OSError, OfflineError, RuntimeError) as error:
             message = " ".join(str(error).split())
             print(f"error: {message}", file=sys.stderr)
             return 2

@@ -13,3 +13,5 @@
 Nothing here is imported by `tf_transformer` itself, so the library loads
 without the notebook tooling.
 """
+
+# Public: nothing here; each audience imports its subpackage by name.

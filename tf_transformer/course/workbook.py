@@ -31,6 +31,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tf_transformer.course.environment import grading_mode
+
 WORKBOOK_ENV = "TF_TRANSFORMER_WORKBOOK"
 DEFAULT_FOLDER = Path("~/.tf_transformer/workbook")
 
@@ -120,8 +122,6 @@ def save(name: str, source: str) -> bool:
 
     Returns True when it was written. Never raises for an unwritable folder.
     """
-    from tf_transformer.course.checks._core import grading_mode
-
     path = _path(name)
     if path is None or grading_mode() or name not in LESSONS:
         return False

@@ -1,22 +1,20 @@
 """Build the exercise notebooks (lessons/) from the solutions and the library.
 
-One source of truth: an exercise's answer lives once, in the library. A
-solution notebook's *exercise cell* names the library object in its metadata;
-`build` copies that object's source into the cell, then writes the lesson
-with the answer replaced by a stub.
+One source of truth: an exercise's answer lives once, in the library, and
+the exercise is declared once, with `@exercise(...)` in
+`tf_transformer.course.checks` (name, lesson, points, kind, reference,
+methods). A solution notebook's *exercise cell* carries only the exercise's
+name; `build` copies the reference's source into the cell, then writes the
+lesson with the answer replaced by a stub.
 
 Cell metadata in solutions/ (under the key ``"tf_transformer"``):
 
-``{"exercise": NAME, "source": "tf_transformer.module.function"}``
-    A library-backed function exercise. The cell holds the function's source;
-    in the lesson its body (after the docstring) becomes the stub.
-``{"exercise": NAME, "source": "tf_transformer.module.Class", "methods": [...]}``
-    A class exercise. The cell holds the whole class; in the lesson the
-    bodies of the listed methods (default ``["call"]``) become stubs and
-    every other method stays as given. ``"source"`` may also name a method
-    (``"tf_transformer.module.Class.call"``): short for the class with
-    ``"methods": ["call"]``.
-``{"exercise": NAME}`` or ``{"exercise": NAME, "points": N}``
+``{"exercise": NAME}``, NAME registered
+    A library-backed exercise. The cell holds the reference's source. For a
+    function, in the lesson its body (after the docstring and the input
+    checks that open it) becomes the stub; for a class, the bodies of the
+    declared `methods` become stubs and every other method stays as given.
+``{"exercise": NAME}`` or ``{"exercise": NAME, "points": N}``, NAME not registered
     A notebook-only exercise: the cell marks its answer with
     ``### BEGIN SOLUTION`` / ``### END SOLUTION``. Without ``"points"`` it
     is a *practice* exercise: its check cell is locked but not graded, so
@@ -32,8 +30,8 @@ Cell metadata in solutions/ (under the key ``"tf_transformer"``):
     `build` writes (or inserts) it; a notebook-only exercise's check cell is
     written by the author (and carries ``"points"`` when the exercise does).
 
-Every library-backed NAME must be registered in
-`tf_transformer.course.checks.EXERCISES`.
+`source`, `methods` or (for a registered exercise) `points` in the metadata
+are an error: they belong to the declaration.
 
 Lessons get an "Open in Colab" badge and a setup cell first, no outputs, and
 nbgrader "release" metadata: exercise cells are solution cells, check cells
@@ -112,7 +110,8 @@ def library_source(dotted: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class ExerciseSpec:
-    """What an exercise cell's metadata asks for."""
+    """What an exercise cell holds: a registered exercise's reference, or a
+    notebook-only exercise."""
 
     name: str
     source: str | None  # dotted path of the class or function; None: notebook-only
@@ -121,28 +120,32 @@ class ExerciseSpec:
 
     @classmethod
     def from_metadata(cls, meta: dict, where: str) -> ExerciseSpec:
+        """The spec of the cell whose metadata is `meta`: a registered
+        exercise's source, methods and points come from its `@exercise`
+        declaration; a notebook-only one may carry its `points`."""
         name = meta.get("exercise")
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
             raise BuildError(
                 f"{where}: `exercise` must be a name like 'causal_mask'. Received: "
                 f"{name!r}"
             )
-        source = meta.get("source")
-        methods = meta.get("methods")
-        if source is not None:
-            obj, attributes = resolve(source)
-            if inspect.isfunction(obj) and attributes and len(attributes) >= 2:
-                # "module.Class.method": the class, with that method as the exercise.
-                source = source.rsplit(".", 1)[0]
-                methods = methods or [attributes[-1]]
-            elif inspect.isclass(obj):
-                methods = methods or list(DEFAULT_METHODS)
-            elif not inspect.isfunction(obj):
-                raise BuildError(
-                    f"{where}: `source` must name a function, class or method. "
-                    f"Received: source={source!r} ({type(obj).__name__})"
-                )
-        return cls(name, source, tuple(methods or ()), meta.get("points"))
+        declared = sorted(key for key in ("source", "methods") if key in meta)
+        if declared:
+            raise BuildError(
+                f"{where}: exercise {name!r} names {', '.join(declared)} in its "
+                "metadata; these belong to its @exercise(...) declaration in "
+                "tf_transformer.course.checks (the cell carries only the name)"
+            )
+        registered = _checks().EXERCISES.get(name)
+        if registered is None:
+            return cls(name, None, (), meta.get("points"))
+        if "points" in meta:
+            raise BuildError(
+                f"{where}: exercise {name!r} is registered with "
+                f"points={registered.points}; remove `points` from the metadata. "
+                f"Received: points={meta['points']!r}"
+            )
+        return cls(name, registered.source, registered.methods, registered.points)
 
 
 # ----------------------------------------------------------- solution regions
@@ -434,7 +437,6 @@ def refresh_solution(nb: dict, path: Path) -> tuple[dict, list[Drift]]:
     """Copy library sources into exercise cells; make sure check cells follow."""
     nb = copy.deepcopy(nb)
     drifts: list[Drift] = []
-    registry = _checks().EXERCISES
     cells = nb["cells"]
     index = 0
     while index < len(cells):
@@ -448,16 +450,12 @@ def refresh_solution(nb: dict, path: Path) -> tuple[dict, list[Drift]]:
         if spec.source is None:
             if not has_solution_region(cell["source"]):
                 raise BuildError(
-                    f"{where}: notebook-only exercise {spec.name!r} has no "
-                    f"{BEGIN_SOLUTION} marker"
+                    f"{where}: exercise {spec.name!r} is not registered in "
+                    "tf_transformer.course.checks.EXERCISES, and as a notebook-only "
+                    f"exercise its cell has no {BEGIN_SOLUTION} marker"
                 )
             index += 1
             continue
-        if spec.name not in registry:
-            raise BuildError(
-                f"{where}: exercise {spec.name!r} is not registered in "
-                "tf_transformer.course.checks.EXERCISES"
-            )
         if cell["cell_type"] != "code":
             raise BuildError(f"{where}: exercise {spec.name!r} must be a code cell")
         wanted = library_source(spec.source)
@@ -495,7 +493,6 @@ def refresh_solution(nb: dict, path: Path) -> tuple[dict, list[Drift]]:
 
 def make_lesson(solution: dict, lesson_path: str) -> dict:
     """The student notebook for a (refreshed) solution notebook."""
-    registry = _checks().EXERCISES
     lesson = {
         "cells": [],
         "metadata": copy.deepcopy(solution.get("metadata", {})),
@@ -537,9 +534,7 @@ def make_lesson(solution: dict, lesson_path: str) -> dict:
                 else mark_solution(cell["source"], spec)
             )
             cell["source"] = clear_solution(source, cell["cell_type"])
-            if spec.source is not None:
-                points_of[spec.name] = float(registry[spec.name].points)
-            elif spec.points is not None:
+            if spec.points is not None:
                 points_of[spec.name] = float(spec.points)
             else:  # a practice exercise: checked in the notebook, never graded
                 points_of[spec.name] = None

@@ -19,6 +19,8 @@ shared helpers. `EXERCISES` lists every graded exercise (name, lesson,
 points, kind).
 """
 
+# Public: what check cells, the grader and tests use; exercise modules load by name.
+
 import importlib
 import pkgutil
 
@@ -26,7 +28,6 @@ from tf_transformer.course.checks._core import (
     ALTERNATIVES,
     BUGS,
     EXERCISES,
-    GRADING_ENV,
     STATUSES,
     Bug,
     CheckFailed,
@@ -37,6 +38,7 @@ from tf_transformer.course.checks._core import (
     exercises_of_lesson,
     run_check,
 )
+from tf_transformer.course.environment import GRADING_ENV
 
 # Every module not starting with `_` is an exercise: importing it registers
 # its check and its catalogue.
@@ -51,17 +53,20 @@ EXERCISES.update(_ordered)
 del _ordered, _module
 
 __all__ = [
-    "ALTERNATIVES",
-    "BUGS",
-    "EXERCISES",
-    "GRADING_ENV",
-    "STATUSES",
-    "Bug",
-    "CheckFailed",
-    "CheckResult",
-    "Exercise",
+    # checking an answer
     "check",
+    "run_check",
+    "CheckResult",
+    "CheckFailed",
+    "STATUSES",
+    "GRADING_ENV",
+    # the registry: one declaration per exercise
+    "EXERCISES",
+    "Exercise",
     "exercise_for_object",
     "exercises_of_lesson",
-    "run_check",
+    # the catalogue of typical bugs
+    "BUGS",
+    "ALTERNATIVES",
+    "Bug",
 ]

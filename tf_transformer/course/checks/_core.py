@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import linecache
 import os
 import sys
@@ -22,8 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from tf_transformer.course import workbook
+from tf_transformer.course.environment import grading_mode
+
 STATUSES = ("passed", "failed", "error", "timeout", "missing", "not_attempted")
-GRADING_ENV = "TF_TRANSFORMER_GRADING"
 # Checks may keep models and reference results between calls, so that a
 # repeated self-check is fast. The grader's sandbox sets this to False before
 # any student code runs: nothing a submission stores there is read back.
@@ -44,16 +47,18 @@ class StudentError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Exercise:
-    """One graded exercise.
+    """One graded exercise, declared once with `@exercise(...)`.
 
     Attributes:
         name: the exercise name, e.g. `"causal_mask"` or `"multi_head_attention"`.
         lesson: number of the lesson that asks for it.
         points: points for passing every sub-check (all or nothing).
         kind: `"function"` or `"class"`: what `check` receives.
-        object_name: the name the notebook defines (`causal_mask`,
+        reference: the answer's name in the `tf_transformer` namespace; the
+            notebook defines an object of the same name (`causal_mask`,
             `MultiHeadAttention`).
-        reference: the reference's name in the `tf_transformer` namespace.
+        methods: for a class exercise, the methods the learner writes (the
+            lesson keeps the others as given); empty for a function.
         checker: `checker(ctx, student, reference)`.
     """
 
@@ -61,9 +66,21 @@ class Exercise:
     lesson: int
     points: int
     kind: str
-    object_name: str
     reference: str
+    methods: tuple[str, ...]
     checker: Callable[..., None] = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def object_name(self) -> str:
+        """The name the notebook defines: the reference's."""
+        return self.reference
+
+    @property
+    def source(self) -> str:
+        """The reference's dotted path (`tf_transformer.layers.masks.causal_mask`),
+        whose source the notebook build copies into the exercise cell."""
+        reference = inspect.unwrap(self.load_reference())
+        return f"{reference.__module__}.{reference.__qualname__}"
 
     def load_reference(self) -> Any:
         """The library's answer (imported on first use)."""
@@ -84,35 +101,55 @@ def exercise(
     lesson: int,
     points: int,
     kind: str,
-    object_name: str | None = None,
-    reference: str | None = None,
+    reference: str,
+    methods: tuple[str, ...] | None = None,
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Register `checker` as the check of exercise `name`."""
+    """Declare exercise `name` and register the decorated function as its check.
+
+    Args:
+        name: the exercise name: the function's name, or the class's name in
+            snake_case (`multi_head_attention`).
+        lesson: the lesson that asks for it.
+        points: points for passing every sub-check.
+        kind: `"function"` or `"class"`.
+        reference: the answer's name in `tf_transformer` (`causal_mask`,
+            `MultiHeadAttention`).
+        methods: a class exercise's methods the learner writes. Defaults to
+            `("call",)` for a class; a function exercise takes none.
+    """
     if kind not in ("function", "class"):
         raise ValueError(
             f"`kind` must be 'function' or 'class'. Received: kind={kind!r}"
         )
+    if kind == "function" and methods:
+        raise ValueError(
+            f"A function exercise has no `methods`. Received: methods={methods!r}"
+        )
+    if methods is not None and (
+        isinstance(methods, str)
+        or not all(isinstance(m, str) and m.isidentifier() for m in methods)
+    ):
+        raise ValueError(
+            f"`methods` must be a tuple of method names. Received: methods={methods!r}"
+        )
     if name in EXERCISES:
         raise ValueError(f"Exercise {name!r} is registered twice.")
+    if kind == "class" and not methods:
+        methods = ("call",)
 
     def register(checker: Callable[..., None]) -> Callable[..., None]:
-        default = name if kind == "function" else _camel_case(name)
         EXERCISES[name] = Exercise(
             name=name,
             lesson=lesson,
             points=points,
             kind=kind,
-            object_name=object_name or default,
-            reference=reference or object_name or default,
+            reference=reference,
+            methods=tuple(methods or ()),
             checker=checker,
         )
         return checker
 
     return register
-
-
-def _camel_case(snake: str) -> str:
-    return "".join(part.capitalize() for part in snake.split("_"))
 
 
 def exercises_of_lesson(lesson: int) -> list[Exercise]:
@@ -296,11 +333,6 @@ def _pretty_filename(filename: str) -> str:
     return os.path.basename(filename) + ","
 
 
-def grading_mode() -> bool:
-    """True when `TF_TRANSFORMER_GRADING` asks checks to raise on failure."""
-    return os.environ.get(GRADING_ENV, "").lower() in ("1", "true", "yes")
-
-
 def run_check(name: str, obj: Any, reference: Any = None) -> CheckResult:
     """Run the checks of exercise `name` on `obj`; never raises for student errors."""
     if name not in EXERCISES:
@@ -398,8 +430,6 @@ def check(
 def _keep_in_workbook(object_name: str, cls: Any) -> None:
     """Save a passed class for later lessons (see `course.workbook`); a
     failure to save never changes the check's outcome."""
-    from tf_transformer.course import workbook
-
     try:
         workbook.record(object_name, cls)
     except Exception:  # noqa: BLE001, S110 - saving is a convenience only

@@ -37,7 +37,13 @@ def _causal_hint(actual, length):
     return "row i (query) should be True at columns 0..i (keys)"
 
 
-@exercise("causal_mask", lesson=5, points=1, kind="function")
+@exercise(
+    "causal_mask",
+    lesson=5,
+    points=1,
+    kind="function",
+    reference="causal_mask",
+)
 def check_causal_mask(ctx, student, reference):
     for length in (5, 1, 2, 8):
         what = f"causal_mask({length})"

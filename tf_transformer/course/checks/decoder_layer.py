@@ -93,7 +93,14 @@ def _memory_hints(layer, x, memory, mask):
     return None
 
 
-@exercise("decoder_layer", lesson=7, points=3, kind="class")
+@exercise(
+    "decoder_layer",
+    lesson=7,
+    points=3,
+    kind="class",
+    reference="DecoderLayer",
+    methods=("call",),
+)
 def check_decoder_layer(ctx, student_cls, reference_cls):
     x = _x(0, (2, 5, 8))
     memory = _x(1, (2, 6, 8))

@@ -94,7 +94,14 @@ def padding_hint(layer, x, keyword, mask, real):
     return None
 
 
-@exercise("encoder_layer", lesson=6, points=2, kind="class")
+@exercise(
+    "encoder_layer",
+    lesson=6,
+    points=2,
+    kind="class",
+    reference="EncoderLayer",
+    methods=("call",),
+)
 def check_encoder_layer(ctx, student_cls, reference_cls):
     x = _x(0, (2, 5, 8))
     pad = tf.constant([[True] * 5, [True] * 3 + [False] * 2])[:, None, :]  # (2, 1, 5)

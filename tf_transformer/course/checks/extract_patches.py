@@ -106,7 +106,13 @@ def _shape_hint(actual_shape, images, patch_size):
     return "expected (batch, num_patches, patch_size * patch_size * channels)"
 
 
-@exercise("extract_patches", lesson=12, points=1, kind="function")
+@exercise(
+    "extract_patches",
+    lesson=12,
+    points=1,
+    kind="function",
+    reference="extract_patches",
+)
 def check_extract_patches(ctx, student, reference):
     for shape, patch_size in CASES:
         images = _images(shape)

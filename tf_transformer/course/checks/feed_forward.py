@@ -25,7 +25,14 @@ def _inputs(seed, shape):
     return tf.constant(np.random.default_rng(seed).normal(size=shape).astype("float32"))
 
 
-@exercise("feed_forward", lesson=6, points=1, kind="class")
+@exercise(
+    "feed_forward",
+    lesson=6,
+    points=1,
+    kind="class",
+    reference="FeedForward",
+    methods=("build", "call"),
+)
 def check_feed_forward(ctx, student_cls, reference_cls):
     x = _inputs(0, (2, 5, 8))
     for kwargs in ({"dropout": 0.1}, {"dropout": 0.0, "activation": "gelu"}):

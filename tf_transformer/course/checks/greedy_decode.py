@@ -343,7 +343,13 @@ def _graph_failure(error, what):
     return f"{message} — {hint}"
 
 
-@exercise("greedy_decode", lesson=9, points=2, kind="function")
+@exercise(
+    "greedy_decode",
+    lesson=9,
+    points=2,
+    kind="function",
+    reference="greedy_decode",
+)
 def check_greedy_decode(ctx, student, reference):
     if not _core.REUSE_BETWEEN_CHECKS:
         _MODEL.clear()  # grading: build afresh, before any student code runs

@@ -229,7 +229,13 @@ def _check_independence(ctx, student, rate=0.15):
     ctx.ok("each token is selected independently (positions, rows)")
 
 
-@exercise("mask_tokens", lesson=10, points=2, kind="function")
+@exercise(
+    "mask_tokens",
+    lesson=10,
+    points=2,
+    kind="function",
+    reference="mask_tokens",
+)
 def check_mask_tokens(ctx, student, reference):
     _check_structure(ctx, student)
 

@@ -51,7 +51,13 @@ def _accuracy_variants(labels, logits, kwargs):
     return variants
 
 
-@exercise("masked_accuracy", lesson=8, points=1, kind="function")
+@exercise(
+    "masked_accuracy",
+    lesson=8,
+    points=1,
+    kind="function",
+    reference="masked_accuracy",
+)
 def check_masked_accuracy(ctx, student, reference):
     rng = np.random.default_rng(9)
     square_labels = rng.integers(1, 7, size=(2, 7)).astype("int32")

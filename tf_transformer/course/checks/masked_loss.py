@@ -76,7 +76,13 @@ def _loss_variants(labels, logits, kwargs):
     return variants
 
 
-@exercise("masked_loss", lesson=8, points=2, kind="function")
+@exercise(
+    "masked_loss",
+    lesson=8,
+    points=2,
+    kind="function",
+    reference="masked_loss",
+)
 def check_masked_loss(ctx, student, reference):
     for description, labels, logits, kwargs in loss_cases():
         what = f"masked_loss with {description}"

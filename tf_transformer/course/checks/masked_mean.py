@@ -35,7 +35,13 @@ def _masked_mean_hint(actual, x, mask):
     return "the mean over the positions where mask is True"
 
 
-@exercise("masked_mean", lesson=10, points=1, kind="function")
+@exercise(
+    "masked_mean",
+    lesson=10,
+    points=1,
+    kind="function",
+    reference="masked_mean",
+)
 def check_masked_mean(ctx, student, reference):
     rng = np.random.default_rng(12)
     x = rng.normal(size=(4, 7, 5)).astype("float32")

@@ -127,7 +127,14 @@ _CONFIG_KEYS = (
 )
 
 
-@exercise("multi_head_attention", lesson=4, points=3, kind="class")
+@exercise(
+    "multi_head_attention",
+    lesson=4,
+    points=3,
+    kind="class",
+    reference="MultiHeadAttention",
+    methods=("split_heads", "merge_heads", "call"),
+)
 def check_multi_head_attention(ctx, student_cls, reference_cls):
     x = _x(0, (2, 5, 8))
     source = _x(1, (2, 6, 8))

@@ -30,7 +30,13 @@ def _padding_shape_hint(actual_shape, batch, length):
     return "expected (batch, 1, seq_len)"
 
 
-@exercise("padding_mask", lesson=5, points=1, kind="function")
+@exercise(
+    "padding_mask",
+    lesson=5,
+    points=1,
+    kind="function",
+    reference="padding_mask",
+)
 def check_padding_mask(ctx, student, reference):
     rng = np.random.default_rng(3)
     random_ids = rng.integers(4, 50, size=(3, 7)).astype("int32")

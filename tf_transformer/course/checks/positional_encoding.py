@@ -90,7 +90,13 @@ def _half_exponent_table(length, depth):
     return _interleave(np.sin(angles), np.cos(angles))
 
 
-@exercise("positional_encoding", lesson=2, points=1, kind="function")
+@exercise(
+    "positional_encoding",
+    lesson=2,
+    points=1,
+    kind="function",
+    reference="positional_encoding",
+)
 def check_positional_encoding(ctx, student, reference):
     sizes = [(7, 16), (50, 128), (1, 4), (9, 6), (3, 2)]
     for length, depth in sizes:

@@ -113,7 +113,13 @@ def _apply(weights, mask):
     return _softmax(np.where(mask, np.log(np.maximum(weights, 1e-30)), -1e30))
 
 
-@exercise("scaled_dot_product_attention", lesson=3, points=2, kind="function")
+@exercise(
+    "scaled_dot_product_attention",
+    lesson=3,
+    points=2,
+    kind="function",
+    reference="scaled_dot_product_attention",
+)
 def check_scaled_dot_product_attention(ctx, student, reference):
     for description, q, k, v, mask in _cases():
         what = "scaled_dot_product_attention(query, key, value" + (

@@ -102,7 +102,13 @@ def _shape_hint(actual_shape, digits, max_digits):
     return "expected (height, width · max_digits, channels)"
 
 
-@exercise("tile_digits", lesson=13, points=1, kind="function")
+@exercise(
+    "tile_digits",
+    lesson=13,
+    points=1,
+    kind="function",
+    reference="tile_digits",
+)
 def check_tile_digits(ctx, student, reference):
     for shape, max_digits in CASES:
         digits = _digits(shape)

@@ -75,7 +75,13 @@ def _top_k_mistakes(logits, k):
     return mistakes
 
 
-@exercise("top_k_filter", lesson=11, points=1, kind="function")
+@exercise(
+    "top_k_filter",
+    lesson=11,
+    points=1,
+    kind="function",
+    reference="top_k_filter",
+)
 def check_top_k_filter(ctx, student, reference):
     cases = [
         (np.array([[1.0, 3.0, -2.0, 2.0, 0.5, -1.0]]), 3),

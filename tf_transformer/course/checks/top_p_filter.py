@@ -86,7 +86,13 @@ def _top_p_mistakes(logits, p):
     return mistakes
 
 
-@exercise("top_p_filter", lesson=11, points=1, kind="function")
+@exercise(
+    "top_p_filter",
+    lesson=11,
+    points=1,
+    kind="function",
+    reference="top_p_filter",
+)
 def check_top_p_filter(ctx, student, reference):
     # Probabilities chosen so that every running total is at least 0.02 away
     # from p: the set to keep does not depend on rounding.

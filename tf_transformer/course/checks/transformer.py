@@ -106,7 +106,14 @@ def model_twins(ctx, student_cls, reference_cls, dropout):
     )
 
 
-@exercise("transformer", lesson=8, points=2, kind="class")
+@exercise(
+    "transformer",
+    lesson=8,
+    points=2,
+    kind="class",
+    reference="Transformer",
+    methods=("call",),
+)
 def check_transformer(ctx, student_cls, reference_cls):
     model, reference, what = model_twins(ctx, student_cls, reference_cls, 0.0)
     call = f"{what} on a padded batch"

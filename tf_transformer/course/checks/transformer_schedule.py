@@ -53,7 +53,14 @@ def _schedule_hint(values, d_model, warmup):
     return "lr(step) = d_model^-0.5 · min((step+1)^-0.5, (step+1) · warmup_steps^-1.5)"
 
 
-@exercise("transformer_schedule", lesson=8, points=1, kind="class")
+@exercise(
+    "transformer_schedule",
+    lesson=8,
+    points=1,
+    kind="class",
+    reference="TransformerSchedule",
+    methods=("__call__",),
+)
 def check_transformer_schedule(ctx, student, reference):
     for d_model, warmup in [(128, 400), (512, 4000), (8, 10)]:
         what = f"TransformerSchedule({d_model}, warmup_steps={warmup})"

@@ -14,3 +14,5 @@
 
 Nothing is imported here: the child processes load their modules alone.
 """
+
+# Public: nothing here; each role's module is imported by name.

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import dataclasses
 import json
 import os
 import sys
@@ -393,18 +394,18 @@ def _hidden_files(modules: dict[str, dict]) -> set[str]:
     return files
 
 
-def _error_payload(error: BaseException) -> dict:
+def _raised(error: BaseException):
+    """The `wire.Raised` report of an exception of the student's code."""
     from tf_transformer.course.checks import _core
+    from tf_transformer.course.grading import wire
 
-    payload = {
-        "type": type(error).__name__[:80],
-        "message": str(error)[:4000],
-        "where": _core.student_location(error),
-        "student_raised": _core._raised_in_student_code(error),
-    }
-    if isinstance(error, SystemExit):
-        payload["code"] = repr(error.code)[:80]
-    return payload
+    return wire.Raised(
+        type=type(error).__name__[:80],
+        message=str(error)[:4000],
+        where=_core.student_location(error),
+        student_raised=_core._raised_in_student_code(error),
+        code=repr(error.code)[:80] if isinstance(error, SystemExit) else None,
+    )
 
 
 class _Server:
@@ -452,48 +453,49 @@ class _Server:
 
         return Loader(io.BytesIO(base64.b64decode(text))).load()
 
-    def _answer(self, compute, keep) -> dict:
+    def _answer(self, compute, keep):
         """Run student code; its result as plain data (and handles if `keep`)."""
         try:
             value = compute()
         except BaseException as error:  # noqa: BLE001 - reported to the judge
-            return {"raised": _error_payload(error)}
-        return {"value": self.wire.encode(value, keep=keep)}
+            return self.wire.Reply(raised=_raised(error))
+        return self.wire.Reply(value=self.wire.encode(value, keep=keep))
 
-    def handle(self, request: dict) -> dict:
-        op = request["op"]
+    def handle(self, request):
+        """The `wire.Reply` to a `wire.Request` (its `id` is set by `serve`)."""
+        op = request.op
         if op == "put":
-            self.objects[request["key"]] = self._load(request["payload"])
-            return {}
+            self.objects[request.key] = self._load(request.payload)
+            return self.wire.Reply()
         if op in ("call", "getattr", "array"):
-            target = self._resolve(request["target"])
+            target = self._resolve(request.target)
             # A function exercise gets plain data back; a class exercise's
             # objects stay here and the judge names them by handle.
             keep = (
                 None
-                if request["target"][0] == "d" and not isinstance(target, type)
+                if request.target[0] == "d" and not isinstance(target, type)
                 else self._keep
             )
             if op == "call":
-                args, kwargs = self._load(request["payload"])
+                args, kwargs = self._load(request.payload)
                 return self._answer(lambda: target(*args, **kwargs), keep)
             if op == "getattr":
-                return self._answer(lambda: getattr(target, request["name"]), keep)
+                return self._answer(lambda: getattr(target, request.name), keep)
             import numpy as np
 
             return self._answer(lambda: np.asarray(target), None)
         if op == "trace":
             return self._trace(request)
         if op == "run":
-            values = self._load(request["payload"])
-            return self._answer(lambda: self.traced[request["trace"]](*values), None)
+            values = self._load(request.payload)
+            return self._answer(lambda: self.traced[request.trace](*values), None)
         raise ValueError(op)
 
-    def _trace(self, request: dict) -> dict:
+    def _trace(self, request):
         import tensorflow as tf
 
-        function = self._resolve(request["target"])
-        template, specs = self._load(request["payload"])
+        function = self._resolve(request.target)
+        template, specs = self._load(request.payload)
         wire = self.wire
 
         def fill(tensors):
@@ -510,7 +512,7 @@ class _Server:
         try:
             outputs = graph.get_concrete_function().structured_outputs
         except BaseException as error:  # noqa: BLE001
-            return {"raised": _error_payload(error)}
+            return wire.Reply(raised=_raised(error))
         dtypes: list[str] = []
 
         def describe(value):
@@ -532,65 +534,57 @@ class _Server:
             ]
 
         self.traced[key] = run
-        return {"trace": key, "structure": structure, "dtypes": dtypes}
+        return wire.Reply(trace=key, structure=structure, dtypes=dtypes)
 
 
 def serve(inp, out) -> None:
     """The submission's process: the answers run here, the references never."""
-    init = json.loads(inp.readline())
-    hidden_modules = init["hidden_modules"]
-    sys.meta_path.insert(0, _HiddenSource(hidden_modules))
+    # The library's text goes in before anything imports tf_transformer (the
+    # message types included): read the first message as plain JSON.
+    first = json.loads(inp.readline())
+    sys.meta_path.insert(0, _HiddenSource(first["hidden_modules"]))
     import numpy  # noqa: F401 - imported before the guard, as the checks need
     import tensorflow  # noqa: F401
 
     from tf_transformer.course.checks import _core  # noqa: F401 - for error reports
     from tf_transformer.course.grading import wire
 
-    _install_guard(_hidden_files(hidden_modules))
+    init = wire.AnswersInit.from_dict(first)
+    _install_guard(_hidden_files(init.hidden_modules))
 
-    def emit(payload: dict) -> None:
-        out.write(wire.dumps(payload))
+    def emit(message) -> None:
+        out.write(message.dumps())
         out.flush()
 
-    object_names = init["objects"]  # exercise name by object name
+    object_names = init.objects  # exercise name by object name
     hidden = {obj: _hidden_reference(obj) for obj in object_names}
     namespace: dict[str, Any] = {"__name__": "__main__"}
     student_builtins = dict(vars(builtins))
     student_builtins["__import__"] = _guarded_import(hidden)
     namespace["__builtins__"] = student_builtins
-    definitions, errors = _define(init["cells"], object_names, namespace)
+    definitions, errors = _define(init.cells, object_names, namespace)
     found = {}
     for obj in object_names:
         if obj in definitions:
-            found[obj] = {
-                "defined": True,
-                "is_class": isinstance(definitions[obj], type),
-            }
+            found[obj] = wire.Definition(
+                defined=True, is_class=isinstance(definitions[obj], type)
+            )
         else:
-            found[obj] = {"defined": False, "error": errors.get(obj)}
-    emit({"ready": found})
+            found[obj] = wire.Definition(defined=False, error=errors.get(obj))
+    emit(wire.Ready(found))
     server = _Server(definitions, wire)
     for line in inp:
-        request = json.loads(line)
+        request = wire.Request.loads(line)
         try:
             reply = server.handle(request)
         except BaseException as error:  # noqa: BLE001 - the protocol must go on
-            reply = {"raised": _error_payload(error)}
-        reply["id"] = request["id"]
+            reply = wire.Reply(raised=_raised(error))
+        reply = dataclasses.replace(reply, id=request.id)
         try:
             emit(reply)
         except ValueError:  # e.g. a NaN that JSON refuses: report it as text
-            emit(
-                {
-                    "id": request["id"],
-                    "raised": {
-                        "type": "ValueError",
-                        "message": "the result could not be sent",
-                        "where": "",
-                        "student_raised": False,
-                    },
-                }
-            )
+            raised = wire.Raised("ValueError", "the result could not be sent")
+            emit(wire.Reply(id=request.id, raised=raised))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -203,41 +203,54 @@ def bwrap_works() -> bool:
     return done.returncode == 0
 
 
-def resolve(mode: str) -> str:
-    """`bwrap` or `none`; ValueError for `bwrap` where it cannot run."""
-    if mode not in SANDBOX_MODES:
+@dataclasses.dataclass(frozen=True)
+class Sandbox:
+    """A sandbox choice, resolved once (`resolve`): `mode` is `bwrap` or `none`."""
+
+    mode: str
+
+    def describe(self) -> str:
+        """The one line the command prints about the sandbox it uses."""
+        if self.mode == "bwrap":
+            line = (
+                "sandbox: bubblewrap (no network, read-only files outside each "
+                "submission's folder, own PID namespace) + resource limits"
+            )
+        else:
+            line = (
+                "sandbox: none (bwrap not available or not asked for) + resource limits"
+            )
+        if account() is not None:
+            line += f"; submission code runs as {UNPRIVILEGED_USER}"
+            if keeps_capability():
+                line += " (allowed to read every file, to reach Python)"
+        elif os.geteuid() == 0:
+            line += "; submission code runs as root (no process-count limit)"
+        return line
+
+
+def resolve(choice: str | Sandbox) -> Sandbox:
+    """The sandbox for `choice` (`auto`, `bwrap` or `none`); ValueError for
+    `bwrap` where it cannot run. A `Sandbox` is already resolved: it comes
+    back as it is, so a choice is probed once however many callers pass it on.
+    """
+    if isinstance(choice, Sandbox):
+        return choice
+    if choice not in SANDBOX_MODES:
         raise ValueError(
             f"`sandbox` must be one of {', '.join(SANDBOX_MODES)}. Received: "
-            f"sandbox={mode!r}"
+            f"sandbox={choice!r}"
         )
-    if mode == "none":
-        return "none"
+    if choice == "none":
+        return Sandbox("none")
     if bwrap_works():
-        return "bwrap"
-    if mode == "bwrap":
+        return Sandbox("bwrap")
+    if choice == "bwrap":
         raise ValueError(
             "sandbox='bwrap' but bubblewrap is not installed or cannot create "
             "namespaces here. Received: sandbox='bwrap'"
         )
-    return "none"
-
-
-def describe(mode: str) -> str:
-    """The one line the command prints about the sandbox it uses."""
-    if mode == "bwrap":
-        line = (
-            "sandbox: bubblewrap (no network, read-only files outside each "
-            "submission's folder, own PID namespace) + resource limits"
-        )
-    else:
-        line = "sandbox: none (bwrap not available or not asked for) + resource limits"
-    if account() is not None:
-        line += f"; submission code runs as {UNPRIVILEGED_USER}"
-        if keeps_capability():
-            line += " (allowed to read every file, to reach Python)"
-    elif os.geteuid() == 0:
-        line += "; submission code runs as root (no process-count limit)"
-    return line
+    return Sandbox("none")
 
 
 def wrap(command: list[str], workdir: str, hide=()) -> list[str]:

@@ -49,7 +49,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tf_transformer.course.grading import confine
+from tf_transformer.course.grading import confine, wire
 from tf_transformer.course.grading.confine import Limits
 from tf_transformer.course.grading.likeness import same_as_library
 from tf_transformer.course.grading.reports import Row
@@ -230,8 +230,8 @@ def run_checks(
     exercises: list[str],
     timeout: float,
     where: Confinement,
-) -> dict[str, dict]:
-    """Judge the student's definitions; one result per exercise.
+) -> dict[str, wire.Verdict]:
+    """Judge the student's definitions; one verdict per exercise.
 
     The judge (`judge`, trusted, no submission code) gives each exercise
     `timeout` seconds and restarts the answers' process after a failure. If
@@ -240,29 +240,27 @@ def run_checks(
     """
     from tf_transformer.course.grading.judge import answer_groups
 
-    results: dict[str, dict] = {}
+    results: dict[str, wire.Verdict] = {}
     remaining = list(exercises)
     env = _submission_env(where.workdir, where.limits, timeout * len(exercises))
     while remaining:
         nonce = secrets.token_hex(16)
         groups = answer_groups(remaining)
         commands = [where.command(ANSWERS, hide=_answer_files(g)) for g in groups]
-        request = {
-            "nonce": nonce,
-            "cells": cells,
-            "groups": groups,
-            "timeout": timeout,
-            "submission": {
-                "commands": commands,
-                "env": env,
-                "cwd": where.workdir,
-            },
-        }
+        request = wire.JudgeRequest(
+            nonce=nonce,
+            cells=cells,
+            groups=groups,
+            timeout=timeout,
+            commands=commands,
+            env=env,
+            cwd=where.workdir,
+        )
         judge = _JUDGES.acquire()
         # The judge enforces each exercise's timeout; this is its backstop.
         allowance = 2 * STARTUP_ALLOWANCE + timeout + 60
         finished = False
-        if judge.send(json.dumps(request) + "\n"):
+        if judge.send(request.dumps()):
             while True:
                 line = judge.line(allowance)
                 if line is None:
@@ -270,11 +268,12 @@ def run_checks(
                 if not line.startswith(nonce):
                     continue
                 payload = json.loads(line[len(nonce) :])
-                if payload.get("done"):
+                if payload == wire.Done().as_dict():
                     finished = True
                     break
-                if payload.get("exercise") in remaining:
-                    results[payload["exercise"]] = payload
+                verdict = wire.Verdict.from_dict(payload)
+                if verdict.exercise in remaining:
+                    results[verdict.exercise] = verdict
         if finished:
             _JUDGES.release(judge)
         else:
@@ -283,10 +282,11 @@ def run_checks(
         if not remaining:
             break
         culprit = remaining.pop(0)
-        results[culprit] = {
-            "status": "error",
-            "message": f"grader error: the judge stopped while checking {culprit}",
-        }
+        results[culprit] = wire.Verdict(
+            culprit,
+            "error",
+            f"grader error: the judge stopped while checking {culprit}",
+        )
     return results
 
 
@@ -437,20 +437,20 @@ def grade_notebook(
         if running is not None:
             running.shutdown()
             outcome = outcome.result()
-            if outcome["status"] != "ok":
+            if outcome.status != "ok":
                 status, message = _execution_failure(outcome, timeout)
                 message += "; the exercises are graded from the notebook's definitions"
                 rows.append(Row(identity, found, "", 0.0, 0.0, status, message))
     copied = same_as_library(cells, exercises)
     for ex in exercises:
-        result = results[ex.name]
-        row = _row(identity, found, ex, result["status"], result["message"])
+        verdict = results[ex.name]
+        row = _row(identity, found, ex, verdict.status, verdict.message)
         row.same_as_library = copied.get(ex.name, "")
         rows.append(row)
     return rows
 
 
-def _execute(path: Path, timeout: float, where: Confinement) -> dict:
+def _execute(path: Path, timeout: float, where: Confinement) -> wire.NotebookRun:
     """Run the notebook in a fresh kernel; the whole run has `timeout` seconds.
 
     The notebook is copied into the submission's folder first: inside the
@@ -467,30 +467,29 @@ def _execute(path: Path, timeout: float, where: Confinement) -> dict:
         stdout, _ = process.communicate("", timeout=timeout)
         code = process.returncode
     except subprocess.TimeoutExpired:
-        return {"status": "timeout", "cell": None}
+        return wire.NotebookRun("timeout")
     finally:
         _kill(process)
     for line in reversed(stdout.splitlines()):
         try:
-            return json.loads(line)
-        except json.JSONDecodeError:
+            return wire.NotebookRun.loads(line)
+        except ValueError:  # JSON's errors included
             continue
-    return {
-        "status": "error",
-        "message": f"the notebook runner exited with code {code}",
-    }
+    return wire.NotebookRun(
+        "error", message=f"the notebook runner exited with code {code}"
+    )
 
 
-def _execution_failure(outcome: dict, timeout: float) -> tuple[str, str]:
-    cell = outcome.get("cell")
+def _execution_failure(outcome: wire.NotebookRun, timeout: float) -> tuple[str, str]:
+    cell = outcome.cell
     where = (
         f" (code cell at index {cell})" if isinstance(cell, int) and cell >= 0 else ""
     )
-    if outcome["status"] == "timeout":
+    if outcome.status == "timeout":
         return "timeout", f"the notebook did not finish within {timeout:g} s{where}"
-    if outcome["status"] == "dead":
+    if outcome.status == "dead":
         return "error", f"the kernel died while running the notebook{where}"
-    return "error", f"the notebook could not be run: {outcome.get('message', '')}"
+    return "error", f"the notebook could not be run: {outcome.message}"
 
 
 def _row(identity: str, lesson: int, ex, status: str, message: str) -> Row:
@@ -526,15 +525,16 @@ def grade(
     execute: bool = True,
     lesson: int | None = None,
     progress: Callable[[str], None] | None = None,
-    sandbox: str = "auto",
+    sandbox: str | confine.Sandbox = "auto",
     limits: Limits | None = None,
 ) -> list[Row]:
     """Grade every submission under `paths`; rows in submission order.
 
-    `sandbox`: `auto` (bubblewrap where it works), `bwrap` or `none`;
+    `sandbox`: `auto` (bubblewrap where it works), `bwrap` or `none`, or a
+    `confine.Sandbox` the caller resolved already;
     `limits`: the children's resource limits (defaults: `Limits()`).
     """
-    mode = confine.resolve(sandbox)
+    mode = confine.resolve(sandbox).mode
     paths = list(paths)
     submissions = find_submissions(paths)
     private = private_paths(paths)

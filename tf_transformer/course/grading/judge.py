@@ -1,10 +1,10 @@
 """The grader's judge: runs the checks, with the references, on answers that
 run in another process.
 
-`python -m tf_transformer.course.grading.judge` reads requests ``{"nonce",
-"cells", "groups", "timeout", "submission": {"commands", "env",
-"cwd"}}``, one JSON line each, on stdin and writes one line per exercise,
-prefixed with the nonce, then ``{"done": true}``.
+`python -m tf_transformer.course.grading.judge` reads requests
+(`wire.JudgeRequest`), one JSON line each, on stdin and writes one
+`wire.Verdict` line per exercise, prefixed with the request's nonce, then
+`wire.Done`.
 
 No submission code runs here. The judge starts the submission's processes
 (``answers.py``, sandboxed by the grader's command; one per group of
@@ -23,7 +23,6 @@ process serves the next one.
 from __future__ import annotations
 
 import inspect
-import json
 import sys
 import time
 from pathlib import Path
@@ -118,23 +117,21 @@ def answer_groups(names: list[str]) -> list[list[str]]:
     return groups
 
 
-def judge(request: dict, emit) -> None:
+def judge(request: wire.JudgeRequest, emit) -> None:
     """Check the exercises of one submission; the request names the groups
     (`answer_groups`) and the command that starts a process for each."""
     from tf_transformer.course import checks
 
     registry = dict(checks.EXERCISES)
-    timeout = float(request["timeout"])
-    spec = request["submission"]
     submissions = []
-    for names, command in zip(request["groups"], spec["commands"], strict=True):
+    for names, command in zip(request.groups, request.commands, strict=True):
         exercises = [registry[name] for name in names]
-        init = {
-            "cells": request["cells"],
-            "objects": {ex.object_name: ex.name for ex in exercises},
-            "hidden_modules": hidden_modules(exercises),
-        }
-        submission = AnswersProcess(command, spec["env"], spec["cwd"], init)
+        init = wire.AnswersInit(
+            cells=request.cells,
+            objects={ex.object_name: ex.name for ex in exercises},
+            hidden_modules=hidden_modules(exercises),
+        )
+        submission = AnswersProcess(command, request.env, request.cwd, init)
         try:
             submission.launch()  # all groups start TensorFlow at once
         except Abort:
@@ -142,12 +139,11 @@ def judge(request: dict, emit) -> None:
         submissions.append((exercises, submission))
     for exercises, submission in submissions:
         for ex in exercises:
-            result = _judge_one(ex, submission, timeout)
-            emit({"exercise": ex.name, **result})
+            emit(_judge_one(ex, submission, float(request.timeout)))
         submission.stop()
 
 
-def _failure(ex, submission: AnswersProcess, timeout: float) -> dict:
+def _failure(ex, submission: AnswersProcess, timeout: float) -> wire.Verdict:
     status, what, code = submission.failure
     if what == "took":
         message = f"checking {ex.name} took longer than {timeout:g} s"
@@ -157,10 +153,10 @@ def _failure(ex, submission: AnswersProcess, timeout: float) -> dict:
         )
     else:
         message = f"checking {ex.name}: {what}"
-    return {"status": status, "message": message}
+    return wire.Verdict(ex.name, status, message)
 
 
-def _judge_one(ex, submission: AnswersProcess, timeout: float) -> dict:
+def _judge_one(ex, submission: AnswersProcess, timeout: float) -> wire.Verdict:
     from tf_transformer.course import checks
 
     try:
@@ -170,22 +166,22 @@ def _judge_one(ex, submission: AnswersProcess, timeout: float) -> dict:
     except Abort:
         return _failure(ex, submission, STARTUP_ALLOWANCE)
     submission.deadline = time.monotonic() + timeout
-    found = submission.ready.get(ex.object_name, {})
-    if not found.get("defined"):
-        if found.get("error"):
-            return {"status": "error", "message": found["error"]}
-        return {"status": "missing", "message": f"{ex.object_name} is not defined"}
+    found = submission.ready.get(ex.object_name, wire.Definition(defined=False))
+    if not found.defined:
+        if found.error:
+            return wire.Verdict(ex.name, "error", str(found.error))
+        return wire.Verdict(ex.name, "missing", f"{ex.object_name} is not defined")
     try:
         if ex.kind == "class":
-            if not found["is_class"]:
+            if not found.is_class:
                 message = (
                     f"expected the class {ex.object_name}, got a function or value"
                 )
-                return {"status": "failed", "message": message}
+                return wire.Verdict(ex.name, "failed", message)
             student: Any = RemoteClass(submission, ex.object_name)
         else:
             student = RemoteFunction(submission, ex.object_name)
-        if ex.kind == "function" and found["is_class"]:
+        if ex.kind == "function" and found.is_class:
             student = type(ex.object_name, (), {})
         result = checks.run_check(ex.name, student)
         status = result.status
@@ -202,7 +198,7 @@ def _judge_one(ex, submission: AnswersProcess, timeout: float) -> dict:
         status, message = "error", f"grader error: {type(error).__name__}: {error}"
     if submission.failure:
         return _failure(ex, submission, timeout)
-    return {"status": status, "message": message.lstrip("❌💥 ")}
+    return wire.Verdict(ex.name, status, message.lstrip("❌💥 "))
 
 
 def main() -> int:
@@ -210,15 +206,14 @@ def main() -> int:
     runs no submission code, so one judge serves many submissions."""
     out = sys.stdout
     for line in sys.stdin:
-        request = json.loads(line)
-        nonce = request["nonce"]
+        request = wire.JudgeRequest.loads(line)
 
-        def emit(payload: dict, nonce=nonce) -> None:
-            out.write(nonce + json.dumps(payload) + "\n")
+        def emit(message: wire.Message, nonce=request.nonce) -> None:
+            out.write(nonce + message.dumps())
             out.flush()
 
         judge(request, emit)
-        emit({"done": True})
+        emit(wire.Done())
     return 0
 
 

@@ -46,18 +46,19 @@ class StudentRaised(Exception):
     """Base of the exceptions re-raised here for an answer that raised."""
 
 
-def _reraise(payload: dict) -> BaseException:
-    name = str(payload.get("type", "Exception"))
-    message = str(payload.get("message", ""))
+def _reraise(raised: wire.Raised) -> BaseException:
+    """The judge's stand-in for what the answer raised (its fields are the
+    submission's: read as text, never trusted as types)."""
+    name, message = str(raised.type), str(raised.message)
     if name == "SystemExit":
-        error: BaseException = SystemExit(payload.get("code"))
+        error: BaseException = SystemExit(raised.code)
     elif name == "NotImplementedError":
         error = NotImplementedError(message)
     else:
         safe = name if name.isidentifier() else "Exception"
         error = type(safe, (StudentRaised,), {})(message)
-    error.raised_in_student_code = bool(payload.get("student_raised"))
-    error.student_location = str(payload.get("where", ""))
+    error.raised_in_student_code = bool(raised.student_raised)
+    error.student_location = str(raised.where)
     return error
 
 
@@ -65,10 +66,10 @@ class AnswersProcess:
     """The answers' process of one group of exercises, started on demand,
     restarted after a failure."""
 
-    def __init__(self, command, env, cwd, init: dict):
+    def __init__(self, command, env, cwd, init: wire.AnswersInit):
         self.command, self.env, self.cwd, self.init = command, env, cwd, init
         self.process: subprocess.Popen | None = None
-        self.ready: dict | None = None
+        self.ready: dict[str, wire.Definition] | None = None
         self.failure: tuple[str, str] | None = None
         self.deadline = 0.0
         self.keys: dict[int, int] = {}
@@ -110,7 +111,7 @@ class AnswersProcess:
 
     def wait_ready(self) -> None:
         if self.ready is None:
-            self.ready = self._receive(None)["ready"]
+            self.ready = self._receive(None, wire.Ready).ready
 
     def stop(self) -> None:
         if self.process is None:
@@ -129,14 +130,14 @@ class AnswersProcess:
         self.failure = (status, what, code)
         return Abort()
 
-    def _send(self, message: dict) -> None:
+    def _send(self, message: wire.Message) -> None:
         try:
-            self.process.stdin.write(wire.dumps(message).encode())
+            self.process.stdin.write(message.dumps().encode())
             self.process.stdin.flush()
         except (OSError, ValueError):
             raise self._fail("error", "died") from None
 
-    def _receive(self, request_id) -> dict:
+    def _receive(self, request_id, kind: type[wire.Message]) -> wire.Message:
         while True:
             try:
                 line = self.lines.get(
@@ -154,16 +155,19 @@ class AnswersProcess:
             if not isinstance(reply, dict):
                 continue
             if request_id is None or reply.get("id") == request_id:
-                return reply
+                try:
+                    return kind.from_dict(reply)
+                except ValueError:
+                    raise self._fail("error", "its process sent garbage") from None
 
-    def request(self, op: str, **fields) -> dict:
+    def request(self, op: str, **fields) -> wire.Reply:
         if self.process is None:
             raise Abort()
         self.next_id += 1
-        self._send({"op": op, "id": self.next_id, **fields})
-        reply = self._receive(self.next_id)
-        if "raised" in reply:
-            raise _reraise(reply["raised"])
+        self._send(wire.Request(op=op, id=self.next_id, **fields))
+        reply = self._receive(self.next_id, wire.Reply)
+        if reply.raised is not None:
+            raise _reraise(reply.raised)
         return reply
 
     # -- arguments: Keras objects are sent once and then named by a key
@@ -210,11 +214,9 @@ class AnswersProcess:
             self.kept.append(obj)  # keep the id valid
         return self.keys[id(obj)]
 
-    def result(self, reply: dict, handles: bool = False) -> Any:
+    def result(self, reply: wire.Reply, handles: bool = False) -> Any:
         try:
-            return wire.decode(
-                reply.get("value"), handles=self._stand_in if handles else None
-            )
+            return wire.decode(reply.value, handles=self._stand_in if handles else None)
         except ValueError as error:
             raise StudentRaised(f"its result could not be read: {error}") from None
 
@@ -263,7 +265,7 @@ class RemoteFunction:
         reply = submission.request(
             "trace", target=self._target, payload=submission.pack((template, specs))
         )
-        trace, dtypes = reply["trace"], [tf.as_dtype(d) for d in reply["dtypes"]]
+        trace, dtypes = reply.trace, [tf.as_dtype(d) for d in reply.dtypes]
 
         def run(*values):
             answer = submission.request(
@@ -278,7 +280,7 @@ class RemoteFunction:
         flat = tf.numpy_function(run, tensors, dtypes) if dtypes else []
         if not isinstance(flat, list | tuple):
             flat = [flat]
-        return _rebuild(reply["structure"], list(flat))
+        return _rebuild(reply.structure, list(flat))
 
 
 class RemoteObject(RemoteFunction):

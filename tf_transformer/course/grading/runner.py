@@ -4,7 +4,7 @@
 (`confine.apply_limits`), runs the notebook top to bottom in a fresh Jupyter
 kernel (errors in a cell do not stop the others; outputs are discarded so
 huge outputs cost nothing) and prints one JSON line: ``{"status": "ok"}``,
-or ``{"status": "dead", "cell": N}`` if the kernel died.
+or ``{"status": "dead", "cell": N}`` if the kernel died (`wire.NotebookRun`).
 """
 
 from __future__ import annotations

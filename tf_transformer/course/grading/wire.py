@@ -6,6 +6,12 @@ that `decode` turns into tensors, arrays and Python values (nothing the
 submission chose runs in the judge): arrays travel as dtype, shape and raw
 bytes, any other object as its type name and a short `repr`.
 
+The messages themselves are small typed records (`Message` subclasses), one
+JSON object per line: between the grader and its judge (`JudgeRequest`,
+`Verdict`, `Done`), between the judge and the answers' process
+(`AnswersInit`, `Ready`, `Request`, `Reply`, `Raised`), and from the notebook
+runner (`NotebookRun`). `Message.from_dict` refuses a field it does not know.
+
 `hide_definitions` rewrites a library module's source so that the functions
 being graded raise instead of computing the answer; the submission's process
 imports that text instead of the file.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import dataclasses
 import json
 import math
 import pickle
@@ -202,6 +209,172 @@ def decode(item: Any, depth: int = 0, handles=None) -> Any:
 
 def dumps(message: dict) -> str:
     return json.dumps(message, allow_nan=False) + "\n"
+
+
+# ------------------------------------------------------------------- messages
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    """A message between two of the grader's processes."""
+
+    def as_dict(self) -> dict:
+        return {
+            field.name: _plain(getattr(self, field.name))
+            for field in dataclasses.fields(self)
+        }
+
+    def dumps(self) -> str:
+        """One line of JSON."""
+        return dumps(self.as_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any):
+        """The message `data` holds; ValueError if it is not one."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls.__name__}: expected a JSON object")
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown fields {unknown}")
+        try:
+            return cls(**data)
+        except TypeError as error:  # a required field is missing
+            raise ValueError(f"{cls.__name__}: {error}") from None
+
+    @classmethod
+    def loads(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Message):
+        return value.as_dict()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class JudgeRequest(Message):
+    """Grader -> judge: check the exercises of one submission. `commands`
+    start one answers' process per group of exercises (`answer_groups`);
+    the judge's lines for it start with `nonce`."""
+
+    nonce: str
+    cells: list[str]
+    groups: list[list[str]]
+    timeout: float
+    commands: list[list[str]]
+    env: dict[str, str]
+    cwd: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict(Message):
+    """Judge -> grader: the result of one exercise."""
+
+    exercise: str
+    status: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Done(Message):
+    """Judge -> grader: every exercise of the request has its verdict."""
+
+    done: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class AnswersInit(Message):
+    """Judge -> answers' process, first: the notebook's code cells, the
+    exercise name of each answer to define (by object name), and the
+    library modules to import from text (`hide_definitions`)."""
+
+    cells: list[str]
+    objects: dict[str, str]
+    hidden_modules: dict[str, dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class Definition(Message):
+    """Whether the cells define one answer, and as a class or not."""
+
+    defined: bool
+    is_class: bool = False
+    error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Ready(Message):
+    """Answers' process -> judge, first: what the cells define."""
+
+    ready: dict[str, Definition]
+
+    def __post_init__(self):
+        found = {
+            name: item if isinstance(item, Definition) else Definition.from_dict(item)
+            for name, item in dict(self.ready).items()
+        }
+        object.__setattr__(self, "ready", found)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request(Message):
+    """Judge -> answers' process: `op` is `put` (an argument object under
+    `key`), `call`, `getattr` or `array` on `target` (`["d", name]` or
+    `["h", handle]`), `trace` (a function traced for `tf.function`) or `run`
+    (a traced function, by `trace`). Arguments travel in `payload` (`pack`)."""
+
+    op: str
+    id: int
+    target: list | None = None
+    payload: str | None = None
+    name: str | None = None
+    trace: int | None = None
+    key: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Raised(Message):
+    """What the answer raised: its type's name, message, the student's line
+    (`where`), whether it was raised in the student's code, and for
+    `SystemExit` its code."""
+
+    type: str
+    message: str
+    where: str = ""
+    student_raised: bool = False
+    code: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply(Message):
+    """Answers' process -> judge: to request `id`, the encoded `value`
+    (`encode`), or what it `raised`; for `trace`, the traced function's key,
+    its output `structure` and `dtypes`."""
+
+    id: int | None = None
+    value: Any = None
+    raised: Raised | None = None
+    trace: int | None = None
+    structure: Any = None
+    dtypes: list[str] | None = None
+
+    def __post_init__(self):
+        if isinstance(self.raised, dict):
+            object.__setattr__(self, "raised", Raised.from_dict(self.raised))
+
+
+@dataclasses.dataclass(frozen=True)
+class NotebookRun(Message):
+    """Notebook runner -> grader: `ok`, `dead` (the kernel died), `timeout`
+    or `error`, with the index of the code cell running then."""
+
+    status: str
+    cell: int | None = None
+    message: str = ""
 
 
 def hide_definitions(source: str, names: set[str]) -> str:
