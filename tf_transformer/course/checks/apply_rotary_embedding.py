@@ -104,7 +104,13 @@ def _likely_mistake(actual, x, start, wavelength):
     return None
 
 
-@exercise("apply_rotary_embedding", lesson=14, points=2, kind="function")
+@exercise(
+    "apply_rotary_embedding",
+    lesson=14,
+    points=2,
+    kind="function",
+    reference="apply_rotary_embedding",
+)
 def check_apply_rotary_embedding(ctx, student, reference):
     rng = np.random.default_rng(14)
     for description, shape, start, wavelength in CASES:

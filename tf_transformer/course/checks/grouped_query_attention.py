@@ -122,7 +122,13 @@ def _unpack(result, what):
     return to_numpy(result[0], what + "[0]"), to_numpy(result[1], what + "[1]")
 
 
-@exercise("grouped_query_attention", lesson=14, points=2, kind="function")
+@exercise(
+    "grouped_query_attention",
+    lesson=14,
+    points=2,
+    kind="function",
+    reference="grouped_query_attention",
+)
 def check_grouped_query_attention(ctx, student, reference):
     for description, q, k, v, mask in _cases():
         what = f"grouped_query_attention with {description}"

@@ -88,7 +88,13 @@ def _likely_mistake(actual, x, scale, epsilon):
     return None
 
 
-@exercise("rms_norm", lesson=14, points=1, kind="function")
+@exercise(
+    "rms_norm",
+    lesson=14,
+    points=1,
+    kind="function",
+    reference="rms_norm",
+)
 def check_rms_norm(ctx, student, reference):
     for description, x, scale, epsilon in _cases():
         what = f"rms_norm({description})"
