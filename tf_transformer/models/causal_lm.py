@@ -35,6 +35,22 @@ class CausalLMBase(BuiltBeforeTracing):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.vocabulary_size,)
 
+    def build(self, input_shape):
+        shape = validation.check_rank("token_ids", input_shape, {2})
+        self.embedding.build(shape)
+        self.decoder.build(tuple(shape) + (self.d_model,))
+        self.output_projection.build(tuple(shape) + (self.d_model,))
+        self.built = True
+
+    def embed(self, token_ids, padding_mask=None):
+        """Checked ids -> `(embedded (batch, seq_len, d_model), padding_mask)`;
+        the padding mask defaults to `token_ids != 0`."""
+        validation.check_integer_ids("token_ids", token_ids)
+        validation.check_rank("token_ids", token_ids, {2})
+        if padding_mask is None:
+            padding_mask = tf.not_equal(token_ids, 0)  # (batch, seq_len)
+        return self.embedding(token_ids), padding_mask
+
 
 @keras.saving.register_keras_serializable(package="tf_transformer")
 class CausalLM(CausalLMBase):
@@ -125,6 +141,7 @@ class CausalLM(CausalLMBase):
         self.position = validation.check_choice(
             "position", position, ("sinusoidal", "learned")
         )
+        self.d_model = validation.check_int("d_model", d_model)
         self.stack_kwargs = dict(
             num_layers=num_layers,
             d_model=d_model,
@@ -155,14 +172,6 @@ class CausalLM(CausalLMBase):
             vocabulary_size, dtype="float32", name="output_projection"
         )
 
-    def build(self, input_shape):
-        shape = validation.check_rank("token_ids", input_shape, {2})
-        d_model = self.stack_kwargs["d_model"]
-        self.embedding.build(shape)
-        self.decoder.build(tuple(shape) + (d_model,))
-        self.output_projection.build(tuple(shape) + (d_model,))
-        self.built = True
-
     def call(
         self,
         token_ids,
@@ -170,11 +179,7 @@ class CausalLM(CausalLMBase):
         training=None,
         return_attention_scores=False,
     ):
-        validation.check_integer_ids("token_ids", token_ids)
-        validation.check_rank("token_ids", token_ids, {2})
-        if padding_mask is None:
-            padding_mask = tf.not_equal(token_ids, 0)  # (batch, seq_len)
-        x = self.embedding(token_ids)  # (batch, seq_len, d_model)
+        x, padding_mask = self.embed(token_ids, padding_mask)  # (batch, seq_len, d)
         x, weights = self.decoder(
             x,
             padding_mask=padding_mask,

@@ -103,13 +103,6 @@ class ModernCausalLM(CausalLMBase):
             vocabulary_size, use_bias=False, dtype="float32", name="output_projection"
         )
 
-    def build(self, input_shape):
-        shape = validation.check_rank("token_ids", input_shape, {2})
-        self.embedding.build(shape)
-        self.decoder.build(tuple(shape) + (self.d_model,))
-        self.output_projection.build(tuple(shape) + (self.d_model,))
-        self.built = True
-
     def call(
         self,
         token_ids,
@@ -117,11 +110,7 @@ class ModernCausalLM(CausalLMBase):
         training=None,
         return_attention_scores=False,
     ):
-        validation.check_integer_ids("token_ids", token_ids)
-        validation.check_rank("token_ids", token_ids, {2})
-        if padding_mask is None:
-            padding_mask = tf.not_equal(token_ids, 0)  # (batch, seq_len)
-        x = self.embedding(token_ids)  # (batch, seq_len, d_model)
+        x, padding_mask = self.embed(token_ids, padding_mask)  # (batch, seq_len, d)
         x = self.decoder(
             x,
             padding_mask=padding_mask,

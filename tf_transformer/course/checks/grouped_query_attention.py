@@ -219,6 +219,7 @@ def _tf_gqa(
     use_mask=True,
     invert=False,
     heads_first=False,
+    zero_masked=True,
 ):
     group = query.shape[2] // key.shape[2]
     if stride:
@@ -236,7 +237,7 @@ def _tf_gqa(
         allowed = tf.logical_not(allowed) if invert else allowed
         scores = tf.where(allowed, scores, tf.float32.min)
     weights = tf.nn.softmax(scores, -1)
-    if allowed is not None:
+    if allowed is not None and zero_masked:
         weights = tf.where(allowed, weights, 0.0)
     weights = tf.cast(weights, value.dtype)
     output = tf.matmul(weights, v)  # (b, h, q, d)
@@ -289,20 +290,7 @@ def gqa_returns_float32():
 @bug("grouped_query_attention", "set the weights of masked keys to 0")
 def gqa_uniform_masked_rows():
     """a fully masked row keeps the softmax's uniform weights"""
-
-    def grouped_query_attention(query, key, value, mask=None):
-        group = query.shape[2] // key.shape[2]
-        key, value = tf.repeat(key, group, 2), tf.repeat(value, group, 2)
-        q, k, v = (tf.transpose(t, (0, 2, 1, 3)) for t in (query, key, value))
-        scores = tf.matmul(q, k, transpose_b=True) / tf.sqrt(float(q.shape[-1]))
-        if mask is not None:
-            allowed = tf.cast(mask, tf.bool)
-            allowed = allowed if len(allowed.shape) == 4 else allowed[:, None]
-            scores = tf.where(allowed, scores, -1e9)
-        weights = tf.nn.softmax(scores, -1)
-        return tf.transpose(tf.matmul(weights, v), (0, 2, 1, 3)), weights
-
-    return grouped_query_attention
+    return lambda q, k, v, mask=None: _tf_gqa(q, k, v, mask, zero_masked=False)
 
 
 @alternative("grouped_query_attention")
