@@ -51,6 +51,7 @@ SLOWEST_FIRST = (
     "solutions/08_training.ipynb",
     "solutions/10_sequence_classification.ipynb",
     "solutions/11_language_models.ipynb",
+    "solutions/14_modern_decoder.ipynb",
     "solutions/12_vision_transformer.ipynb",
     "tests/test_lessons_unanswered_b.py",
     "tests/test_cli.py",

@@ -59,6 +59,13 @@ SHORTER_TRAINING["11_language_models"] = [
     ("[0.3, 0.6, 0.8, 0.95, 1.0]", "[0.3, 1.0]"),
 ]
 SHORTER_TRAINING["13_image_captioning"] = [("STEPS = 2400", "STEPS = 8")]
+SHORTER_TRAINING["14_modern_decoder"] = [
+    (
+        "STEPS, WARMUP, TRAIN_LENGTH = 150, 40, 28",
+        "STEPS, WARMUP, TRAIN_LENGTH = 50, 10, 28",
+    ),
+    ("if len(held_out[group]) < 100:", "if len(held_out[group]) < 8:"),
+]
 SHORTER_TRAINING["15_lora"] = [
     ("BASE_STEPS, STEPS = 240, 100", "BASE_STEPS, STEPS = 20, 20"),
 ]

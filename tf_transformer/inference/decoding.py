@@ -77,13 +77,24 @@ class DecoderCache:
         for i, layer in enumerate(_generating_parts(model)[1].stack):
             attention = layer.self_attention
             for name, depth in (
-                ("key", attention._key_dim),
-                ("value", attention._value_dim),
+                ("key", getattr(attention, "_key_dim", None)),
+                ("value", getattr(attention, "_value_dim", None)),
             ):
-                cache[f"self_{name}_{i}"] = tf.zeros(
-                    (batch, attention.num_heads, length, depth), attention.compute_dtype
-                )
+                if hasattr(attention, "cache_shape"):  # GroupedQueryAttention
+                    shape = attention.cache_shape(batch, length)
+                else:
+                    shape = (batch, attention.num_heads, length, depth)
+                cache[f"self_{name}_{i}"] = tf.zeros(shape, attention.compute_dtype)
         return cache
+
+    @staticmethod
+    def bytes_per_token(model):
+        """Bytes the self-attention cache of `model` holds per generated
+        token (one row, one position, every layer's keys and values)."""
+        cache = DecoderCache.create_self_attention(model, 1, 1)
+        return sum(
+            tensor.shape.num_elements() * tensor.dtype.size for tensor in cache.values()
+        )
 
 
 def _is_image_model(model):
@@ -132,6 +143,13 @@ def decoder_step(model, token_ids, index, cache):
     """
     cache = dict(cache)
     embedding, stack, output_projection = _generating_parts(model)
+    if hasattr(stack, "call_with_cache"):
+        # A `ModernCausalLM`: no position table, the attention rotates by
+        # position and writes its own keys/values.
+        x, cache = stack.call_with_cache(
+            embedding(token_ids[:, tf.newaxis]), index, cache
+        )
+        return output_projection(x)[:, 0, :], cache
     x = embedding(token_ids[:, tf.newaxis], start_index=index)  # (B, 1, d)
     length = cache["self_key_0"].shape[2] or tf.shape(cache["self_key_0"])[2]
     positions = tf.range(length)

@@ -80,7 +80,8 @@ def generate(
     `seed` are then unused). A row stops after a token of `stop_token_ids`.
 
     Args:
-        model: a `tf_transformer.CausalLM` (with `use_cache=False`: any model
+        model: a `tf_transformer.CausalLM` or `ModernCausalLM` (with
+            `use_cache=False`: any model
             mapping ids (batch, length) to logits (batch, length, vocab)).
         prompt_ids: int (batch, prompt_len), each row at least one real token,
             right-padded with 0 (`[PAD]`); rows may differ in length.
@@ -180,7 +181,8 @@ def _check_prompt(model, prompt_ids, use_cache):
     )
     if not callable(model) or (use_cache and not is_language_model):
         raise TypeError(
-            "`model` must be a tf_transformer.CausalLM (with use_cache=False: any "
+            "`model` must be a tf_transformer.CausalLM or ModernCausalLM (with "
+            "use_cache=False: any "
             "model mapping token ids to logits). "
             f"Received: model of type {type(model).__name__}"
         )

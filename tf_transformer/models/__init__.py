@@ -6,6 +6,7 @@ from tf_transformer.models.causal_lm import CausalLM
 from tf_transformer.models.image_captioner import ImageCaptioner
 from tf_transformer.models.lora import add_lora, merge_lora
 from tf_transformer.models.masked_language_model import MaskedLanguageModel
+from tf_transformer.models.modern_causal_lm import ModernCausalLM
 from tf_transformer.models.sequence_classifier import SequenceClassifier
 from tf_transformer.models.transformer import Transformer, TransformerBase
 from tf_transformer.models.vision_transformer import VisionTransformer
@@ -20,6 +21,7 @@ __all__ = [
     "VisionTransformer",
     # decoder only
     "CausalLM",
+    "ModernCausalLM",
     # image -> text
     "ImageCaptioner",
     # low-rank adapters on a trained model (lesson 15)

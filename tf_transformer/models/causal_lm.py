@@ -10,8 +10,50 @@ from tf_transformer.layers.positional import PositionalEmbedding
 from tf_transformer.models._eager_build import BuiltBeforeTracing
 
 
+class CausalLMBase(BuiltBeforeTracing):
+    """What the decoder-only models share: token-id inputs, the eager build,
+    `generate` and the output shape. A subclass has `vocabulary_size` and
+    the three parts the cached decoding step reads: `embedding`, `decoder`
+    (its stack of blocks) and `output_projection`."""
+
+    @property
+    def input_dtype(self):
+        return "int32"
+
+    def _any_length_shape(self):
+        return (None, None)
+
+    def _one_token_inputs(self, ids):
+        return ids
+
+    def generate(self, prompt_ids, max_new_tokens, **kwargs):
+        """Continue right-padded prompts; see `tf_transformer.generate`."""
+        from tf_transformer.inference.generation import generate
+
+        return generate(self, prompt_ids, max_new_tokens, **kwargs)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.vocabulary_size,)
+
+    def build(self, input_shape):
+        shape = validation.check_rank("token_ids", input_shape, {2})
+        self.embedding.build(shape)
+        self.decoder.build(tuple(shape) + (self.d_model,))
+        self.output_projection.build(tuple(shape) + (self.d_model,))
+        self.built = True
+
+    def embed(self, token_ids, padding_mask=None):
+        """Checked ids -> `(embedded (batch, seq_len, d_model), padding_mask)`;
+        the padding mask defaults to `token_ids != 0`."""
+        validation.check_integer_ids("token_ids", token_ids)
+        validation.check_rank("token_ids", token_ids, {2})
+        if padding_mask is None:
+            padding_mask = tf.not_equal(token_ids, 0)  # (batch, seq_len)
+        return self.embedding(token_ids), padding_mask
+
+
 @keras.saving.register_keras_serializable(package="tf_transformer")
-class CausalLM(BuiltBeforeTracing):
+class CausalLM(CausalLMBase):
     """A decoder-only Transformer language model, as in GPT.
 
     token ids -> `PositionalEmbedding` -> `num_layers` blocks of masked
@@ -99,6 +141,7 @@ class CausalLM(BuiltBeforeTracing):
         self.position = validation.check_choice(
             "position", position, ("sinusoidal", "learned")
         )
+        self.d_model = validation.check_int("d_model", d_model)
         self.stack_kwargs = dict(
             num_layers=num_layers,
             d_model=d_model,
@@ -129,24 +172,6 @@ class CausalLM(BuiltBeforeTracing):
             vocabulary_size, dtype="float32", name="output_projection"
         )
 
-    @property
-    def input_dtype(self):
-        return "int32"
-
-    def build(self, input_shape):
-        shape = validation.check_rank("token_ids", input_shape, {2})
-        d_model = self.stack_kwargs["d_model"]
-        self.embedding.build(shape)
-        self.decoder.build(tuple(shape) + (d_model,))
-        self.output_projection.build(tuple(shape) + (d_model,))
-        self.built = True
-
-    def _any_length_shape(self):
-        return (None, None)
-
-    def _one_token_inputs(self, ids):
-        return ids
-
     def call(
         self,
         token_ids,
@@ -154,11 +179,7 @@ class CausalLM(BuiltBeforeTracing):
         training=None,
         return_attention_scores=False,
     ):
-        validation.check_integer_ids("token_ids", token_ids)
-        validation.check_rank("token_ids", token_ids, {2})
-        if padding_mask is None:
-            padding_mask = tf.not_equal(token_ids, 0)  # (batch, seq_len)
-        x = self.embedding(token_ids)  # (batch, seq_len, d_model)
+        x, padding_mask = self.embed(token_ids, padding_mask)  # (batch, seq_len, d)
         x, weights = self.decoder(
             x,
             padding_mask=padding_mask,
@@ -170,15 +191,6 @@ class CausalLM(BuiltBeforeTracing):
         if return_attention_scores:
             return logits, weights
         return logits
-
-    def generate(self, prompt_ids, max_new_tokens, **kwargs):
-        """Continue right-padded prompts; see `tf_transformer.generate`."""
-        from tf_transformer.inference.generation import generate
-
-        return generate(self, prompt_ids, max_new_tokens, **kwargs)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape) + (self.vocabulary_size,)
 
     def get_config(self):
         config = super().get_config()
