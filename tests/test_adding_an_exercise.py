@@ -85,6 +85,8 @@ def test_recipe_adds_an_exercise_that_build_check_and_catalogue_pick_up(tmp_path
         tmp_path / "tf_transformer",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
+    for name in ("pyproject.toml", "README.md"):  # the course setting, the map
+        shutil.copy(ROOT / name, tmp_path / name)
     assert not (tmp_path / MODULE).exists()
     (tmp_path / MODULE).write_text(worked_example(), encoding="utf-8")
     (tmp_path / "solutions").mkdir()

@@ -361,6 +361,7 @@ def _run_setup_in_fake_colab(monkeypatch, capsys, versions_after):
     return installs, capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_colab_setup_says_no_restart_when_nothing_loaded_changed(monkeypatch, capsys):
     installs, out = _run_setup_in_fake_colab(monkeypatch, capsys, {})
     assert any("tf-transformer @ git+" in part for part in installs[0])
@@ -369,6 +370,7 @@ def test_colab_setup_says_no_restart_when_nothing_loaded_changed(monkeypatch, ca
     assert "No restart needed" in out
 
 
+@pytest.mark.slow
 def test_colab_setup_asks_for_a_restart_when_a_loaded_package_changed(
     monkeypatch, capsys
 ):

@@ -48,11 +48,27 @@ def _is_optional(node: ast.Try) -> bool:
     return False
 
 
+def _only_in_colab(node) -> bool:
+    """An `if "google.colab" in sys.modules:` block (the setup cell's Colab
+    branch): what it imports, Colab provides."""
+    return isinstance(node, ast.If) and any(
+        isinstance(part, ast.Constant) and part.value == "google.colab"
+        for part in ast.walk(node.test)
+    )
+
+
 def imported_packages(source: str) -> set[str]:
-    """Top-level names of the absolute imports in `source`, optional ones aside."""
+    """Top-level names of the absolute imports in `source`, optional ones
+    (and those of Colab's own branch) aside."""
     names = set()
 
     def visit(node, optional):
+        if _only_in_colab(node):
+            for child in node.body:
+                visit(child, True)
+            for child in node.orelse:
+                visit(child, optional)
+            return
         if isinstance(node, ast.Try) and _is_optional(node):
             for child in node.body:
                 visit(child, True)
@@ -86,7 +102,10 @@ def notebook_source(path: Path) -> str:
 def local_modules() -> set[str]:
     """Names the repository itself provides (packages, scripts, test helpers)."""
     names = {p.name for p in ROOT.iterdir() if p.is_dir()}  # tf_transformer, tests
-    for folder in (ROOT, ROOT / "bench", ROOT / "tests"):
+    # The grader's process scripts (grading/answers.py, runner.py) run by path
+    # and import their neighbours by name.
+    scripts = ROOT / "tf_transformer" / "course" / "grading"
+    for folder in (ROOT, ROOT / "bench", ROOT / "tests", scripts):
         names |= {p.stem for p in folder.glob("*.py")}
     return names
 
@@ -162,18 +181,28 @@ def test_an_undeclared_import_is_reported_with_its_distribution():
         "    fancy_optional = None\n"
         "def later():\n"
         "    import yaml\n"
+        'if "google.colab" in sys.modules:\n'
+        "    from google.colab import files\n"
+        "else:\n"
+        "    import requests\n"
     )
     distributions = {
         "numpy": ["numpy"],
         "sklearn": ["scikit-learn"],
         "yaml": ["PyYAML"],
+        "requests": ["requests"],
     }
     problems = undeclared({"x.py": source}, {"numpy"}, distributions)
     assert problems == [
+        "x.py: import requests (requests)",
         "x.py: import sklearn (scikit-learn)",
         "x.py: import yaml (pyyaml)",
     ]
     assert (
-        undeclared({"x.py": source}, {"numpy", "scikit-learn", "pyyaml"}, distributions)
+        undeclared(
+            {"x.py": source},
+            {"numpy", "scikit-learn", "pyyaml", "requests"},
+            distributions,
+        )
         == []
     )

@@ -33,6 +33,7 @@ def entry_point(*argv, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_the_zip_has_gradescope_files_at_its_root(tmp_path):
     wheel = tmp_path / "tf_transformer-0.1.0-py3-none-any.whl"
     wheel.write_bytes(b"not really a wheel")

@@ -304,6 +304,7 @@ def test_the_sandbox_shows_needed_paths_under_tmp_but_keeps_submissions_apart(
     assert args[at - 1 : at + 3] == ["--tmpfs", "/tmp", "--tmpfs", str(outside)]
 
 
+@pytest.mark.slow
 def test_a_process_that_dies_is_reported_with_its_signal_and_last_lines():
     script = (
         "import os, signal, sys\n"

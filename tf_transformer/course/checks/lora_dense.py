@@ -14,7 +14,7 @@ from tf_transformer.course.checks._core import (
     library_object,
     to_numpy,
 )
-from tf_transformer.course.checks._layers import compare, round_trip
+from tf_transformer.course.checks._layers import compare, is_local, round_trip
 
 INPUT_DIM, UNITS, RANK, ALPHA = 8, 6, 2, 6.0  # scale alpha / rank = 3
 
@@ -174,12 +174,6 @@ def _adapted(ctx, layer, dense, what):
     return x, expected
 
 
-def _is_local(layer):
-    """False in the grader, where the layer is a handle on another process
-    (there a gradient tape cannot reach it; the graph check below stands in)."""
-    return isinstance(layer, keras.layers.Layer)
-
-
 def _gradients(ctx, layer, x, what):
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(tf.square(ctx.call(layer, x, what=what)))
@@ -279,7 +273,7 @@ def check_lora_dense(ctx, student_cls, reference_cls):
         "y = activation(x W + b + x A B · alpha / rank), with and without "
         "activation and bias"
     )
-    if _is_local(layer):
+    if is_local(layer):
         _gradients(ctx, layer, x, what)
     _graph(ctx, layer, x, what)
 

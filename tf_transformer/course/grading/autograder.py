@@ -230,8 +230,11 @@ def run_gradescope(root: Path | str = "/autograder") -> dict:
         settings = read_settings(root / "source" / CONFIG)
         from tf_transformer.course.grading import confine, grade
 
-        mode = confine.resolve(settings.sandbox)
-        print(confine.describe(mode), flush=True)
+        limits = confine.Limits(memory=int(settings.memory_limit_gib * confine.GIB))
+        # Starts Python as submission code will run; a failure ends in the
+        # result's message below, before any row.
+        sandbox = grade.resolve_sandbox(settings.sandbox, limits)
+        print(sandbox.describe(), flush=True)
         submission = root / "submission"
         notebooks = grade.find_submissions([submission]) if submission.is_dir() else []
         rows = []
@@ -241,10 +244,8 @@ def run_gradescope(root: Path | str = "/autograder") -> dict:
                 timeout=settings.timeout,
                 execute=settings.execute,
                 lesson=settings.lessons[0] if len(settings.lessons) == 1 else None,
-                sandbox=mode,
-                limits=confine.Limits(
-                    memory=int(settings.memory_limit_gib * confine.GIB)
-                ),
+                sandbox=sandbox,
+                limits=limits,
                 progress=lambda line: print(line, flush=True),
             )
         counted, notes = _choose(rows, settings)
