@@ -155,3 +155,68 @@ def test_cross_attention_takes_k_v_from_the_memory_and_q_from_below():
 def test_draw_layer_rejects_a_bad_memory():
     with pytest.raises(ValueError, match="memory"):
         diagrams.draw_layer(ENCODER, title="x", memory=(5, "memory"))
+
+
+def _overlaps(ax):
+    """Pairs of texts of `ax` whose drawn boxes overlap."""
+    renderer = diagrams._renderer(ax.figure)
+    texts = [t for t in ax.texts if t.get_text().strip()]
+    extents = [t.get_window_extent(renderer) for t in texts]
+    return [
+        (texts[i].get_text(), texts[j].get_text())
+        for i in range(len(texts))
+        for j in range(i + 1, len(texts))
+        if extents[i].overlaps(extents[j])
+    ]
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda: diagrams.draw_layer(ENCODER, title="encoder"),
+        lambda: diagrams.draw_layer(ENCODER, title="encoder", norm_first=True),
+        lambda: diagrams.draw_layer(DECODER, title="decoder", memory=(1, "memory")),
+        diagrams.draw_transformer,
+        lambda: diagrams.draw_multi_head(1),
+        lambda: diagrams.draw_multi_head(4),
+        lambda: diagrams.draw_multi_head(8),
+        diagrams.draw_scaled_dot_product_attention,
+    ],
+    ids=[
+        "encoder",
+        "pre-LN",
+        "decoder",
+        "transformer",
+        "1 head",
+        "4 heads",
+        "8 heads",
+        "scaled dot-product",
+    ],
+)
+def test_diagram_texts_fit_and_never_overlap(draw):
+    ax = draw()
+    assert diagrams.labels_outside_boxes(ax) == []
+    assert _overlaps(ax) == []
+
+
+def test_multi_head_draws_three_projections_and_one_attention_per_head():
+    ax = diagrams.draw_multi_head(num_heads=3)
+    for name in ("W_Q", "W_K", "W_V", "W_O"):
+        assert len(_texts(ax, f"× {name}")) == 1
+    assert len([t for t in ax.texts if t.get_text().endswith("attention")]) == 3
+    assert {f"{name}{head}" for name in "QKV" for head in (1, 2, 3)} <= {
+        t.get_text() for t in ax.texts
+    }
+    with pytest.raises(ValueError, match="num_heads"):
+        diagrams.draw_multi_head(num_heads=9)
+
+
+def test_scaled_dot_product_attention_masks_between_scale_and_softmax():
+    ax = diagrams.draw_scaled_dot_product_attention()
+
+    def height(start):
+        (text,) = [t for t in ax.texts if t.get_text().startswith(start)]
+        return text.get_position()[1]
+
+    order = ["MatMul:  Q", "Scale", "Mask", "SoftMax", "MatMul:  weights"]
+    assert [height(step) for step in order] == sorted(height(s) for s in order)

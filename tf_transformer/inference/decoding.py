@@ -63,10 +63,10 @@ class DecoderCache:
         for i, layer in enumerate(model.decoder.stack):
             cross = layer.cross_attention
             cache[f"cross_key_{i}"] = cross.split_heads(
-                cross.key_dense(encoded), cross._key_dim
+                cross.key_dense(encoded), cross.key_dim
             )
             cache[f"cross_value_{i}"] = cross.split_heads(
-                cross.value_dense(encoded), cross._value_dim
+                cross.value_dense(encoded), cross.value_dim
             )
         return cache
 
@@ -77,8 +77,8 @@ class DecoderCache:
         for i, layer in enumerate(_generating_parts(model)[1].stack):
             attention = layer.self_attention
             for name, depth in (
-                ("key", getattr(attention, "_key_dim", None)),
-                ("value", getattr(attention, "_value_dim", None)),
+                ("key", getattr(attention, "key_dim", None)),
+                ("value", getattr(attention, "value_dim", None)),
             ):
                 if hasattr(attention, "cache_shape"):  # GroupedQueryAttention
                     shape = attention.cache_shape(batch, length)
@@ -159,10 +159,10 @@ def decoder_step(model, token_ids, index, cache):
         # Masked self-attention against the cached keys/values.
         attention = layer.self_attention
         y = layer.self_attention_layer_norm(x) if layer.norm_first else x
-        query = attention.split_heads(attention.query_dense(y), attention._key_dim)
+        query = attention.split_heads(attention.query_dense(y), attention.key_dim)
         for name, dense, depth in (
-            ("key", attention.key_dense, attention._key_dim),
-            ("value", attention.value_dense, attention._value_dim),
+            ("key", attention.key_dense, attention.key_dim),
+            ("value", attention.value_dense, attention.value_dim),
         ):
             new = attention.split_heads(dense(y), depth)  # (B, h, 1, depth)
             cache[f"self_{name}_{i}"] = tf.where(
@@ -179,7 +179,7 @@ def decoder_step(model, token_ids, index, cache):
             # Cross-attention against the precomputed encoder keys/values.
             cross = layer.cross_attention
             y = layer.cross_attention_layer_norm(x) if layer.norm_first else x
-            query = cross.split_heads(cross.query_dense(y), cross._key_dim)
+            query = cross.split_heads(cross.query_dense(y), cross.key_dim)
             attended, _ = scaled_dot_product_attention(
                 query,
                 cache[f"cross_key_{i}"],

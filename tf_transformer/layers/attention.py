@@ -122,6 +122,12 @@ class MultiHeadAttentionBase(keras.layers.Layer):
         bias_initializer: initializer of the biases. Defaults to `"zeros"`.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
+    Attributes: `key_dim`, `value_dim` and `output_dim` are the sizes in use:
+    the constructor's values, with those left to None resolved from the
+    inputs' sizes when the layer is built (`get_config` returns the
+    constructor's values). `_key_dim`, `_value_dim` and `_output_dim` remain
+    as aliases for answers written before they were public.
+
     Call arguments:
         query: (batch, target_len, query_dim).
         value: (batch, source_len, value_dim_in).
@@ -157,35 +163,59 @@ class MultiHeadAttentionBase(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.num_heads = validation.check_int("num_heads", num_heads)
-        self.key_dim = validation.check_optional_int("key_dim", key_dim)
-        self.value_dim = validation.check_optional_int("value_dim", value_dim)
+        # The constructor's sizes, as get_config returns them (None: resolved
+        # from the inputs in `build`), and the sizes in use (`key_dim`, …).
+        self._key_dim_argument = validation.check_optional_int("key_dim", key_dim)
+        self._value_dim_argument = validation.check_optional_int("value_dim", value_dim)
+        self._output_dim_argument = validation.check_optional_int(
+            "output_dim", output_dim
+        )
+        self._key_dim = self._key_dim_argument
+        self._value_dim = self._value_dim_argument
+        self._output_dim = self._output_dim_argument
         self.dropout = validation.check_rate("dropout", dropout)
         self.use_bias = validation.check_bool("use_bias", use_bias)
-        self.output_dim = validation.check_optional_int("output_dim", output_dim)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = True
 
+    @property
+    def key_dim(self):
+        """d_k, the size of each head's queries and keys (None until built
+        when the constructor left it to the query's size)."""
+        return self._key_dim
+
+    @property
+    def value_dim(self):
+        """d_v, the size of each head's values (None until built when the
+        constructor left it to `key_dim`)."""
+        return self._value_dim
+
+    @property
+    def output_dim(self):
+        """The size of the output vectors (None until built when the
+        constructor left it to the query's size)."""
+        return self._output_dim
+
     def build(self, query_shape, value_shape, key_shape=None):
         key_shape = value_shape if key_shape is None else key_shape
         query_dim = query_shape[-1]
-        if self.key_dim is None:
+        if self._key_dim_argument is None:
             validation.check_divisible(
                 "query_dim", query_dim, "num_heads", self.num_heads
             )
-        # Resolved sizes live apart from the constructor arguments, which
-        # get_config returns unchanged.
-        self._key_dim = self.key_dim or query_dim // self.num_heads
-        self._value_dim = self.value_dim or self._key_dim
-        self._output_dim = self.output_dim or query_dim
-        self.query_dense = self._dense(self.num_heads * self._key_dim, "query_dense")
+        # The sizes in use; get_config keeps returning the constructor's.
+        self._key_dim = self._key_dim_argument or query_dim // self.num_heads
+        self._value_dim = self._value_dim_argument or self._key_dim
+        self._output_dim = self._output_dim_argument or query_dim
+        self.query_dense = self._dense(self.num_heads * self.key_dim, "query_dense")
         self.query_dense.build(query_shape)
-        self.key_dense = self._dense(self.num_heads * self._key_dim, "key_dense")
+        self.key_dense = self._dense(self.num_heads * self.key_dim, "key_dense")
         self.key_dense.build(key_shape)
-        self.value_dense = self._dense(self.num_heads * self._value_dim, "value_dense")
+        self.value_dense = self._dense(self.num_heads * self.value_dim, "value_dense")
         self.value_dense.build(value_shape)
-        self.output_dense = self._dense(self._output_dim, "output_dense")
-        self.output_dense.build((None, None, self.num_heads * self._value_dim))
+        self.output_dense = self._dense(self.output_dim, "output_dense")
+        self.output_dense.build((None, None, self.num_heads * self.value_dim))
         self.dropout_layer = Dropout(
             self.dropout, dtype=self.dtype_policy, name="attention_dropout"
         )
@@ -250,7 +280,7 @@ class MultiHeadAttentionBase(keras.layers.Layer):
             validation.check_rank("attention_mask", attention_mask, {2, 3, 4})
 
     def compute_output_shape(self, query_shape, value_shape, key_shape=None):
-        output_dim = self.output_dim or query_shape[-1]
+        output_dim = self._output_dim_argument or query_shape[-1]
         return tuple(query_shape[:-1]) + (output_dim,)
 
     def compute_output_spec(
@@ -269,11 +299,11 @@ class MultiHeadAttentionBase(keras.layers.Layer):
         config.update(
             {
                 "num_heads": self.num_heads,
-                "key_dim": self.key_dim,
-                "value_dim": self.value_dim,
+                "key_dim": self._key_dim_argument,
+                "value_dim": self._value_dim_argument,
                 "dropout": self.dropout,
                 "use_bias": self.use_bias,
-                "output_dim": self.output_dim,
+                "output_dim": self._output_dim_argument,
                 "kernel_initializer": keras.initializers.serialize(
                     self.kernel_initializer
                 ),
@@ -341,9 +371,9 @@ class MultiHeadAttention(MultiHeadAttentionBase):
             use_causal_mask,
         )
         # W_Q, W_K, W_V project; the heads are slices of the projections.
-        query = self.split_heads(self.query_dense(query), self._key_dim)
-        key = self.split_heads(self.key_dense(key), self._key_dim)
-        value = self.split_heads(self.value_dense(value), self._value_dim)
+        query = self.split_heads(self.query_dense(query), self.key_dim)
+        key = self.split_heads(self.key_dense(key), self.key_dim)
+        value = self.split_heads(self.value_dense(value), self.value_dim)
         # query: (batch, heads, target_len, key_dim); key/value: source_len
         dropout = None
         if self.dropout > 0:

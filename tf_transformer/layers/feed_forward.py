@@ -8,10 +8,16 @@ from tf_transformer.layers.initializers import clone_initializer
 
 
 class FeedForwardBase(keras.layers.Layer):
-    """The Keras plumbing of `FeedForward`: arguments, output shape, config.
+    """The Keras plumbing of `FeedForward`: arguments, sublayers, config.
 
-    `FeedForward` subclasses it and adds `build` (the two dense layers and
-    the dropout) and `call`.
+    `FeedForward` subclasses it and writes the idea: `build` creates the two
+    dense layers with `self.dense(...)` and builds them with their input
+    shapes, `call` applies them in order. The plumbing lives here: the
+    checked constructor arguments, `dense` (a `Dense` with a fresh copy of
+    the layer's initializers, its dtype policy and a stable name), `build`
+    (checks the input size and creates `self.dropout_layer`; a subclass
+    calls it first with `super().build(input_shape)`), `check_inputs`,
+    `compute_output_shape` and `get_config`.
 
     FFN(x) = max(0, x W1 + b1) W2 + b2, applied to each position alone.
 
@@ -65,6 +71,33 @@ class FeedForwardBase(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = True
 
+    def dense(self, units, name, activation=None):
+        """A `Dense(units)` sublayer with the layer's initializers (fresh
+        copies, so two sublayers never share a seeded initializer), dtype
+        policy and the stable `name`; not built yet."""
+        return keras.layers.Dense(
+            units,
+            activation=activation,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def build(self, input_shape):
+        """Check the input size and create `self.dropout_layer` (the paper's
+        residual dropout, the library's `Dropout`)."""
+        self.check_inputs(input_shape)
+        self.dropout_layer = Dropout(
+            self.dropout, dtype=self.dtype_policy, name="dropout"
+        )
+        self.built = True
+
+    def check_inputs(self, inputs):
+        """A clear ValueError when the last axis of `inputs` (a tensor or a
+        shape) is not `d_model`."""
+        validation.check_last_dim("inputs", inputs, self.d_model, "d_model")
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.d_model,)
 
@@ -91,7 +124,8 @@ class FeedForward(FeedForwardBase):
 
     Section 3.3 of the paper: two dense layers with a ReLU between them,
     widening each d_model vector to `dff` and projecting it back; dropout
-    follows the second. Arguments and config: see `FeedForwardBase`.
+    follows the second. Arguments, sublayer plumbing and config: see
+    `FeedForwardBase`.
 
     Example:
 
@@ -101,31 +135,18 @@ class FeedForward(FeedForwardBase):
     """
 
     def build(self, input_shape):
-        validation.check_last_dim("inputs", input_shape, self.d_model, "d_model")
-        self.intermediate_dense = keras.layers.Dense(
-            self.dff,
-            activation=self.activation,
-            kernel_initializer=clone_initializer(self.kernel_initializer),
-            bias_initializer=clone_initializer(self.bias_initializer),
-            dtype=self.dtype_policy,
-            name="intermediate_dense",
+        super().build(input_shape)  # checks the input size, creates dropout_layer
+        # W1, b1 and the activation: (..., d_model) -> (..., dff)
+        self.intermediate_dense = self.dense(
+            self.dff, "intermediate_dense", activation=self.activation
         )
         self.intermediate_dense.build(input_shape)
-        self.output_dense = keras.layers.Dense(
-            self.d_model,
-            kernel_initializer=clone_initializer(self.kernel_initializer),
-            bias_initializer=clone_initializer(self.bias_initializer),
-            dtype=self.dtype_policy,
-            name="output_dense",
-        )
+        # W2, b2: (..., dff) -> (..., d_model)
+        self.output_dense = self.dense(self.d_model, "output_dense")
         self.output_dense.build(tuple(input_shape[:-1]) + (self.dff,))
-        self.dropout_layer = Dropout(
-            self.dropout, dtype=self.dtype_policy, name="dropout"
-        )
-        self.built = True
 
     def call(self, inputs, training=None):
-        validation.check_last_dim("inputs", inputs, self.d_model, "d_model")
+        self.check_inputs(inputs)
         x = self.intermediate_dense(inputs)  # (batch, seq_len, dff)
         x = self.output_dense(x)  # (batch, seq_len, d_model)
         return self.dropout_layer(x, training=training)

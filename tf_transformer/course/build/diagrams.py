@@ -460,12 +460,28 @@ HEAD_COLORS = (
 )
 
 
-def draw_multi_head(num_heads=4, ax=None):
-    """Draw multi-head attention's shapes: project, split, attend, concat, W_O.
+def _check_num_heads(num_heads):
+    if (
+        isinstance(num_heads, bool)
+        or not isinstance(num_heads, int)
+        or not 1 <= num_heads <= len(HEAD_COLORS)
+    ):
+        raise ValueError(
+            f"`num_heads` must be an int from 1 to {len(HEAD_COLORS)}. "
+            f"Received: num_heads={num_heads!r}"
+        )
 
-    Each head's channels keep one colour from the projection to the
-    concatenation, so the split and the merge read as a regrouping of the
-    same numbers.
+
+def draw_multi_head(num_heads=4, ax=None):
+    """Draw multi-head attention's shapes (the paper's Figure 2, right).
+
+    Three inputs V, K and Q (the same x in self-attention; in
+    cross-attention K and V come from the encoder) each have their own
+    projection W_V, W_K, W_Q. Each projection is cut into `num_heads` slabs
+    of shape (length × d_k), one per head and one colour per head; head i
+    attends with its own (Q_i, K_i, V_i); the heads' outputs are
+    concatenated and mixed by W_O. The colours follow each head's channels
+    from the projection to the concatenation.
 
     Args:
         num_heads: number of heads to draw (1 to 8). Defaults to 4.
@@ -476,106 +492,305 @@ def draw_multi_head(num_heads=4, ax=None):
     """
     from matplotlib.patches import Rectangle
 
-    if (
-        isinstance(num_heads, bool)
-        or not isinstance(num_heads, int)
-        or not 1 <= num_heads <= len(HEAD_COLORS)
-    ):
-        raise ValueError(
-            f"`num_heads` must be an int from 1 to {len(HEAD_COLORS)}. "
-            f"Received: num_heads={num_heads!r}"
-        )
-    if ax is None:
-        _, ax = _pyplot().subplots(figsize=(14, 4.8))
-    height, channel = 2.0, 0.45  # a block is (length) tall, each head's d_k wide
+    _check_num_heads(num_heads)
+    own_figure = ax is None
+    if own_figure:
+        _, ax = _pyplot().subplots()
+    tall, slab = 1.3, 0.4  # a block is (length) tall; a head's d_k is `slab` wide
+    wide = slab * max(num_heads, 4)  # d_model drawn as wide as h · d_k
 
-    def banded(x, y, heads, label):
-        for head in heads:
+    def block(x, y, width, kind, label, heads=None, above=False):
+        if heads is None:
+            ax.add_patch(
+                Rectangle(
+                    (x, y), width, tall, facecolor=COLORS[kind], edgecolor="#444444"
+                )
+            )
+        else:
+            for offset, head in enumerate(heads):
+                ax.add_patch(
+                    Rectangle(
+                        (x + offset * slab, y),
+                        slab,
+                        tall,
+                        facecolor=HEAD_COLORS[head],
+                        alpha=0.75,
+                        edgecolor="#444444",
+                    )
+                )
+        ax.text(
+            x + width / 2,
+            y + tall + 0.08 if above else y - 0.08,
+            label,
+            ha="center",
+            va="bottom" if above else "top",
+            fontsize=8,
+        )
+
+    heads = list(range(num_heads))
+    row_gap = 1.15
+    head_gap = 0.55
+    heads_height = num_heads * tall + (num_heads - 1) * head_gap
+    inputs_height = 3 * tall + 2 * row_gap
+    height = max(heads_height, inputs_height)
+    # Inputs and their projections: Q on top, K, then V.
+    input_x, projected_x = 0.0, wide + 2.0
+    inputs_bottom = (height - inputs_height) / 2
+    projected_right = projected_x + slab * num_heads
+    centres = {}
+    for row, name in enumerate(("V", "K", "Q")):
+        y = inputs_bottom + row * (tall + row_gap)
+        source = "x" if name == "Q" else "x or encoder output"
+        block(input_x, y, wide, "embed", f"{name}: {source}\n(length × d_model)")
+        arrow(ax, (wide + 0.1, y + tall / 2), (projected_x - 0.1, y + tall / 2))
+        ax.text(
+            (wide + projected_x) / 2,
+            y + tall / 2 + 0.1,
+            f"× W_{name}",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            fontweight="bold",
+        )
+        block(
+            projected_x,
+            y,
+            slab * num_heads,
+            None,
+            f"{name} W_{name}  (length × h·d_k)",
+            heads=heads,
+        )
+        centres[name] = y + tall / 2
+    # The heads: head i gets the i-th slab of each projection.
+    heads_x = projected_right + 2.3
+    attention_x = heads_x + 3 * slab + 0.5
+    attention_width = 1.9
+    out_x = attention_x + attention_width + 0.5
+    heads_bottom = (height - heads_height) / 2
+    head_centres = []
+    for head in heads:
+        y = heads_bottom + (num_heads - 1 - head) * (tall + head_gap)
+        for offset, name in enumerate(("Q", "K", "V")):
+            x = heads_x + offset * slab
             ax.add_patch(
                 Rectangle(
                     (x, y),
-                    channel,
-                    height,
+                    slab,
+                    tall,
                     facecolor=HEAD_COLORS[head],
                     alpha=0.75,
                     edgecolor="#444444",
                 )
             )
-            x += channel
-        ax.text(
-            x - channel * len(heads) / 2,
-            y - 0.15,
-            label,
-            ha="center",
-            va="top",
+            ax.text(
+                x + slab / 2,
+                y + tall / 2,
+                f"{name}{head + 1}",
+                ha="center",
+                va="center",
+                fontsize=7,
+            )
+        arrow(
+            ax,
+            (heads_x + 3 * slab + 0.05, y + tall / 2),
+            (attention_x - 0.05, y + tall / 2),
+        )
+        box(
+            ax,
+            attention_x + attention_width / 2,
+            y + tall / 2,
+            f"head {head + 1}:\nattention",
+            "attention",
+            width=attention_width,
+            height=0.8,
             fontsize=8,
         )
-        return x
-
-    def plain(x, y, width, label, kind):
-        ax.add_patch(
-            Rectangle(
-                (x, y), width, height, facecolor=COLORS[kind], edgecolor="#444444"
-            )
+        arrow(
+            ax,
+            (attention_x + attention_width + 0.05, y + tall / 2),
+            (out_x - 0.05, y + tall / 2),
         )
-        ax.text(x + width / 2, y - 0.15, label, ha="center", va="top", fontsize=8)
-        return x + width
-
-    heads = range(num_heads)
-    width = channel * num_heads
-    x = plain(0.0, 0.0, width, "x\n(length, d_model)", "embed")
-    arrow(ax, (x + 0.1, height / 2), (x + 0.9, height / 2))
-    ax.text(
-        x + 0.5, height / 2 + 0.15, "× W_Q\n(W_K, W_V\nalike)", ha="center", fontsize=8
-    )
-    x = banded(x + 1.0, 0.0, heads, "x W_Q\n(length, h · d_k)")
-    # Split: one small block per head, stacked, in the head's colour.
-    split_x = x + 1.2
-    step = (height + 0.5) * 2 / max(num_heads, 2)
-    tops = [height * 1.6 - i * step for i in heads]
-    for head, top in zip(heads, tops, strict=True):
-        arrow(ax, (x + 0.1, height / 2), (split_x - 0.05, top + 0.2), lw=0.8)
         ax.add_patch(
             Rectangle(
-                (split_x, top),
-                channel,
-                0.4 * height / 2,
+                (out_x, y),
+                slab,
+                tall,
                 facecolor=HEAD_COLORS[head],
                 alpha=0.75,
                 edgecolor="#444444",
             )
         )
-        ax.text(
-            split_x + channel + 0.1,
-            top + 0.2,
-            f"head {head + 1}: attention(q, k, v)",
-            va="center",
-            fontsize=8,
-        )
-        arrow(
-            ax,
-            (split_x + channel + 2.7, top + 0.2),
-            (split_x + 3.6, height / 2),
-            lw=0.8,
-        )
+        head_centres.append(y + tall / 2)
     ax.text(
-        split_x + 1.4,
-        height * 1.6 + 0.7,
-        "split: (batch, heads, length, d_k)\nevery head attends on its own",
+        heads_x + 1.5 * slab,
+        heads_bottom + heads_height + 0.12,
+        "slabs (length × d_k)",
         ha="center",
+        va="bottom",
         fontsize=8,
     )
-    x = banded(split_x + 3.7, 0.0, heads, "concat heads\n(length, h · d_k)")
-    arrow(ax, (x + 0.1, height / 2), (x + 0.9, height / 2))
-    ax.text(x + 0.5, height / 2 + 0.15, "× W_O", ha="center", fontsize=8)
-    x = plain(x + 1.0, 0.0, width, "output\n(length, d_model)", "out")
-    ax.set_xlim(-0.3, x + 0.3)
-    ax.set_ylim(-1.2, height * 1.6 + 1.4)
+    ax.text(
+        out_x + slab / 2,
+        heads_bottom + heads_height + 0.12,
+        "(length × d_v)",
+        ha="center",
+        va="bottom",
+        fontsize=8,
+    )
+    # Split: a bus that hands slab i of each projection to head i.
+    bus = heads_x - 0.35
+    ax.plot([bus, bus], [head_centres[-1], head_centres[0]], color="#444444", lw=1.2)
+    for centre in head_centres:
+        arrow(ax, (bus, centre), (heads_x - 0.05, centre), lw=0.9)
+    for name in ("Q", "K", "V"):
+        target = min(max(centres[name], head_centres[-1]), head_centres[0])
+        arrow(ax, (projected_right + 0.1, centres[name]), (bus - 0.03, target), lw=0.9)
+    ax.text(
+        (projected_right + bus) / 2,
+        -0.3,
+        "split: slab i of Q W_Q, K W_K\nand V W_V goes to head i",
+        ha="center",
+        va="top",
+        fontsize=8,
+    )
+    # Concatenate, then W_O.
+    concat_x = out_x + slab + 1.4
+    middle = height / 2 - tall / 2
+    for centre in head_centres:
+        arrow(ax, (out_x + slab + 0.05, centre), (concat_x - 0.1, height / 2), lw=0.9)
+    block(
+        concat_x,
+        middle,
+        slab * num_heads,
+        None,
+        "concat\n(length × h·d_v)",
+        heads=heads,
+    )
+    output_x = concat_x + slab * num_heads + 1.6
+    arrow(
+        ax,
+        (concat_x + slab * num_heads + 0.1, height / 2),
+        (output_x - 0.1, height / 2),
+    )
+    ax.text(
+        (concat_x + slab * num_heads + output_x) / 2,
+        height / 2 + 0.1,
+        "× W_O",
+        ha="center",
+        va="bottom",
+        fontsize=9,
+        fontweight="bold",
+    )
+    block(output_x, middle, wide, "out", "output\n(length × d_model)")
+    right = output_x + wide + 0.3
+    ax.set_xlim(-0.3, right)
+    ax.set_ylim(-1.1, height + 0.6)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(
-        f"Multi-head attention with h = {num_heads}: project, split into heads, "
-        "attend, concatenate, mix with W_O (same colour = same head's channels)",
+        f"Multi-head attention, h = {num_heads}: V, K and Q each have their own "
+        "projection; head i attends with the i-th slab of each (same colour = same "
+        "head's channels)",
         fontsize=10,
     )
+    if own_figure:
+        ax.figure.set_size_inches(
+            (right + 0.3) * _INCHES_PER_UNIT, (height + 1.5) * _INCHES_PER_UNIT + 0.5
+        )
+        ax.set_position([0.0, 0.0, 1.0, 1.0 - 0.5 / ax.figure.get_figheight()])
+    fit_labels(ax)
+    return ax
+
+
+def draw_scaled_dot_product_attention(ax=None):
+    """Draw scaled dot-product attention (the paper's Figure 2, left).
+
+    MatMul(Q, Kᵀ) → Scale (÷ √d_k) → Mask (optional) → SoftMax → MatMul with
+    V, bottom to top, each step with the shape it produces. The mask acts on
+    the scores, between the scaling and the softmax: a masked score becomes
+    −∞, so its weight after the softmax is exactly 0.
+
+    Args:
+        ax: the matplotlib axes to draw on; a new figure if None.
+
+    Returns:
+        The axes.
+    """
+    own_figure = ax is None
+    if own_figure:
+        _, ax = _pyplot().subplots()
+    width, tall, step = 3.0, 0.72, 1.15
+    steps = [
+        ("MatMul:  Q Kᵀ", "attention", "scores (n_q × n_k)"),
+        ("Scale:  ÷ √d_k", "attention", "scores (n_q × n_k)"),
+        ("Mask (optional)", "norm", "masked scores (n_q × n_k)"),
+        ("SoftMax, each row", "attention", "weights (n_q × n_k), rows sum to 1"),
+        ("MatMul:  weights · V", "attention", "output (n_q × d_v)"),
+    ]
+    # Q and K enter the first MatMul from below, V the last one from the left
+    # (as in the paper), the mask its step from the right.
+    v_x = -2.6
+    box(ax, -0.8, 0.0, "Q  (n_q × d_k)", "io", width=1.45)
+    box(ax, 0.8, 0.0, "K  (n_k × d_k)", "io", width=1.45)
+    box(ax, v_x, 0.0, "V  (n_k × d_v)", "io", width=1.45)
+    arrow(ax, (-0.8, 0.28), (-0.5, step - tall / 2))
+    arrow(ax, (0.8, 0.28), (0.5, step - tall / 2))
+    y = 0.0
+    for index, (label, kind, shape) in enumerate(steps):
+        y = step * (index + 1)
+        if index:
+            arrow(ax, (0.0, y - step + tall / 2), (0.0, y - tall / 2))
+        box(
+            ax,
+            0.0,
+            y,
+            f"{label}\n→ {shape}",
+            kind,
+            width=width,
+            height=tall,
+            fontsize=8,
+        )
+        if kind == "norm":
+            ax.patches[-1].set_linestyle("--")
+            box(
+                ax,
+                3.6,
+                y,
+                "mask (n_q × n_k)\nTrue = may attend",
+                "io",
+                width=2.2,
+                height=tall,
+                fontsize=8,
+            )
+            arrow(ax, (3.6 - 1.1, y), (width / 2 + 0.02, y))
+            ax.text(
+                3.6,
+                y - tall / 2 - 0.12,
+                "masked scores become −∞:\n"
+                "their weights after the\nsoftmax are exactly 0",
+                ha="center",
+                va="top",
+                fontsize=8,
+                color="#8a6d00",
+            )
+    ax.plot([v_x, v_x], [0.28, y], color="#444444", lw=1.2)
+    arrow(ax, (v_x, y), (-width / 2 - 0.02, y))
+    y += step
+    arrow(ax, (0.0, y - step + tall / 2), (0.0, y - 0.28))
+    box(ax, 0.0, y, "attention output  (n_q × d_v)", "out", width=width)
+    ax.set_xlim(-3.6, 5.0)
+    ax.set_ylim(-0.5, y + 0.5)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(
+        "Scaled dot-product attention (the paper's Figure 2, left):\n"
+        "the mask acts on the scores, after the scaling, before the softmax",
+        fontsize=10,
+    )
+    if own_figure:
+        ax.figure.set_size_inches(
+            8.6 * _INCHES_PER_UNIT, (y + 1.0) * _INCHES_PER_UNIT + 0.6
+        )
+        ax.set_position([0.0, 0.0, 1.0, 1.0 - 0.6 / ax.figure.get_figheight()])
+    fit_labels(ax)
     return ax

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tf_transformer.course.checks._core import (
     Failure,
+    alternative,
     bug,
     close,
     exercise,
@@ -37,6 +38,7 @@ def _inputs(seed, shape):
 )
 def check_feed_forward(ctx, student_cls, reference_cls):
     x = _inputs(0, (2, 5, 8))
+    _check_sublayers(ctx, student_cls)
     for kwargs in ({"dropout": 0.1}, {"dropout": 0.0, "activation": "gelu"}):
         layer, reference, what = twins(
             ctx, student_cls, reference_cls, lambda layer: layer(x), 8, 16, **kwargs
@@ -108,6 +110,34 @@ def check_feed_forward(ctx, student_cls, reference_cls):
         f"{what} on x (2, 5, 8)",
     )
     round_trip(ctx, student_cls, layer, lambda layer: layer(x, training=False))
+
+
+def _check_sublayers(ctx, student_cls):
+    """The sublayers `build` makes, before any output is compared."""
+    what = f"{student_cls.__name__}(8, 16).build((2, 5, 8))"
+    layer = ctx.call(student_cls, 8, 16, what=f"{student_cls.__name__}(8, 16)")
+    ctx.call(layer.build, (2, 5, 8), what=what)
+    for name in ("intermediate_dense", "output_dense", "dropout_layer"):
+        if getattr(layer, name, None) is None:
+            hint = (
+                "start build with super().build(input_shape): it checks the input "
+                "and creates the dropout"
+                if name == "dropout_layer"
+                else f"create self.{name} with self.dense(...)"
+            )
+            raise Failure(f"after {what} the layer has no `{name}` — {hint}")
+    for name, expected, built_with in (
+        ("intermediate_dense", (8, 16), "the input's shape (..., d_model)"),
+        ("output_dense", (16, 8), "the hidden shape (..., dff)"),
+    ):
+        kernel = getattr(getattr(layer, name), "kernel", None)
+        shape = None if kernel is None else tuple(kernel.shape)
+        if shape != expected:
+            raise Failure(
+                f"after {what}, {name} has a kernel of shape {shape}, expected "
+                f"{expected} (d_model = 8, dff = 16) — build it right away with "
+                f"{built_with}"
+            )
 
 
 # ------------------------------------------------- catalogue of typical bugs
@@ -187,4 +217,87 @@ def ffn_static_batch():
     return _override("FeedForward", call)
 
 
+def _override_build(build):
+    base = library_object("FeedForward")
+    return type("BuggyFeedForward", (base,), {"build": build})
+
+
+@bug("feed_forward", "start build with super().build(input_shape)")
+def ffn_no_super_build():
+    """build without super().build (no dropout layer)"""
+
+    def build(self, input_shape):
+        self.intermediate_dense = self.dense(
+            self.dff, "intermediate_dense", activation=self.activation
+        )
+        self.intermediate_dense.build(input_shape)
+        self.output_dense = self.dense(self.d_model, "output_dense")
+        self.output_dense.build(tuple(input_shape[:-1]) + (self.dff,))
+        self.built = True
+
+    return _override_build(build)
+
+
+@bug("feed_forward", "build it right away with the hidden shape")
+def ffn_output_built_on_input_shape():
+    """builds the second Dense with the input's shape"""
+
+    def build(self, input_shape):
+        super(library_object("FeedForward"), self).build(input_shape)
+        self.intermediate_dense = self.dense(
+            self.dff, "intermediate_dense", activation=self.activation
+        )
+        self.intermediate_dense.build(input_shape)
+        self.output_dense = self.dense(self.d_model, "output_dense")
+        self.output_dense.build(input_shape)
+
+    return _override_build(build)
+
+
+@bug("feed_forward", "no activation after the second Dense")
+def ffn_activation_on_the_output():
+    """the activation on the second Dense instead of the first"""
+
+    def build(self, input_shape):
+        super(library_object("FeedForward"), self).build(input_shape)
+        self.intermediate_dense = self.dense(self.dff, "intermediate_dense")
+        self.intermediate_dense.build(input_shape)
+        self.output_dense = self.dense(
+            self.d_model, "output_dense", activation=self.activation
+        )
+        self.output_dense.build(tuple(input_shape[:-1]) + (self.dff,))
+
+    return _override_build(build)
+
+
 gradient_bugs("feed_forward", "FeedForward", "intermediate_dense")
+
+
+@alternative("feed_forward")
+def ffn_plumbing_by_hand():
+    """build written out in full, as answers before FeedForwardBase.dense did:
+    the initializers cloned, the dtype policy, the names and the dropout by hand"""
+    import keras
+
+    from tf_transformer.layers.dropout import Dropout
+    from tf_transformer.layers.initializers import clone_initializer
+
+    def build(self, input_shape):
+        def dense(units, name, activation=None):
+            return keras.layers.Dense(
+                units,
+                activation=activation,
+                kernel_initializer=clone_initializer(self.kernel_initializer),
+                bias_initializer=clone_initializer(self.bias_initializer),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        self.intermediate_dense = dense(self.dff, "intermediate_dense", self.activation)
+        self.intermediate_dense.build(input_shape)
+        self.output_dense = dense(self.d_model, "output_dense")
+        self.output_dense.build(tuple(input_shape[:-1]) + (self.dff,))
+        self.dropout_layer = Dropout(self.dropout, dtype=self.dtype_policy)
+        self.built = True
+
+    return _override_build(build)

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tf_transformer.course.checks._core import (
     Failure,
+    alternative,
     bug,
     close,
     exercise,
@@ -267,9 +268,9 @@ def _mha(
                 tf.reshape(x, (b, t, self.num_heads, depth)), (0, 2, 1, 3)
             )
 
-        q = heads(self.query_dense(query), self._key_dim)
-        k = heads(self.key_dense(key_input), self._key_dim)
-        v = heads(self.value_dense(value), self._value_dim)
+        q = heads(self.query_dense(query), self.key_dim)
+        k = heads(self.key_dense(key_input), self.key_dim)
+        v = heads(self.value_dense(value), self.value_dim)
         masks = []
         if attention_mask is not None and mask:
             m = tf.cast(attention_mask, tf.bool)
@@ -282,7 +283,7 @@ def _mha(
         out, weights = attention(q, k, v, combined)
         b, t = tf.shape(out)[0], tf.shape(out)[2]
         out = tf.reshape(
-            tf.transpose(out, (0, 2, 1, 3)), (b, t, self.num_heads * self._value_dim)
+            tf.transpose(out, (0, 2, 1, 3)), (b, t, self.num_heads * self.value_dim)
         )
         if use_output:
             out = self.output_dense(out)
@@ -339,3 +340,46 @@ def mha_swaps_key_value():
 
 
 gradient_bugs("multi_head_attention", "MultiHeadAttention", "query_dense")
+
+
+@alternative("multi_head_attention")
+def mha_private_sizes():
+    """the head sizes read from `_key_dim` and `_value_dim`, as answers written
+    before `key_dim` and `value_dim` were public did"""
+
+    def call(
+        self,
+        query,
+        value,
+        key=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        attention_mask=None,
+        use_causal_mask=False,
+        return_attention_scores=False,
+        training=None,
+    ):
+        key = value if key is None else key
+        self.check_call_inputs(query, value, key, attention_mask)
+        mask = self.compute_attention_mask(
+            query, value, query_mask, value_mask, key_mask, attention_mask,
+            use_causal_mask,
+        )  # fmt: skip
+        query = self.split_heads(self.query_dense(query), self._key_dim)
+        key = self.split_heads(self.key_dense(key), self._key_dim)
+        value = self.split_heads(self.value_dense(value), self._value_dim)
+        dropout = None
+        if self.dropout > 0:
+
+            def dropout(weights):
+                return self.dropout_layer(weights, training=training)
+
+        attended, weights = library_object("scaled_dot_product_attention")(
+            query, key, value, mask, dropout
+        )
+        output = self.output_dense(self.merge_heads(attended))
+        return (output, weights) if return_attention_scores else output
+
+    base = library_object("MultiHeadAttention")
+    return type("PrivateSizesMultiHeadAttention", (base,), {"call": call})
