@@ -268,7 +268,7 @@ def draw_layer(sublayers, *, title, norm_first=False, memory=None, ax=None):
             box(ax, x, y, text, step_kind)
             below = y + 0.28
         y += 0.75
-        ax.text(x + 0.12, y - 0.45, "dropout", fontsize=7, color="#777777")
+        ax.text(x + 0.1, y - 0.32, "dropout", va="center", fontsize=7, color="#777777")
         arrow(ax, (x, y - 0.75 + 0.28), (x, y - 0.17))
         _add_node(ax, x, y)
         # The residual path: right, up, and back into the sum.
@@ -708,7 +708,8 @@ def draw_scaled_dot_product_attention(ax=None):
     MatMul(Q, Kᵀ) → Scale (÷ √d_k) → Mask (optional) → SoftMax → MatMul with
     V, bottom to top, each step with the shape it produces. The mask acts on
     the scores, between the scaling and the softmax: a masked score becomes
-    −∞, so its weight after the softmax is exactly 0.
+    the lowest float (in effect −∞), so its weight after the softmax is
+    exactly 0.
 
     Args:
         ax: the matplotlib axes to draw on; a new figure if None.
@@ -766,8 +767,8 @@ def draw_scaled_dot_product_attention(ax=None):
             ax.text(
                 3.6,
                 y - tall / 2 - 0.12,
-                "masked scores become −∞:\n"
-                "their weights after the\nsoftmax are exactly 0",
+                "masked scores become the lowest\n"
+                "float (≈ −∞): their weights after\nthe softmax are exactly 0",
                 ha="center",
                 va="top",
                 fontsize=8,
