@@ -253,3 +253,24 @@ def test_readme_course_map_names_each_exercise_in_its_lessons_row():
     }
     for ex in EXERCISES.values():
         assert f"`{ex.object_name}`" in rows[ex.lesson], (ex.name, ex.lesson)
+
+
+def test_lesson_00_course_map_names_each_lesson_and_its_exercises():
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    notebook = json.loads((repo / "solutions" / "00_big_picture.ipynb").read_text())
+    (course_map,) = [
+        cell["source"]
+        for cell in notebook["cells"]
+        if cell["source"].startswith("## 8. The map of the course")
+    ]
+    rows = {
+        int(match.group(1)): match.group(0)
+        for match in re.finditer(r"^\| (\d\d) \|.*$", course_map, flags=re.M)
+    }
+    lessons = sorted(int(p.name[:2]) for p in (repo / "solutions").glob("*.ipynb"))
+    assert sorted(rows) == lessons
+    for ex in EXERCISES.values():
+        assert f"`{ex.object_name}`" in rows[ex.lesson], (ex.name, ex.lesson)
