@@ -153,11 +153,11 @@ def _attention_inputs(ax, x, start, bottom, memory_label=None, left=None):
     memory, which enters from the left at x = `left`.
     """
 
-    def tagged(name, tail, head, side):
+    def tagged(name, tail, head, side, label_height=0.2):
         arrow(ax, tail, head, color=QKV_COLOR, lw=1.3)
         ax.text(
             head[0] + 0.09 * side,
-            bottom - 0.2,
+            bottom - label_height,
             name,
             ha="left" if side > 0 else "right",
             va="center",
@@ -177,17 +177,7 @@ def _attention_inputs(ax, x, start, bottom, memory_label=None, left=None):
     level = bottom - 0.3
     ax.plot([left, x - 0.4], [level, level], color=MEMORY_COLOR, lw=1.5)
     for name, column, side in (("V", x - 1.05, -1), ("K", x - 0.4, 1)):
-        arrow(ax, (column, level), (column, bottom), color=QKV_COLOR, lw=1.3)
-        ax.text(
-            column + 0.09 * side,
-            bottom - 0.13,
-            name,
-            ha="left" if side > 0 else "right",
-            va="center",
-            fontsize=9,
-            fontweight="bold",
-            color=QKV_COLOR,
-        )
+        tagged(name, (column, level), (column, bottom), side, label_height=0.13)
     ax.text(
         left - 0.05,
         level,
@@ -499,6 +489,18 @@ def draw_multi_head(num_heads=4, ax=None):
     tall, slab = 1.3, 0.4  # a block is (length) tall; a head's d_k is `slab` wide
     wide = slab * max(num_heads, 4)  # d_model drawn as wide as h · d_k
 
+    def head_slab(x, y, head):
+        ax.add_patch(
+            Rectangle(
+                (x, y),
+                slab,
+                tall,
+                facecolor=HEAD_COLORS[head],
+                alpha=0.75,
+                edgecolor="#444444",
+            )
+        )
+
     def block(x, y, width, kind, label, heads=None, above=False):
         if heads is None:
             ax.add_patch(
@@ -508,16 +510,7 @@ def draw_multi_head(num_heads=4, ax=None):
             )
         else:
             for offset, head in enumerate(heads):
-                ax.add_patch(
-                    Rectangle(
-                        (x + offset * slab, y),
-                        slab,
-                        tall,
-                        facecolor=HEAD_COLORS[head],
-                        alpha=0.75,
-                        edgecolor="#444444",
-                    )
-                )
+                head_slab(x + offset * slab, y, head)
         ax.text(
             x + width / 2,
             y + tall + 0.08 if above else y - 0.08,
@@ -572,16 +565,7 @@ def draw_multi_head(num_heads=4, ax=None):
         y = heads_bottom + (num_heads - 1 - head) * (tall + head_gap)
         for offset, name in enumerate(("Q", "K", "V")):
             x = heads_x + offset * slab
-            ax.add_patch(
-                Rectangle(
-                    (x, y),
-                    slab,
-                    tall,
-                    facecolor=HEAD_COLORS[head],
-                    alpha=0.75,
-                    edgecolor="#444444",
-                )
-            )
+            head_slab(x, y, head)
             ax.text(
                 x + slab / 2,
                 y + tall / 2,
@@ -610,16 +594,7 @@ def draw_multi_head(num_heads=4, ax=None):
             (attention_x + attention_width + 0.05, y + tall / 2),
             (out_x - 0.05, y + tall / 2),
         )
-        ax.add_patch(
-            Rectangle(
-                (out_x, y),
-                slab,
-                tall,
-                facecolor=HEAD_COLORS[head],
-                alpha=0.75,
-                edgecolor="#444444",
-            )
-        )
+        head_slab(out_x, y, head)
         head_centres.append(y + tall / 2)
     ax.text(
         heads_x + 1.5 * slab,

@@ -344,42 +344,19 @@ gradient_bugs("multi_head_attention", "MultiHeadAttention", "query_dense")
 
 @alternative("multi_head_attention")
 def mha_private_sizes():
-    """the head sizes read from `_key_dim` and `_value_dim`, as answers written
-    before `key_dim` and `value_dim` were public did"""
-
-    def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        attention_mask=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
-    ):
-        key = value if key is None else key
-        self.check_call_inputs(query, value, key, attention_mask)
-        mask = self.compute_attention_mask(
-            query, value, query_mask, value_mask, key_mask, attention_mask,
-            use_causal_mask,
-        )  # fmt: skip
-        query = self.split_heads(self.query_dense(query), self._key_dim)
-        key = self.split_heads(self.key_dense(key), self._key_dim)
-        value = self.split_heads(self.value_dense(value), self._value_dim)
-        dropout = None
-        if self.dropout > 0:
-
-            def dropout(weights):
-                return self.dropout_layer(weights, training=training)
-
-        attended, weights = library_object("scaled_dot_product_attention")(
-            query, key, value, mask, dropout
-        )
-        output = self.output_dense(self.merge_heads(attended))
-        return (output, weights) if return_attention_scores else output
+    """the library's answer with the head sizes read from `_key_dim` and
+    `_value_dim`, as answers written before `key_dim` and `value_dim` were
+    public did"""
+    import inspect
+    import textwrap
 
     base = library_object("MultiHeadAttention")
-    return type("PrivateSizesMultiHeadAttention", (base,), {"call": call})
+    source = textwrap.dedent(inspect.getsource(base.call))
+    for name in ("key_dim", "value_dim"):
+        source = source.replace(f"self.{name})", f"self._{name})")
+    assert "self._key_dim)" in source and "self._value_dim)" in source
+    namespace = {
+        "scaled_dot_product_attention": library_object("scaled_dot_product_attention")
+    }
+    exec(source, namespace)  # noqa: S102 - the library's own source
+    return type("PrivateSizesMultiHeadAttention", (base,), {"call": namespace["call"]})
