@@ -79,9 +79,10 @@ class TreeSampler(threading.Thread):
             rss += sizes["rss"]
             unique += sizes["unique"]
             shared = max(shared, sizes["rss"] - sizes["unique"])
+            # The role is read again each time: a child sampled between its
+            # fork and its exec still shows its parent's command line.
             key = (pid, started[0])
-            name = self.own_peaks.get(key, (process_tree.role(pid), 0))[0]
-            self.own_peaks[key] = (name, sizes["hwm"])
+            self.own_peaks[key] = (process_tree.role(pid), sizes["hwm"])
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_held = max(self.peak_held, unique + shared)
         self.most_processes = max(self.most_processes, len(tree))
@@ -167,7 +168,7 @@ def figure(panels: dict[str, dict], path: pathlib.Path) -> None:
         ax.set_xticks(list(positions), names, rotation=30, ha="right")
         ax.set_ylabel("peak memory (GiB)")
         ax.set_title(title)
-        ax.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="upper left", fontsize=8)
     axes[-1, 0].set_xlabel("one solution notebook graded (process tree of the command)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

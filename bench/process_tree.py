@@ -13,7 +13,6 @@ ROLES = (  # (what the command line holds, role), first match wins
     ("answers.py", "answers"),
     ("runner.py", "notebook runner"),
     ("ipykernel", "kernel"),
-    ("bwrap", "bwrap"),
     ("setpriv", "setpriv"),
 )
 
@@ -105,11 +104,9 @@ class CpuSampler(threading.Thread):
             got = cpu_seconds(pid)
             if got is None:
                 continue
-            key = (pid, got[0])
-            if key not in self.seen:
-                self.seen[key] = (role(pid), got[1])
-            else:
-                self.seen[key] = (self.seen[key][0], got[1])
+            # The role is read again each time: a child sampled between its
+            # fork and its exec still shows its parent's command line.
+            self.seen[(pid, got[0])] = (role(pid), got[1])
 
     def run(self) -> None:
         while self.running:
