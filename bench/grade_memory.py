@@ -81,8 +81,10 @@ class TreeSampler(threading.Thread):
             shared = max(shared, sizes["rss"] - sizes["unique"])
             # The role is read again each time: a child sampled between its
             # fork and its exec still shows its parent's command line.
-            key = (pid, started[0])
-            self.own_peaks[key] = (process_tree.role(pid), sizes["hwm"])
+            key, name = (pid, started[0]), process_tree.role(pid)
+            if name == "other" and key in self.own_peaks:
+                name = self.own_peaks[key][0]
+            self.own_peaks[key] = (name, sizes["hwm"])
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_held = max(self.peak_held, unique + shared)
         self.most_processes = max(self.most_processes, len(tree))

@@ -38,8 +38,8 @@ import tempfile
 import time
 
 import machine
-import process_tree
 import nbformat
+import process_tree
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -247,7 +247,9 @@ def main() -> None:
                     by_role.items(), key=lambda item: -item[1][1]
                 )
             )
-            print(f"- notebooks run: {'yes' if execute else 'no'}, jobs {jobs}: {parts}")
+            print(
+                f"- notebooks run: {'yes' if execute else 'no'}, jobs {jobs}: {parts}"
+            )
 
 
 if __name__ == "__main__":

@@ -105,8 +105,12 @@ class CpuSampler(threading.Thread):
             if got is None:
                 continue
             # The role is read again each time: a child sampled between its
-            # fork and its exec still shows its parent's command line.
-            self.seen[(pid, got[0])] = (role(pid), got[1])
+            # fork and its exec still shows its parent's command line (and
+            # an ended process, not reaped yet, shows none: "other").
+            key, name = (pid, got[0]), role(pid)
+            if name == "other" and key in self.seen:
+                name = self.seen[key][0]
+            self.seen[key] = (name, got[1])
 
     def run(self) -> None:
         while self.running:
