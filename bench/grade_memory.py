@@ -15,6 +15,14 @@ in a fresh process; while it runs, the process and everything it starts
   that map the same libraries (proportional set sizes would), so it
   estimates what a container of its own charges for them.
 
+- largest own peak by role: each process's own peak resident set (its
+  `VmHWM`, which the kernel keeps, so no sample can miss it), the largest
+  of each role: the grader's command, the judge, the answers' process and,
+  with `--execute`, the notebook runner and the Jupyter kernel.
+
+With `--execute` the row also says when the notebook's run did not finish
+(its kernel died or timed out): such a peak is not that of a full run.
+
 The first row is the baseline: `python -c "import tensorflow"` alone.
 
     python bench/grade_memory.py [--lessons 2 5 8] [--execute]
@@ -23,6 +31,7 @@ The first row is the baseline: `python -c "import tensorflow"` alone.
 """
 
 import argparse
+import csv
 import json
 import os
 import pathlib
@@ -33,50 +42,23 @@ import threading
 import time
 
 import machine
+import process_tree
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MIB = 1 << 20
 ENTRY = "import sys, tf_transformer_cli; sys.exit(tf_transformer_cli.main())"
 
 
-def descendants(root: int) -> list[int]:
-    """`root` and every process below it, from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
-                stat = handle.read()
-        except OSError:  # ended while listing
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state
-        children.setdefault(parent, []).append(int(entry))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo += children.get(pid, [])
-    return tree
-
-
-def memory(pid: int) -> tuple[int, int] | None:
-    """(resident, unique) bytes of a process, from its smaps_rollup."""
-    fields = {}
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", encoding="utf-8") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if value.strip().endswith("kB"):
-                    fields[key] = int(value.split()[0]) * 1024
-    except OSError:  # ended, or not ours to read
-        return None
-    unique = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
-    return fields.get("Rss", 0), unique
-
-
 class TreeSampler(threading.Thread):
-    """Samples the memory of a process and its descendants until it ends."""
+    """Samples the memory of a process and its descendants until it ends.
+
+    Besides the sums of each sample, it keeps every process's own peak
+    resident set (`VmHWM`, kept by the kernel, so a process's peak between
+    two samples, or a short-lived process seen once, is not missed) and
+    which role it has (`process_tree.role`): the Jupyter kernel of an
+    executed notebook is a grandchild of bubblewrap, several levels below
+    the command, and is found the same way as the judge.
+    """
 
     def __init__(self, process: subprocess.Popen, interval: float):
         super().__init__(daemon=True)
@@ -84,25 +66,47 @@ class TreeSampler(threading.Thread):
         self.interval = interval
         self.peak_rss = self.peak_held = 0
         self.most_processes = 0
+        self.own_peaks: dict[tuple[int, str], tuple[str, int]] = {}
+
+    def sample(self) -> None:
+        rss = unique = shared = 0
+        tree = process_tree.descendants(self.process.pid)
+        for pid in tree:
+            sizes = process_tree.memory(pid)
+            started = process_tree.cpu_seconds(pid)
+            if sizes is None or started is None:
+                continue
+            rss += sizes["rss"]
+            unique += sizes["unique"]
+            shared = max(shared, sizes["rss"] - sizes["unique"])
+            # The role is read again each time: a child sampled between its
+            # fork and its exec still shows its parent's command line.
+            key, name = (pid, started[0]), process_tree.role(pid)
+            if name == "other" and key in self.own_peaks:
+                name = self.own_peaks[key][0]
+            self.own_peaks[key] = (name, sizes["hwm"])
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_held = max(self.peak_held, unique + shared)
+        self.most_processes = max(self.most_processes, len(tree))
 
     def run(self):
         while self.process.poll() is None:
-            rss = unique = shared = 0
-            tree = descendants(self.process.pid)
-            for pid in tree:
-                sizes = memory(pid)
-                if sizes is None:
-                    continue
-                rss += sizes[0]
-                unique += sizes[1]
-                shared = max(shared, sizes[0] - sizes[1])
-            self.peak_rss = max(self.peak_rss, rss)
-            self.peak_held = max(self.peak_held, unique + shared)
-            self.most_processes = max(self.most_processes, len(tree))
+            self.sample()
             time.sleep(self.interval)
 
+    def roles(self) -> dict[str, int]:
+        """The largest own peak (bytes) of any process of each role; the
+        command itself is `grader`. Processes under 32 MiB (bwrap,
+        setpriv) are left out."""
+        peaks: dict[str, int] = {}
+        for (pid, _), (name, peak) in self.own_peaks.items():
+            name = "grader" if pid == self.process.pid else name
+            if peak >= 32 * MIB:
+                peaks[name] = max(peaks.get(name, 0), peak)
+        return peaks
 
-def measure(command: list[str], interval: float) -> dict:
+
+def measure(command: list[str], interval: float, grades: str | None = None) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
     start = time.perf_counter()
     process = subprocess.Popen(
@@ -115,12 +119,27 @@ def measure(command: list[str], interval: float) -> dict:
     sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{command} failed:\n{stderr[-2000:]}")
-    return {
+    result = {
         "seconds": round(time.perf_counter() - start, 1),
         "peak_rss_mib": round(sampler.peak_rss / MIB),
         "peak_held_mib": round(sampler.peak_held / MIB),
         "processes": sampler.most_processes,
+        "own_peaks_mib": {k: round(v / MIB) for k, v in sampler.roles().items()},
     }
+    if grades is not None:
+        result["notebook_row"] = notebook_row(grades)
+    return result
+
+
+def notebook_row(grades: str) -> str:
+    """The status of the graded notebook's run: `ok`, or the notebook row's
+    status and message (the kernel died, or the run timed out: its memory is
+    then not the memory of a full run)."""
+    with open(grades, encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if not row["exercise"]:
+                return f"{row['status']}: {row['message']}"
+    return "ok"
 
 
 def solution(lesson: int) -> pathlib.Path:
@@ -151,7 +170,7 @@ def figure(panels: dict[str, dict], path: pathlib.Path) -> None:
         ax.set_xticks(list(positions), names, rotation=30, ha="right")
         ax.set_ylabel("peak memory (GiB)")
         ax.set_title(title)
-        ax.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="upper left", fontsize=8)
     axes[-1, 0].set_xlabel("one solution notebook graded (process tree of the command)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -164,7 +183,7 @@ def title_of(execute: bool, sandbox: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lessons", type=int, nargs="+", default=list(range(2, 14)))
+    parser.add_argument("--lessons", type=int, nargs="+", default=list(range(2, 16)))
     parser.add_argument("--execute", action="store_true", help="run the notebooks too")
     parser.add_argument("--sandbox", default="auto", choices=("auto", "bwrap", "none"))
     parser.add_argument("--interval", type=float, default=0.2, metavar="SECONDS")
@@ -186,17 +205,23 @@ def main() -> None:
     title = title_of(args.execute, args.sandbox)
     print(f"one solution notebook per lesson, {title}")
     print()
-    print("| what | peak RSS sum (MiB) | peak held (MiB) | processes | seconds |")
-    print("|---|---|---|---|---|", flush=True)
+    print(
+        "| what | peak RSS sum (MiB) | peak held (MiB) | largest own peak "
+        "by role (MiB) | processes | seconds |"
+    )
+    print("|---|---|---|---|---|---|", flush=True)
     results = {}
 
-    def record(name: str, command: list[str]) -> None:
-        item = results[name] = measure(command, args.interval)
+    def record(name: str, command: list[str], grades: str | None = None) -> None:
+        item = results[name] = measure(command, args.interval, grades)
+        roles = ", ".join(f"{k} {v}" for k, v in item["own_peaks_mib"].items())
         print(
             f"| {name} | {item['peak_rss_mib']} | {item['peak_held_mib']} | "
-            f"{item['processes']} | {item['seconds']} |",
+            f"{roles} | {item['processes']} | {item['seconds']} |",
             flush=True,
         )
+        if item.get("notebook_row", "ok") != "ok":
+            print(f"  ({name}: the notebook's run: {item['notebook_row']})")
         if args.json:  # after each row: a stopped run keeps what it measured
             saved = {"title": title, "header": machine.header(), "results": results}
             args.json.write_text(json.dumps(saved, indent=1) + "\n")
@@ -204,12 +229,12 @@ def main() -> None:
     record("import tensorflow", [sys.executable, "-c", "import tensorflow"])
     with tempfile.TemporaryDirectory() as folder:
         for lesson in args.lessons:
+            grades = os.path.join(folder, f"grades{lesson:02d}.csv")
             command = [sys.executable, "-c", ENTRY, "grade", str(solution(lesson))]
-            command += ["--out", os.path.join(folder, "grades.csv")]
-            command += ["--sandbox", args.sandbox]
+            command += ["--out", grades, "--sandbox", args.sandbox]
             if not args.execute:
                 command.append("--no-execute")
-            record(f"lesson {lesson:02d}", command)
+            record(f"lesson {lesson:02d}", command, grades)
     if args.figure:
         figure({title: results}, args.figure)
 

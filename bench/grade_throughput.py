@@ -7,12 +7,19 @@ operator of each answer flipped). Each configuration grades the whole
 class with `tf_transformer.course.grading.grade.grade` and reports the wall-clock
 time and notebooks per minute, with and without running the notebooks.
 
+Besides the wall-clock time, each configuration reports the CPU seconds
+per notebook (user + system, of this process and every process it starts,
+sampled from /proc: on a shared machine load inflates them much less than
+the wall-clock time) and how they split between the processes' roles
+(judge, answers' process, notebook runner and kernel, bwrap, the grader).
+
 It also measures the fixed cost of a notebook: starting Python and
 importing TensorFlow (what each process that runs submission code pays),
-and a blank notebook graded alone.
+and a blank notebook graded alone (`--skip-fixed` skips both).
 
     python bench/grade_throughput.py [--lessons 2 5 8] [--students 2]
-        [--jobs 1 2] [--sandbox auto] [--no-execute-only] [--checkout DIR]
+        [--jobs 1 2] [--sandbox auto] [--no-execute-only] [--skip-fixed]
+        [--checkout DIR]
 
 `--checkout DIR` grades with the `tf_transformer` of another clone (an
 older grader, for a before/after comparison on the same class); a grader
@@ -23,6 +30,7 @@ import argparse
 import ast
 import os
 import pathlib
+import resource
 import shutil
 import subprocess
 import sys
@@ -31,6 +39,7 @@ import time
 
 import machine
 import nbformat
+import process_tree
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -135,6 +144,19 @@ def tensorflow_start() -> float:
     return min(times)
 
 
+def own_cpu() -> float:
+    """User + system CPU seconds of this process (the grader's threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def close_judges() -> None:
+    """End the idle judges: the next configuration starts its own."""
+    pool = getattr(grade, "_JUDGES", None)
+    if pool is not None:
+        pool.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lessons", type=int, nargs="+", default=[2, 5, 8])
@@ -148,6 +170,11 @@ def main() -> None:
         help="only grade from definitions (skip the runs that execute notebooks)",
     )
     parser.add_argument("--checkout", help="grade with this clone's tf_transformer")
+    parser.add_argument(
+        "--skip-fixed",
+        action="store_true",
+        help="skip the fixed-cost measurements (TensorFlow start, one blank notebook)",
+    )
     args = parser.parse_args()
     print(machine.header())
     print(f"grader: {pathlib.Path(grade.__file__).parents[2]}")
@@ -160,14 +187,15 @@ def main() -> None:
         print(options["sandbox"].describe())
     else:
         print("sandbox: this grader has none")
-    print(f"python + import tensorflow: {tensorflow_start():.1f} s (best of 3)")
+    if not args.skip_fixed:
+        print(f"python + import tensorflow: {tensorflow_start():.1f} s (best of 3)")
     with tempfile.TemporaryDirectory() as folder:
         root = pathlib.Path(folder) / "class"
         count = synthetic_class(root, args.lessons, args.students)
         lessons = " ".join(f"{n:02d}" for n in args.lessons)
         print(f"class: {count} notebooks (lessons {lessons}; correct, blank, buggy)")
         blank = notebook_of("lessons", args.lessons[0])
-        for execute in (False, True):
+        for execute in () if args.skip_fixed else (False, True):
             start = time.perf_counter()
             grade.grade([blank], timeout=args.timeout, execute=execute, **options)
             what = "run + checked" if execute else "checked"
@@ -176,10 +204,19 @@ def main() -> None:
                 f"{time.perf_counter() - start:.1f} s"
             )
         print()
-        print("| notebooks run | jobs | wall-clock s | notebooks/min |")
-        print("|---|---|---|---|")
+        print(
+            "| notebooks run | jobs | wall-clock s | notebooks/min "
+            "| CPU s per notebook | load average before |"
+        )
+        print("|---|---|---|---|---|---|")
+        breakdowns = []
         for execute in (False,) if args.no_execute_only else (False, True):
             for jobs in args.jobs:
+                close_judges()
+                load = os.getloadavg()[0]
+                sampler = process_tree.CpuSampler(os.getpid())
+                sampler.start()
+                own = own_cpu()
                 start = time.perf_counter()
                 rows = grade.grade(
                     [root],
@@ -189,12 +226,30 @@ def main() -> None:
                     **options,
                 )
                 seconds = time.perf_counter() - start
+                close_judges()
+                by_role = sampler.stop()
+                by_role["grader (this process)"] = (1, own_cpu() - own)
+                cpu = sum(total for _, total in by_role.values())
+                breakdowns.append((execute, jobs, by_role))
                 graded = len({row.submission for row in rows})
                 assert graded == count, (graded, count)
                 print(
                     f"| {'yes' if execute else 'no'} | {jobs} | {seconds:.0f} | "
-                    f"{60 * count / seconds:.1f} |"
+                    f"{60 * count / seconds:.1f} | {cpu / count:.1f} | {load:.1f} |",
+                    flush=True,
                 )
+        print()
+        print("CPU seconds per notebook by process role (processes started):")
+        for execute, jobs, by_role in breakdowns:
+            parts = ", ".join(
+                f"{name} {total / count:.2f} ({started})"
+                for name, (started, total) in sorted(
+                    by_role.items(), key=lambda item: -item[1][1]
+                )
+            )
+            print(
+                f"- notebooks run: {'yes' if execute else 'no'}, jobs {jobs}: {parts}"
+            )
 
 
 if __name__ == "__main__":

@@ -393,6 +393,37 @@ def test_grading_threads_never_parse_at_the_same_time(monkeypatch):
     assert most[0] == 1
 
 
+def test_plain_cells_skip_ipython_and_magics_are_still_transformed():
+    """A plain-Python cell is kept as it is (no IPython import needed); a
+    cell with IPython syntax is still turned into Python."""
+    from tf_transformer.course.grading import answers
+
+    plain = "import numpy as np\n\ndef f(x):\n    return np.abs(x)"
+    assert answers.python_source(plain) == plain
+    magic = "%matplotlib inline\n!echo hi\ndef g(x):\n    return x"
+    turned = answers.python_source(magic)
+    assert "get_ipython()" in turned and "def g(x):" in turned
+    assert answers.defined_names([magic]) == ({"g"}, {})
+
+
+def test_packages_skipped_at_start_import_again_afterwards():
+    """While the answers' process starts, the packages Keras imports only
+    for features no check uses raise ImportError; afterwards a notebook's
+    own import of them works."""
+    import sys
+
+    from tf_transformer.course.grading import answers
+
+    name = "tf_transformer_never_installed_package"
+    assert "json" in sys.modules
+    with answers._without([name, "json"]):
+        with pytest.raises(ImportError):
+            __import__(name)
+        __import__("json")  # imported before the block: left alone
+    assert name not in sys.modules and sys.modules["json"] is not None
+    assert set(answers.SKIPPED_AT_START) == {"sklearn", "IPython", "matplotlib"}
+
+
 # ------------------------------------------------------------ the real course
 
 REPO = Path(__file__).resolve().parent.parent

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import dataclasses
 import importlib.util  # here: `_HiddenSource.find_spec` must not import it
 import json
@@ -56,7 +57,18 @@ WATCHED_MODULES = ("builtins", "math", "numpy", "numpy.testing", "tensorflow", "
 
 
 def python_source(cell_source: str) -> str:
-    """IPython syntax (magics, `!cmd`) turned into plain Python."""
+    """IPython syntax (magics, `!cmd`) turned into plain Python.
+
+    A cell that is plain Python already is returned as it is: IPython's
+    transformations only rewrite what Python cannot parse (magics, shell
+    escapes, `?` help, prompts, an indented first line), and importing
+    IPython costs an answers' process a noticeable part of its start.
+    """
+    try:
+        parse(cell_source)
+        return cell_source
+    except (SyntaxError, ValueError):  # ValueError: a NUL byte in the text
+        pass
     try:
         from IPython.core.inputtransformer2 import TransformerManager
 
@@ -538,6 +550,31 @@ class _Server:
         return wire.Reply(trace=key, structure=structure, dtypes=dtypes)
 
 
+# Packages that Keras imports when it is imported, only for what no check
+# uses (its scikit-learn wrappers, its notebook display of saved files, its
+# image-gallery plots), and that cost an answers' process about a quarter of
+# its start (measured: bench/grade_throughput.py, docs/grading.md
+# "Throughput"). They are kept out while the answers' process imports
+# TensorFlow, Keras and the library (Keras then leaves those features off),
+# then importable again: the notebook's own imports of them work as usual.
+SKIPPED_AT_START = ("sklearn", "IPython", "matplotlib")
+
+
+@contextlib.contextmanager
+def _without(names):
+    """Within the block, importing the packages `names` (not imported yet)
+    raises ImportError; afterwards they import as usual."""
+    blocked = [name for name in names if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # the import system's "not found" marker
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
 def serve(inp, out, report) -> None:
     """The submission's process: the answers run here, the references never.
 
@@ -549,11 +586,12 @@ def serve(inp, out, report) -> None:
         # (the message types included): read the first message as plain JSON.
         first = json.loads(inp.readline())
         sys.meta_path.insert(0, _HiddenSource(first["hidden_modules"]))
-        import numpy  # noqa: F401 - imported before the guard, as the checks need
-        import tensorflow  # noqa: F401
+        with _without(SKIPPED_AT_START):
+            import numpy  # noqa: F401 - imported before the guard, as the checks need
+            import tensorflow  # noqa: F401
 
-        from tf_transformer.course.checks import _core  # noqa: F401 - error reports
-        from tf_transformer.course.grading import wire
+            from tf_transformer.course.checks import _core  # noqa: F401 - error reports
+            from tf_transformer.course.grading import wire
 
         init = wire.AnswersInit.from_dict(first)
     except BaseException:  # noqa: BLE001 - no submission code has run yet
