@@ -296,7 +296,9 @@ def caption_inputs(encoded, caption_ids, language_ids):
         (batch, length - 1), `caption_ids` without its last column and with
         the language token in column 0; target_out_ids (batch, length - 1),
         `caption_ids` without its first column (what each position must
-        predict). The ids keep the dtype of `caption_ids`.
+        predict). The ids keep the dtype of `caption_ids`. A caption shorter
+        than the longest keeps its `[END]` in target_in_ids, at a position
+        whose label is padding (0), which the masked loss ignores.
 
     Example:
 
