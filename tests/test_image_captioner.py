@@ -133,8 +133,9 @@ def test_decoding_stops_at_end_and_pads_after_it():
         np.testing.assert_array_equal(ids[:, 1:], 0)
 
 
-def test_caption_batches_start_with_the_language_token_and_end_with_end(tokenizer):
-    examples = tf.data.Dataset.from_tensor_slices(
+def twelve_and_345():
+    """Two test examples of different lengths: 12 in German, 345 in French."""
+    return tf.data.Dataset.from_tensor_slices(
         {
             "image": pictures([12, 345]),
             "number": [12, 345],
@@ -142,6 +143,10 @@ def test_caption_batches_start_with_the_language_token_and_end_with_end(tokenize
             "caption": [number_in_words(12, "de"), number_in_words(345, "fr")],
         }
     )
+
+
+def test_caption_batches_start_with_the_language_token_and_end_with_end(tokenizer):
+    examples = twelve_and_345()
     (images, target_in), target_out = next(
         iter(make_caption_batches(examples, tokenizer, 2, shuffle=False))
     )
@@ -161,14 +166,7 @@ def test_caption_inputs_frames_captions_as_the_caption_batches_do(tokenizer):
     # tokenized alone, [START] w1 … wn [END], with the language token in place
     # of [START], is the batches' decoder input; the labels are the same.
     # (Two captions of different lengths, so that padding is part of it.)
-    examples = tf.data.Dataset.from_tensor_slices(
-        {
-            "image": pictures([12, 345]),
-            "number": [12, 345],
-            "language": ["de", "fr"],
-            "caption": [number_in_words(12, "de"), number_in_words(345, "fr")],
-        }
-    )
+    examples = twelve_and_345()
     (_, target_in), target_out = next(
         iter(make_caption_batches(examples, tokenizer, 2, shuffle=False))
     )

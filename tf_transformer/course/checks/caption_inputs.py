@@ -155,38 +155,30 @@ def _targets(ctx, target_in, target_out, captions, languages, what):
     reference="caption_inputs",
 )
 def check_caption_inputs(ctx, student, reference):
-    encoded = _encoded(0)
+    def run(function, encoded, captions, languages, what):
+        result = ctx.call(
+            function,
+            tf.constant(encoded),
+            tf.constant(captions),
+            tf.constant(languages),
+            what=what,
+        )
+        memory, target_in, target_out = _triple(ctx, result, what)
+        _memory(ctx, memory, encoded, what)
+        _targets(ctx, target_in, target_out, captions, languages, what)
+
     what = "caption_inputs(encoded (2, 7, 4), two captions, languages [43, 40])"
-    result = ctx.call(
-        student,
-        tf.constant(encoded),
-        tf.constant(CAPTIONS),
-        tf.constant(LANGUAGES),
-        what=what,
-    )
-    memory, target_in, target_out = _triple(ctx, result, what)
-    _memory(ctx, memory, encoded, what)
+    run(student, _encoded(0), CAPTIONS, LANGUAGES, what)
     ctx.ok("memory: the patch vectors, without the class token")
-    _targets(ctx, target_in, target_out, CAPTIONS, LANGUAGES, what)
     ctx.ok("decoder input: the language token, then the caption; labels shifted by one")
 
     # Other sizes and int64 ids: nothing may be hard-coded.
-    encoded = _encoded(1, batch=3, num_patches=3)
     captions = np.array(
         [[START, 9, 9, END], [START, 11, END, 0], [START, 5, 6, END]], "int64"
     )
     languages = np.array([44, 41, 42], "int64")
     what = "caption_inputs(encoded (3, 4, 4), int64 captions (3, 4), 3 languages)"
-    result = ctx.call(
-        student,
-        tf.constant(encoded),
-        tf.constant(captions),
-        tf.constant(languages),
-        what=what,
-    )
-    memory, target_in, target_out = _triple(ctx, result, what)
-    _memory(ctx, memory, encoded, what)
-    _targets(ctx, target_in, target_out, captions, languages, what)
+    run(student, _encoded(1, batch=3, num_patches=3), captions, languages, what)
 
     graph = tf.function(
         lambda e, c, lang: student(e, c, lang),
@@ -197,16 +189,7 @@ def check_caption_inputs(ctx, student, reference):
         ],
     )
     what = "caption_inputs inside tf.function with unknown batch and lengths"
-    result = ctx.call(
-        graph,
-        tf.constant(_encoded(0)),
-        tf.constant(CAPTIONS),
-        tf.constant(LANGUAGES),
-        what=what,
-    )
-    memory, target_in, target_out = _triple(ctx, result, what)
-    _memory(ctx, memory, _encoded(0), what)
-    _targets(ctx, target_in, target_out, CAPTIONS, LANGUAGES, what)
+    run(graph, _encoded(0), CAPTIONS, LANGUAGES, what)
     ctx.ok("other sizes, int64 ids, and inside tf.function with unknown shapes")
 
 
@@ -216,15 +199,18 @@ def check_caption_inputs(ctx, student, reference):
 def _wiring(
     memory=lambda encoded: encoded[:, 1:],
     first=lambda captions, languages: tf.cast(languages, captions.dtype)[:, None],
-    shift=True,
+    body=lambda captions: captions[:, 1:-1],
+    labels=lambda captions: captions[:, 1:],
 ):
+    """The reference's wiring with one of its four parts done another way."""
+
     def caption_inputs(encoded, caption_ids, language_ids):
         encoded = tf.convert_to_tensor(encoded)
         caption_ids = tf.convert_to_tensor(caption_ids)
-        body = caption_ids[:, 1:-1] if shift else caption_ids[:, 1:]
-        target_in = tf.concat([first(caption_ids, language_ids), body], axis=1)
-        target_out = caption_ids[:, 1:] if shift else caption_ids
-        return memory(encoded), target_in, target_out
+        target_in = tf.concat(
+            [first(caption_ids, language_ids), body(caption_ids)], axis=1
+        )
+        return memory(encoded), target_in, labels(caption_ids)
 
     return caption_inputs
 
@@ -264,27 +250,15 @@ def caption_start_kept():
 @bug("caption_inputs", "*replaces* [START]")
 def caption_language_before_start():
     """the language token put in front of [START] (input one word short)"""
-
-    def caption_inputs(encoded, caption_ids, language_ids):
-        caption_ids = tf.convert_to_tensor(caption_ids)
-        language = tf.cast(language_ids, caption_ids.dtype)[:, None]
-        target_in = tf.concat([language, caption_ids[:, :-2]], axis=1)
-        return tf.convert_to_tensor(encoded)[:, 1:], target_in, caption_ids[:, 1:]
-
-    return caption_inputs
+    return _wiring(body=lambda captions: captions[:, :-2])
 
 
 @bug("caption_inputs", "not shifted")
 def caption_not_shifted():
     """decoder input and labels both the whole caption (no shift)"""
-
-    def caption_inputs(encoded, caption_ids, language_ids):
-        caption_ids = tf.convert_to_tensor(caption_ids)
-        language = tf.cast(language_ids, caption_ids.dtype)[:, None]
-        target_in = tf.concat([language, caption_ids[:, 1:]], axis=1)
-        return tf.convert_to_tensor(encoded)[:, 1:], target_in, caption_ids
-
-    return caption_inputs
+    return _wiring(
+        body=lambda captions: captions[:, 1:], labels=lambda captions: captions
+    )
 
 
 @bug("caption_inputs", "target_out_ids equals target_in_ids")
