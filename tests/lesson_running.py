@@ -42,6 +42,7 @@ SHORTER_TRAINING = {
     "12_vision_transformer": [
         ("EPOCHS, BATCH_SIZE = 60, 64", "EPOCHS, BATCH_SIZE = 1, 64"),
         ("STEPS_PER_SIZE, BATCH = 200, 32", "STEPS_PER_SIZE, BATCH = 5, 32"),
+        ("fine_epochs = 40", "fine_epochs = 1"),
     ],
     "10_sequence_classification": [
         ("steps=150, seed=0", "steps=3, seed=0"),

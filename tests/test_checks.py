@@ -38,7 +38,7 @@ DESIGN_CLASSES = {
     "decoder_layer",
     "transformer_schedule",
 }
-DESIGN_CLASSES |= {"lora_dense"}
+DESIGN_CLASSES |= {"lora_dense", "class_token"}
 DESIGN_LESSONS = {
     "positional_encoding": 2,
     "scaled_dot_product_attention": 3,
@@ -48,6 +48,7 @@ DESIGN_LESSONS = {
     "encoder_layer": 6,
     "decoder_layer": 7,
     "lora_dense": 15,
+    "class_token": 12,
 }
 
 
@@ -82,7 +83,7 @@ def test_each_exercise_is_declared_once_in_its_own_module(name):
     ex = EXERCISES[name]
     module = f"tf_transformer.course.checks.{name}"
     assert ex.checker.__module__ == module
-    assert ex.points > 0 and ex.lesson >= 1
+    assert ex.points >= 0 and ex.lesson >= 1
     # Named after its function, or its class in snake_case (DESIGN.md).
     assert named_after(name, ex.reference), (name, ex.reference)
     assert ex.kind == ("class" if ex.reference[0].isupper() else "function")
@@ -274,3 +275,22 @@ def test_lesson_00_course_map_names_each_lesson_and_its_exercises():
     assert sorted(rows) == lessons
     for ex in EXERCISES.values():
         assert f"`{ex.object_name}`" in rows[ex.lesson], (ex.name, ex.lesson)
+
+
+def test_a_practice_exercise_is_checked_but_never_graded():
+    # tile_digits (lesson 13) is practice: 0 points, so the grader's lesson
+    # list leaves it out while the self-check still runs and says so.
+    from tf_transformer.course.checks import exercises_of_lesson
+
+    practice = EXERCISES["tile_digits"]
+    assert (practice.points, practice.graded) == (0, False)
+    assert "tile_digits" not in {ex.name for ex in exercises_of_lesson(13)}
+    result = run_check("tile_digits", practice.load_reference())
+    assert result.passed
+    assert "practice, not graded" in result.report()
+
+
+def test_class_token_declares_the_methods_the_learner_writes():
+    ex = EXERCISES["class_token"]
+    assert (ex.kind, ex.object_name, ex.lesson) == ("class", "ClassToken", 12)
+    assert set(ex.methods) == {"build", "call", "compute_mask", "get_config"}

@@ -133,8 +133,9 @@ def test_decoding_stops_at_end_and_pads_after_it():
         np.testing.assert_array_equal(ids[:, 1:], 0)
 
 
-def test_caption_batches_start_with_the_language_token_and_end_with_end(tokenizer):
-    examples = tf.data.Dataset.from_tensor_slices(
+def twelve_and_345():
+    """Two test examples of different lengths: 12 in German, 345 in French."""
+    return tf.data.Dataset.from_tensor_slices(
         {
             "image": pictures([12, 345]),
             "number": [12, 345],
@@ -142,6 +143,10 @@ def test_caption_batches_start_with_the_language_token_and_end_with_end(tokenize
             "caption": [number_in_words(12, "de"), number_in_words(345, "fr")],
         }
     )
+
+
+def test_caption_batches_start_with_the_language_token_and_end_with_end(tokenizer):
+    examples = twelve_and_345()
     (images, target_in), target_out = next(
         iter(make_caption_batches(examples, tokenizer, 2, shuffle=False))
     )
@@ -154,6 +159,44 @@ def test_caption_batches_start_with_the_language_token_and_end_with_end(tokenize
         assert real[-1] == END_ID
     words = tokenizer.detokenize(tf.where(target_out == END_ID, 0, target_out)).numpy()
     assert [w.decode() for w in words] == ["zwölf", "trois cent quarante-cinq"]
+
+
+def test_caption_inputs_frames_captions_as_the_caption_batches_do(tokenizer):
+    # The lesson's exercise and the training pipeline agree: the caption
+    # tokenized alone, [START] w1 … wn [END], with the language token in place
+    # of [START], is the batches' decoder input; the labels are the same.
+    # (Two captions of different lengths, so that padding is part of it.)
+    examples = twelve_and_345()
+    (_, target_in), target_out = next(
+        iter(make_caption_batches(examples, tokenizer, 2, shuffle=False))
+    )
+    caption_ids = tokenizer.tokenize(
+        tf.constant([number_in_words(12, "de"), number_in_words(345, "fr")])
+    ).to_tensor()  # (2, length), 0-padded
+    languages = [tokenizer.token_to_id(LANGUAGE_TOKENS[lang]) for lang in ("de", "fr")]
+    encoded = tf.random.stateless_normal((2, 13, 16), seed=(1, 2))
+    memory, ours_in, ours_out = tt.caption_inputs(encoded, caption_ids, languages)
+    np.testing.assert_array_equal(memory, encoded[:, 1:])
+    # Wherever there is a label to predict; a shorter caption keeps its [END]
+    # in the input at a position whose label is padding (the loss ignores it).
+    width = target_in.shape[1]
+    np.testing.assert_array_equal(ours_out[:, :width], target_out)
+    assert not np.any(ours_out[:, width:])
+    labelled = ours_out[:, :width] != 0
+    np.testing.assert_array_equal(np.where(labelled, ours_in[:, :width], 0), target_in)
+
+
+@pytest.mark.parametrize(
+    "args, error, words",
+    [
+        ((tf.zeros((2, 13)), [[2, 5, 3]] * 2, [40, 41]), ValueError, "encoded"),
+        ((tf.zeros((2, 13, 8)), tf.zeros((2, 3)), [40, 41]), TypeError, "caption_ids"),
+        ((tf.zeros((2, 13, 8)), [2, 5, 3], [40, 41]), ValueError, "caption_ids"),
+    ],
+)
+def test_caption_inputs_bad_input_names_the_argument(args, error, words):
+    with pytest.raises(error, match=words):
+        tt.caption_inputs(*args)
 
 
 def train_briefly(model, tokenizer, steps=30):

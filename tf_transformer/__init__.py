@@ -61,6 +61,7 @@ from tf_transformer.models import (
     TransformerBase,
     VisionTransformer,
     add_lora,
+    caption_inputs,
     merge_lora,
 )
 from tf_transformer.training import (
@@ -124,6 +125,7 @@ __all__ = [
     # image -> text (lesson 13)
     "tile_digits",
     "ImageCaptioner",
+    "caption_inputs",
     "Captioner",
     # a modern decoder block (lesson 14)
     "rms_norm",

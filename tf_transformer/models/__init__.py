@@ -3,7 +3,7 @@
 # Public: every complete model, and the `TransformerBase` lesson 08 inherits.
 
 from tf_transformer.models.causal_lm import CausalLM
-from tf_transformer.models.image_captioner import ImageCaptioner
+from tf_transformer.models.image_captioner import ImageCaptioner, caption_inputs
 from tf_transformer.models.lora import add_lora, merge_lora
 from tf_transformer.models.masked_language_model import MaskedLanguageModel
 from tf_transformer.models.modern_causal_lm import ModernCausalLM
@@ -24,6 +24,7 @@ __all__ = [
     "ModernCausalLM",
     # image -> text
     "ImageCaptioner",
+    "caption_inputs",
     # low-rank adapters on a trained model (lesson 15)
     "add_lora",
     "merge_lora",

@@ -268,3 +268,55 @@ def _split_inputs(inputs):
 
 def _split_inputs_shape(input_shape):
     return _split_pair_shape(input_shape, _PARTS)
+
+
+def caption_inputs(encoded, caption_ids, language_ids):
+    """The captioner's wiring for one teacher-forced batch (lesson 13).
+
+    A Vision Transformer's encoder output becomes the decoder's memory and a
+    framed caption becomes the decoder's input and labels: the patch vectors
+    without the class token (cross-attention reads every patch itself, so the
+    summary vector a classifier needs is not needed), and the caption with
+    its language token in place of `[START]`, shifted by one for the labels
+    (Xu et al., "Show, Attend and Tell", arXiv:1502.03044, read a grid of
+    image features the same way).
+
+    Args:
+        encoded: float (batch, 1 + num_patches, d_model), a
+            `VisionTransformer`'s `encode(images)` with its class token at
+            position 0.
+        caption_ids: integer (batch, length), each caption tokenized as
+            `[START] w1 … wn [END]` and padded with 0 on the right.
+        language_ids: integer (batch,), the language token that asks each
+            row for its language.
+
+    Returns:
+        `(memory, target_in_ids, target_out_ids)`: memory (batch,
+        num_patches, d_model), `encoded` without position 0; target_in_ids
+        (batch, length - 1), `caption_ids` without its last column and with
+        the language token in column 0; target_out_ids (batch, length - 1),
+        `caption_ids` without its first column (what each position must
+        predict). The ids keep the dtype of `caption_ids`. A caption shorter
+        than the longest keeps its `[END]` in target_in_ids, at a position
+        whose label is padding (0), which the masked loss ignores.
+
+    Example:
+
+    >>> memory, target_in, target_out = caption_inputs(
+    ...     tf.zeros((1, 13, 64)), tf.constant([[2, 57, 88, 3]]), tf.constant([43]))
+    >>> memory.shape
+    TensorShape([1, 12, 64])
+    >>> target_in.numpy().tolist(), target_out.numpy().tolist()
+    ([[43, 57, 88]], [[57, 88, 3]])
+    """
+    encoded = tf.convert_to_tensor(encoded)
+    caption_ids = tf.convert_to_tensor(caption_ids)
+    validation.check_rank("encoded", encoded, {3})
+    validation.check_integer_ids("caption_ids", caption_ids)
+    validation.check_rank("caption_ids", caption_ids, {2})
+    memory = encoded[:, 1:]  # (batch, num_patches, d_model): the class token dropped
+    language = tf.cast(language_ids, caption_ids.dtype)[:, tf.newaxis]  # (batch, 1)
+    # [START] w1 … wn [END] → language w1 … wn (input), w1 … wn [END] (labels)
+    target_in_ids = tf.concat([language, caption_ids[:, 1:-1]], axis=1)
+    target_out_ids = caption_ids[:, 1:]
+    return memory, target_in_ids, target_out_ids

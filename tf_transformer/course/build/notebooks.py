@@ -147,7 +147,10 @@ class ExerciseSpec:
                 f"points={registered.points}; remove `points` from the metadata. "
                 f"Received: points={meta['points']!r}"
             )
-        return cls(name, registered.source, registered.methods, registered.points)
+        # A registered practice exercise (0 points) is built as a notebook-only
+        # one without points: checked in the lesson, never graded.
+        points = registered.points if registered.graded else None
+        return cls(name, registered.source, registered.methods, points)
 
 
 # ----------------------------------------------------------- solution regions

@@ -52,7 +52,8 @@ class Exercise:
     Attributes:
         name: the exercise name, e.g. `"causal_mask"` or `"multi_head_attention"`.
         lesson: number of the lesson that asks for it.
-        points: points for passing every sub-check (all or nothing).
+        points: points for passing every sub-check (all or nothing); 0 makes
+            it a *practice* exercise, checked in the notebook but never graded.
         kind: `"function"` or `"class"`: what `check` receives.
         reference: the answer's name in the `tf_transformer` namespace; the
             notebook defines an object of the same name (`causal_mask`,
@@ -69,6 +70,11 @@ class Exercise:
     reference: str
     methods: tuple[str, ...]
     checker: Callable[..., None] = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def graded(self) -> bool:
+        """False for a practice exercise (0 points): the grader skips it."""
+        return self.points > 0
 
     @property
     def object_name(self) -> str:
@@ -110,7 +116,8 @@ def exercise(
         name: the exercise name: the function's name, or the class's name in
             snake_case (`multi_head_attention`).
         lesson: the lesson that asks for it.
-        points: points for passing every sub-check.
+        points: points for passing every sub-check; 0 for a practice
+            exercise (checked in the notebook, never graded).
         kind: `"function"` or `"class"`.
         reference: the answer's name in `tf_transformer` (`causal_mask`,
             `MultiHeadAttention`).
@@ -131,6 +138,10 @@ def exercise(
     ):
         raise ValueError(
             f"`methods` must be a tuple of method names. Received: methods={methods!r}"
+        )
+    if isinstance(points, bool) or not isinstance(points, int) or points < 0:
+        raise ValueError(
+            f"`points` must be an int >= 0 (0: practice). Received: points={points!r}"
         )
     if name in EXERCISES:
         raise ValueError(f"Exercise {name!r} is registered twice.")
@@ -153,8 +164,9 @@ def exercise(
 
 
 def exercises_of_lesson(lesson: int) -> list[Exercise]:
-    """The exercises of one lesson, in registry order."""
-    return [ex for ex in EXERCISES.values() if ex.lesson == lesson]
+    """The graded exercises of one lesson, in registry order (practice
+    exercises, worth 0 points, are in `EXERCISES` but never graded)."""
+    return [ex for ex in EXERCISES.values() if ex.lesson == lesson and ex.graded]
 
 
 def exercise_for_object(object_name: str) -> Exercise | None:
@@ -187,7 +199,14 @@ class CheckResult:
 
     def report(self) -> str:
         """The compact text shown under a self-check cell."""
-        if self.passed:
+        if not self.max_points:  # practice: checked, never graded
+            mark = {"passed": "✅", "not_attempted": "⏳"}.get(self.status, "❌")
+            state = {
+                "passed": "all checks passed",
+                "not_attempted": "not implemented yet",
+            }.get(self.status, "not yet")
+            head = f"{mark} {self.name}: {state} (practice, not graded)"
+        elif self.passed:
             head = (
                 f"✅ {self.name}: all checks passed "
                 f"({self.points:g}/{self.max_points:g})"

@@ -1,6 +1,5 @@
 """Check of `extract_patches` (lesson 12)."""
 
-import numpy as np
 import tensorflow as tf
 
 from tf_transformer.course.checks._core import (
@@ -13,23 +12,11 @@ from tf_transformer.course.checks._core import (
     expect_dtype,
     to_numpy,
 )
-
-# (batch, height, width, channels), patch_size: square and oblong images, one
-# and several channels, patches of 1 pixel up to the whole image.
-CASES = [
-    ((2, 4, 4, 1), 2),
-    ((1, 4, 6, 2), 2),
-    ((2, 6, 6, 3), 3),
-    ((1, 8, 8, 1), 4),
-    ((2, 4, 4, 2), 1),
-    ((1, 4, 4, 1), 4),
-]
-
-
-def _images(shape):
-    """Every pixel and channel holds a different value, so order mistakes show."""
-    count = int(np.prod(shape))
-    return np.arange(count, dtype="float32").reshape(shape) / count
+from tf_transformer.course.checks._images import (
+    PATCH_CASES,
+    compare_cases,
+    distinct_pixels,
+)
 
 
 def _grid(images, patch_size):
@@ -114,31 +101,27 @@ def _shape_hint(actual_shape, images, patch_size):
     reference="extract_patches",
 )
 def check_extract_patches(ctx, student, reference):
-    for shape, patch_size in CASES:
-        images = _images(shape)
-        what = f"extract_patches(images of shape {shape}, {patch_size})"
+    def run(images, patch_size):
+        what = f"extract_patches(images of shape {images.shape}, {patch_size})"
         result = ctx.call(student, tf.constant(images), patch_size, what=what)
-        actual = to_numpy(result, what)
-        expected = np.asarray(reference(tf.constant(images), patch_size))
-        if actual.shape != expected.shape:
-            raise Failure(
-                f"{what} has shape {actual.shape}, expected {expected.shape} — "
-                + _shape_hint(actual.shape, images, patch_size)
-            )
-        if not close(actual, expected, atol=1e-6):
-            hint = _likely_mistake(actual, images, patch_size) or (
-                "patch k should be the k-th window in reading order, flattened row "
-                "by row with the channels last (compare with "
-                "keras.ops.image.extract_patches)"
-            )
-            raise Failure(f"{what}: wrong values — {hint}")
+        return what, result, reference(tf.constant(images), patch_size)
+
+    compare_cases(
+        ctx,
+        PATCH_CASES,
+        run,
+        _shape_hint,
+        _likely_mistake,
+        "patch k should be the k-th window in reading order, flattened row by row "
+        "with the channels last (compare with keras.ops.image.extract_patches)",
+    )
     ctx.ok(
-        f"{len(CASES)} image sizes: patches in reading order, flattened row by row "
-        "with channels last"
+        f"{len(PATCH_CASES)} image sizes: patches in reading order, flattened "
+        "row by row with channels last"
     )
 
     for dtype in ("float16", "int32"):
-        images = tf.cast(_images((1, 4, 4, 2)) * 100, dtype)
+        images = tf.cast(distinct_pixels((1, 4, 4, 2)) * 100, dtype)
         what = f"extract_patches({dtype} images, 2)"
         result = ctx.call(student, images, 2, what=what)
         expect_dtype(
@@ -149,7 +132,7 @@ def check_extract_patches(ctx, student, reference):
     ctx.ok("keeps the dtype of the images (float16, int32)")
 
     spec = tf.TensorSpec((None, 8, 8, 1), tf.float32)
-    images = _images((3, 8, 8, 1))
+    images = distinct_pixels((3, 8, 8, 1))
     what = "extract_patches inside tf.function with an unknown batch size"
     try:
         graph = tf.function(lambda x: student(x, 4), input_signature=[spec])

@@ -18,25 +18,12 @@ from tf_transformer.course.checks._core import (
     close,
     exercise,
     expect_dtype,
-    to_numpy,
 )
-
-# (num_digits, height, width, channels), max_digits: the lesson's 8×8 digits,
-# then other sizes and channel counts so that nothing may be hard-coded.
-CASES = [
-    ((1, 8, 8, 1), 3),
-    ((2, 8, 8, 1), 3),
-    ((3, 8, 8, 1), 3),
-    ((2, 5, 4, 2), 4),
-    ((4, 3, 6, 1), 4),
-    ((1, 2, 2, 3), 1),
-]
-
-
-def _digits(shape):
-    """Every pixel of every digit holds a different value in (0, 1]."""
-    count = int(np.prod(shape))
-    return (np.arange(count, dtype="float32").reshape(shape) + 1) / count
+from tf_transformer.course.checks._images import (
+    DIGIT_CASES,
+    compare_cases,
+    distinct_pixels,
+)
 
 
 def _strip(digits, max_digits, slots):
@@ -105,37 +92,37 @@ def _shape_hint(actual_shape, digits, max_digits):
 @exercise(
     "tile_digits",
     lesson=13,
-    points=1,
+    points=0,
     kind="function",
     reference="tile_digits",
 )
 def check_tile_digits(ctx, student, reference):
-    for shape, max_digits in CASES:
-        digits = _digits(shape)
-        what = f"tile_digits(digit images of shape {shape}, max_digits={max_digits})"
+    def run(digits, max_digits):
+        what = (
+            f"tile_digits(digit images of shape {digits.shape}, "
+            f"max_digits={max_digits})"
+        )
         result = ctx.call(student, digits.copy(), max_digits, what=what)
-        actual = to_numpy(result, what)
-        expected = reference(digits.copy(), max_digits)
-        if actual.shape != expected.shape:
-            raise Failure(
-                f"{what} has shape {actual.shape}, expected {expected.shape} — "
-                + _shape_hint(actual.shape, digits, max_digits)
-            )
-        if not close(actual, expected, atol=1e-6):
-            hint = _likely_mistake(actual, digits, max_digits) or (
-                "slot max_digits - num_digits + i should hold digit_images[i], "
-                "and the slots on the left should be 0"
-            )
-            raise Failure(f"{what}: wrong pixels — {hint}")
+        return what, result, reference(digits.copy(), max_digits)
+
+    for what, actual in compare_cases(
+        ctx,
+        DIGIT_CASES,
+        run,
+        _shape_hint,
+        _likely_mistake,
+        "slot max_digits - num_digits + i should hold digit_images[i], and the "
+        "slots on the left should be 0",
+    ):
         expect_dtype(
             actual, "float32", what, "return float32 pixels (np.zeros(..., 'float32'))"
         )
     ctx.ok(
-        f"{len(CASES)} cases: digits side by side, right-aligned, empty slots 0, "
+        f"{len(DIGIT_CASES)} cases: digits side by side, right-aligned, empty slots 0, "
         "float32"
     )
 
-    digits = _digits((2, 8, 8, 1))
+    digits = distinct_pixels((2, 8, 8, 1))
     kept = digits.copy()
     ctx.call(student, digits, 3, what="tile_digits(two digits, 3)")
     if not np.array_equal(digits, kept):
