@@ -27,6 +27,7 @@ PUBLIC_HELPERS = [
     decoding.decoder_step,
     decoding.cached_decoder_step,
     decoding.check_cache,
+    decoding.generating_parts,
     decoding.forbid_special_tokens,
     decoding.full_model_step,
     decoding.write_column,

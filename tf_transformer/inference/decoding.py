@@ -27,8 +27,9 @@ captioner starts with a token naming the caption's language.
 
 The building blocks are public, so a lesson (or your own decoding loop) can
 use them: `check_source_ids`, `decode_length` and `start_column` (inputs),
-`DecoderCache`, `decoder_step` and `cached_decoder_step` (the cached path; the
-last is lesson 09's exercise), `full_model_step` (the reference path),
+`DecoderCache`, `generating_parts`, `decoder_step` and `cached_decoder_step`
+(the cached path; the last is lesson 09's exercise), `full_model_step` (the
+reference path),
 `forbid_special_tokens` and `write_column` (one step's output).
 """
 
@@ -75,7 +76,7 @@ class DecoderCache:
     def create_self_attention(model, batch, length):
         """Empty key/value buffers of every layer's self-attention."""
         cache = {}
-        for i, layer in enumerate(_generating_parts(model)[1].stack):
+        for i, layer in enumerate(generating_parts(model)[1].stack):
             attention = layer.self_attention
             for name, depth in (
                 ("key", getattr(attention, "_key_dim", None)),
@@ -117,7 +118,7 @@ def _encode_source(model, source):
     return encoded, source_mask
 
 
-def _generating_parts(model):
+def generating_parts(model):
     """(token embedding, layer stack, output projection) of the model's
     autoregressive part: the decoder side of a `Transformer`, or all of a
     `CausalLM`."""
@@ -143,7 +144,7 @@ def decoder_step(model, token_ids, index, cache):
     Returns:
         `(logits (B, vocab) float32, new_cache)`.
     """
-    embedding, stack, output_projection = _generating_parts(model)
+    embedding, stack, output_projection = generating_parts(model)
     if hasattr(stack, "call_with_cache"):
         x, cache = stack.call_with_cache(
             embedding(token_ids[:, tf.newaxis]), index, dict(cache)
@@ -184,7 +185,7 @@ def cached_decoder_step(model, token_ids, index, cache):
     validation.check_rank("token_ids", token_ids, {1})
     check_cache(cache)
     cache = dict(cache)  # the caller's dict is left as it was
-    embedding, stack, output_projection = _generating_parts(model)
+    embedding, stack, output_projection = generating_parts(model)
     x = embedding(token_ids[:, tf.newaxis], start_index=index)  # (B, 1, d)
     length = cache["self_key_0"].shape[2] or tf.shape(cache["self_key_0"])[2]
     positions = tf.range(length)

@@ -103,12 +103,12 @@ def step_variant(
         final_norm: apply the stack's final LayerNorm of a pre-LN model.
         training: the `training` flag given to the feed-forward.
     """
-    from tf_transformer.inference.decoding import _generating_parts
+    from tf_transformer.inference.decoding import generating_parts
     from tf_transformer.layers.attention import scaled_dot_product_attention
 
     def cached_decoder_step(model, token_ids, index, cache):
         cache = dict(cache)
-        embedding, stack, output_projection = _generating_parts(model)
+        embedding, stack, output_projection = generating_parts(model)
         start = {"index": index, "zero": 0, "next": index + 1}[position]
         x = embedding(token_ids[:, tf.newaxis], start_index=start)
         positions = tf.range(tf.shape(cache["self_key_0"])[2])
@@ -536,7 +536,7 @@ def step_rewrites_cross_cache():
 @alternative("cached_decoder_step")
 def step_scatter_update():
     """writes the slot with a one-hot blend instead of tf.where"""
-    from tf_transformer.inference.decoding import _generating_parts
+    from tf_transformer.inference.decoding import generating_parts
     from tf_transformer.layers.attention import scaled_dot_product_attention
 
     def heads(attention, dense, y, depth):
@@ -544,7 +544,7 @@ def step_scatter_update():
 
     def cached_decoder_step(model, token_ids, index, cache):
         cache = dict(cache)
-        embedding, stack, projection = _generating_parts(model)
+        embedding, stack, projection = generating_parts(model)
         x = embedding(token_ids[:, None], start_index=index)
         length = tf.shape(cache["self_key_0"])[2]
         slot = tf.reshape(tf.one_hot(index, length), (1, 1, -1, 1))
