@@ -3,7 +3,10 @@ and sampling from a decoder-only language model."""
 
 # Public: the decoding loops and their pieces, the exportable modules, the plot.
 
-from tf_transformer.inference.attention_plot import plot_attention
+from tf_transformer.inference.attention_plot import (
+    plot_attention,
+    plot_attention_head,
+)
 from tf_transformer.inference.attention_view import AttentionView, attention_view
 from tf_transformer.inference.captioner import Captioner, image_for_captioner
 from tf_transformer.inference.decoding import (
@@ -35,6 +38,7 @@ __all__ = [
     "image_for_captioner",
     # pictures and pages of attention
     "plot_attention",
+    "plot_attention_head",
     "AttentionView",
     "attention_view",
 ]

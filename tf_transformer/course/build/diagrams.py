@@ -16,6 +16,8 @@ yellow, feed-forward blue, inputs grey, outputs green.
 
 from __future__ import annotations
 
+import weakref
+
 COLORS = {
     "embed": "#f6d5e5",
     "attention": "#fde2b8",
@@ -33,25 +35,78 @@ def _pyplot():
     return plt
 
 
+# Each axes' boxes and the labels written inside them, so that `fit_labels`
+# can shrink a label that would spill over its box.
+_BOX_LABELS = weakref.WeakKeyDictionary()
+
+
 def box(ax, x, y, text, kind, width=3.0, height=0.55, fontsize=9):
-    """A rounded box centred at (x, y), coloured by `kind` (a key of COLORS)."""
+    """A rounded box centred at (x, y), coloured by `kind` (a key of COLORS).
+
+    Returns the label's `Text`; `fit_labels(ax)` keeps it inside the box.
+    """
     from matplotlib.patches import FancyBboxPatch
 
     if kind not in COLORS:
         raise ValueError(
             f"`kind` must be one of {', '.join(_KINDS)}. Received: kind={kind!r}"
         )
-    ax.add_patch(
-        FancyBboxPatch(
-            (x - width / 2, y - height / 2),
-            width,
-            height,
-            boxstyle="round,pad=0.02,rounding_size=0.12",
-            facecolor=COLORS[kind],
-            edgecolor="#555555",
-        )
+    patch = FancyBboxPatch(
+        (x - width / 2, y - height / 2),
+        width,
+        height,
+        boxstyle="round,pad=0.02,rounding_size=0.12",
+        facecolor=COLORS[kind],
+        edgecolor="#555555",
     )
-    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
+    ax.add_patch(patch)
+    label = ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
+    _BOX_LABELS.setdefault(ax, []).append((label, patch))
+    return label
+
+
+def _renderer(figure):
+    figure.draw_without_rendering()  # lays out the axes (aspect, limits)
+    if hasattr(figure.canvas, "get_renderer"):
+        return figure.canvas.get_renderer()
+    return figure._get_renderer()
+
+
+def labels_outside_boxes(ax, margin=2.0):
+    """The box labels of `ax` that reach outside their box (empty: all fit).
+
+    Measured by the figure's renderer, in display units, with `margin`
+    pixels kept free on every side.
+    """
+    renderer = _renderer(ax.figure)
+    spilling = []
+    for label, patch in _BOX_LABELS.get(ax, []):
+        inner = label.get_window_extent(renderer)
+        outer = patch.get_window_extent(renderer)
+        if (
+            inner.x0 < outer.x0 + margin
+            or inner.x1 > outer.x1 - margin
+            or inner.y0 < outer.y0 + margin / 2
+            or inner.y1 > outer.y1 - margin / 2
+        ):
+            spilling.append(label)
+    return spilling
+
+
+def fit_labels(ax, smallest=5.0):
+    """Shrink each box label of `ax` until it fits inside its box.
+
+    Call it after the axes has its final size (a diagram function calls it
+    last; call it again after changing the figure's layout).
+    """
+    for _ in range(20):
+        spilling = labels_outside_boxes(ax)
+        if not spilling:
+            return
+        for label in spilling:
+            label.set_fontsize(max(smallest, label.get_fontsize() * 0.92))
+        if all(label.get_fontsize() <= smallest for label in spilling):
+            return
 
 
 def arrow(ax, start, end, **kwargs):
@@ -85,12 +140,74 @@ def _check_sublayers(sublayers):
             )
 
 
+QKV_COLOR = "#b35a00"
+MEMORY_COLOR = "#2a7ab0"
+_INCHES_PER_UNIT = 0.82  # drawing scale of the diagrams that make their own figure
+
+
+def _attention_inputs(ax, x, start, bottom, memory_label=None, left=None):
+    """Arrows V, K, Q into an attention box whose bottom edge is at `bottom`.
+
+    Self-attention: all three leave the main path at `start` (below).
+    Cross-attention (`memory_label` given): Q from below, K and V from the
+    memory, which enters from the left at x = `left`.
+    """
+
+    def tagged(name, tail, head, side):
+        arrow(ax, tail, head, color=QKV_COLOR, lw=1.3)
+        ax.text(
+            head[0] + 0.09 * side,
+            bottom - 0.2,
+            name,
+            ha="left" if side > 0 else "right",
+            va="center",
+            fontsize=9,
+            fontweight="bold",
+            color=QKV_COLOR,
+        )
+
+    split = (x, bottom - 0.45)
+    ax.plot([x, x], [start, split[1]], color="#444444", lw=1.2)
+    if memory_label is None:
+        tagged("V", split, (x - 0.95, bottom), -1)
+        tagged("K", split, (x, bottom), 1)
+        tagged("Q", split, (x + 0.95, bottom), 1)
+        return
+    tagged("Q", split, (x + 0.75, bottom), 1)
+    level = bottom - 0.3
+    ax.plot([left, x - 0.4], [level, level], color=MEMORY_COLOR, lw=1.5)
+    for name, column, side in (("V", x - 1.05, -1), ("K", x - 0.4, 1)):
+        arrow(ax, (column, level), (column, bottom), color=QKV_COLOR, lw=1.3)
+        ax.text(
+            column + 0.09 * side,
+            bottom - 0.13,
+            name,
+            ha="left" if side > 0 else "right",
+            va="center",
+            fontsize=9,
+            fontweight="bold",
+            color=QKV_COLOR,
+        )
+    ax.text(
+        left - 0.05,
+        level,
+        memory_label,
+        ha="right",
+        va="center",
+        fontsize=9,
+        color=MEMORY_COLOR,
+    )
+
+
 def draw_layer(sublayers, *, title, norm_first=False, memory=None, ax=None):
     """Draw one layer: each sublayer inside a residual connection.
 
     Post-LN (the paper): `x ← LayerNorm(x + Dropout(Sublayer(x)))`.
     Pre-LN: `x ← x + Dropout(Sublayer(LayerNorm(x)))`. The data flows bottom
-    to top; the residual path goes round each sublayer on the right.
+    to top; the residual path goes round each sublayer on the right. Every
+    attention sublayer gets its three inputs drawn as arrows V, K, Q: from the
+    path below (self-attention), or K and V from the memory and Q from below
+    (cross-attention).
 
     Args:
         sublayers: (label, kind) pairs from bottom to top, e.g.
@@ -98,7 +215,8 @@ def draw_layer(sublayers, *, title, norm_first=False, memory=None, ax=None):
         title: the title above the drawing.
         norm_first: draw the pre-LN arrangement. Defaults to False (post-LN).
         memory: optional `(index, label)`: an input that enters sublayer
-            `index` from the left (the encoder output of cross-attention).
+            `index` from the left (the encoder output of cross-attention): it
+            gives that sublayer's keys and values.
         ax: the matplotlib axes to draw on; a new figure if None.
 
     Returns:
@@ -115,10 +233,11 @@ def draw_layer(sublayers, *, title, norm_first=False, memory=None, ax=None):
             "`memory` must be (index of a sublayer, label). "
             f"Received: memory={memory!r} for {len(sublayers)} sublayers"
         )
-    if ax is None:
-        width = 5.2 + (1.9 if memory is not None else 0.0)
-        _, ax = _pyplot().subplots(figsize=(width, 1.0 + 2.35 * len(sublayers)))
+    own_figure = ax is None
+    if own_figure:
+        _, ax = _pyplot().subplots()
     x, right = 0.0, 2.1
+    memory_left = x - 2.6
     y = 0.0
     box(ax, x, y, "input x  (batch, length, d_model)", "io")
     top = y + 0.28
@@ -127,23 +246,34 @@ def draw_layer(sublayers, *, title, norm_first=False, memory=None, ax=None):
         steps = (
             [("LayerNorm", "norm"), (label, kind)] if norm_first else [(label, kind)]
         )
-        y = branch + 0.55
-        arrow(ax, (x, top), (x, y - 0.28))
-        for step, (text, step_kind) in enumerate(steps):
-            if step:
-                y += 0.85
-                arrow(ax, (x, y - 0.85 + 0.28), (x, y - 0.28))
+        below = top  # where the arrow into the next box starts
+        for step_kind_index, (text, step_kind) in enumerate(steps):
+            start = branch if step_kind_index == 0 else below
+            if step_kind == "attention":
+                y = start + 0.7 + 0.28
+                is_cross = memory is not None and memory[0] == index
+                if step_kind_index == 0:
+                    ax.plot([x, x], [below, branch], color="#444444", lw=1.2)
+                _attention_inputs(
+                    ax,
+                    x,
+                    start,
+                    y - 0.28,
+                    memory_label=memory[1] if is_cross else None,
+                    left=memory_left,
+                )
+            else:
+                y = start + 0.3 + 0.28
+                arrow(ax, (x, below), (x, y - 0.28))
             box(ax, x, y, text, step_kind)
-            if memory is not None and memory[0] == index and text == label:
-                arrow(ax, (x - 3.2, y), (x - 1.5, y))
-                ax.text(x - 3.25, y, memory[1], ha="right", va="center", fontsize=9)
+            below = y + 0.28
         y += 0.75
         ax.text(x + 0.12, y - 0.45, "dropout", fontsize=7, color="#777777")
         arrow(ax, (x, y - 0.75 + 0.28), (x, y - 0.17))
         _add_node(ax, x, y)
         # The residual path: right, up, and back into the sum.
-        ax.plot([x, right, right], [branch, branch, y], color="#2a7ab0", lw=1.5)
-        arrow(ax, (right, y), (x + 0.17, y), color="#2a7ab0")
+        ax.plot([x, right, right], [branch, branch, y], color=MEMORY_COLOR, lw=1.5)
+        arrow(ax, (right, y), (x + 0.17, y), color=MEMORY_COLOR)
         ax.text(
             right + 0.08,
             (branch + y) / 2,
@@ -151,7 +281,7 @@ def draw_layer(sublayers, *, title, norm_first=False, memory=None, ax=None):
             rotation=90,
             va="center",
             fontsize=8,
-            color="#2a7ab0",
+            color=MEMORY_COLOR,
         )
         top = y + 0.17
         if not norm_first:
@@ -168,11 +298,17 @@ def draw_layer(sublayers, *, title, norm_first=False, memory=None, ax=None):
     arrow(ax, (x, top), (x, y - 0.28))
     box(ax, x, y, "output  (batch, length, d_model)", "out")
     ax.set_title(title, fontsize=11)
-    left = -3.3 - (1.9 if memory is not None else 0.0)
-    ax.set_xlim(left, 3.0)
-    ax.set_ylim(-0.6, y + 0.6)
+    left = -2.0 - (2.7 if memory is not None else 0.0)
+    ax.set_xlim(left, 2.7)
+    ax.set_ylim(-0.5, y + 0.5)
     ax.set_aspect("equal")
     ax.axis("off")
+    if own_figure:
+        ax.figure.set_size_inches(
+            (2.7 - left) * _INCHES_PER_UNIT, (y + 1.0) * _INCHES_PER_UNIT + 0.4
+        )
+        ax.set_position([0.0, 0.0, 1.0, 1.0 - 0.4 / ax.figure.get_figheight()])
+    fit_labels(ax)
     return ax
 
 
@@ -212,7 +348,7 @@ def draw_transformer(ax=None, num_layers="N"):
     arrow(ax, (2.0, 2.0), (3.0, 2.0), color="#2a7ab0")
     ax.text(
         2.5,
-        2.12,
+        2.2,
         "encoder output\n(keys, values)",
         ha="center",
         va="bottom",
@@ -224,6 +360,7 @@ def draw_transformer(ax=None, num_layers="N"):
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title("The Transformer: two stacks joined by cross-attention", fontsize=11)
+    fit_labels(ax)
     return ax
 
 
