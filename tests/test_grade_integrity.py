@@ -198,3 +198,9 @@ def test_answers_that_library_code_links_are_served_by_separate_processes():
     assert answer_groups(list(MASKS)) == [list(MASKS)]
     lesson_8 = ["masked_loss", "masked_accuracy", "transformer_schedule"]
     assert answer_groups(lesson_8) == [lesson_8]
+    # greedy_decode calls decoder_step, which calls cached_decoder_step: the
+    # link through a library helper separates them too.
+    assert answer_groups(["cached_decoder_step", "greedy_decode"]) == [
+        ["cached_decoder_step"],
+        ["greedy_decode"],
+    ]

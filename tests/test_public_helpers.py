@@ -25,6 +25,9 @@ PUBLIC_HELPERS = [
     decoding.decode_length,
     decoding.DecoderCache,
     decoding.decoder_step,
+    decoding.cached_decoder_step,
+    decoding.check_cache,
+    decoding.generating_parts,
     decoding.forbid_special_tokens,
     decoding.full_model_step,
     decoding.write_column,
@@ -117,6 +120,34 @@ def test_cached_step_equals_the_full_model_step():
         cached, cache = decoding.decoder_step(model, tokens[:, index], index, cache)
         full = decoding.full_model_step(model, source, tokens, index)
         np.testing.assert_allclose(cached.numpy(), full.numpy(), atol=1e-5)
+
+
+def test_cached_step_writes_slot_index_only_and_leaves_the_given_cache():
+    model = tt.Transformer(
+        2, 8, 2, 16, input_vocab_size=12, target_vocab_size=12, norm_first=True
+    )
+    source = decoding.check_source_ids(model, tf.constant([[4, 5, 6, 3], [7, 3, 0, 0]]))
+    cache = first = decoding.DecoderCache.create(model, source, 5)
+    given = dict(cache)
+    tokens = tf.constant([[2, 7, 8], [2, 9, 4]])
+    full = model((source, tokens), training=False)
+    for index in range(3):
+        logits, new = tt.cached_decoder_step(model, tokens[:, index], index, cache)
+        np.testing.assert_allclose(logits.numpy(), full[:, index].numpy(), atol=1e-5)
+        for key, value in new.items():
+            changed = np.any(value.numpy() != cache[key].numpy(), axis=(0, 1, 3))
+            written = np.flatnonzero(changed) if key.startswith("self_") else []
+            assert list(written) == ([index] if key.startswith("self_") else []), key
+        cache = new
+    assert all(first[key] is value for key, value in given.items())  # not mutated
+
+
+def test_cached_step_rejects_a_cache_that_is_not_the_decoder_cache():
+    model = tt.Transformer(1, 8, 2, 16, input_vocab_size=12, target_vocab_size=12)
+    with pytest.raises(TypeError, match="`cache` must be"):
+        tt.cached_decoder_step(model, tf.constant([2]), 0, {"key": tf.zeros(3)})
+    with pytest.raises(ValueError, match="token_ids"):
+        tt.cached_decoder_step(model, tf.constant([[2]]), 0, {"self_key_0": 0})
 
 
 @pytest.mark.parametrize(

@@ -429,6 +429,10 @@ def test_learners_functions_and_schedule_are_kept_and_used(
             return tt.greedy_decode(model, source_ids, max_length, use_cache)
 
 
+        def cached_decoder_step(model, token_ids, index, cache):
+            return tt.cached_decoder_step(model, token_ids, index, cache)
+
+
         class TransformerSchedule(tt.TransformerSchedule):
             pass
         """,
@@ -436,19 +440,25 @@ def test_learners_functions_and_schedule_are_kept_and_used(
     for exercise, name in (
         ("masked_loss", "masked_loss"),
         ("greedy_decode", "greedy_decode"),
+        ("cached_decoder_step", "cached_decoder_step"),
         ("transformer_schedule", "TransformerSchedule"),
     ):
         assert check(exercise, getattr(module, name), verbose=False).passed, name
         assert workbook.saved(name) is not None, name
-    loss, decode, schedule, accuracy = workbook.load(
-        "masked_loss", "greedy_decode", "TransformerSchedule", "masked_accuracy"
+    loss, decode, step, schedule, accuracy = workbook.load(
+        "masked_loss",
+        "greedy_decode",
+        "cached_decoder_step",
+        "TransformerSchedule",
+        "masked_accuracy",
     )
     assert accuracy is tt.masked_accuracy
-    for obj in (loss, decode, schedule):
+    for obj in (loss, decode, step, schedule):
         assert obj.__module__.startswith("workbook."), obj
     printed = capsys.readouterr().out
     assert "masked_loss          yours (lesson 08" in printed
     assert "greedy_decode        yours (lesson 09" in printed
+    assert "cached_decoder_step  yours (lesson 09" in printed
     assert "the library's tt.masked_accuracy — no masked_accuracy of yours" in printed
 
 

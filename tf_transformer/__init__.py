@@ -13,6 +13,7 @@ from tf_transformer.inference import (
     Captioner,
     Translator,
     beam_search,
+    cached_decoder_step,
     generate,
     greedy_decode,
     top_k_filter,
@@ -104,6 +105,7 @@ __all__ = [
     "masked_accuracy",
     "masked_sentence_accuracy",
     "greedy_decode",
+    "cached_decoder_step",
     "beam_search",
     "Translator",
     # sequence -> vector, BERT-style (lesson 10)

@@ -68,6 +68,7 @@ LESSONS = {
     "masked_accuracy": 8,
     "TransformerSchedule": 8,
     "greedy_decode": 9,
+    "cached_decoder_step": 9,
 }
 SUBLAYERS = {
     "EncoderLayer": {
@@ -496,6 +497,17 @@ def _smoke_test_function(name: str, function: Any) -> str | None:
         rates = np.array([float(schedule(step)) for step in (0, 1, 5)])
         if not (np.all(np.isfinite(rates)) and np.all(rates > 0)):
             return f"its rates at steps 0, 1, 5 are {rates.tolist()}, not positive"
+        return None
+    if name == "cached_decoder_step":
+        import tf_transformer
+        from tf_transformer.inference.decoding import DecoderCache
+
+        model = _tiny_transformer(tf_transformer.Transformer)
+        model.build(((None, None), (None, None)))
+        cache = DecoderCache.create(model, tf.constant([[2, 5, 7, 3]]), 3)
+        logits, new_cache = function(model, tf.constant([2]), 0, cache)
+        if tuple(logits.shape) != (1, 13) or set(new_cache) != set(cache):
+            return "it did not return (logits (1, vocabulary), the cache's dict)"
         return None
     if name == "greedy_decode":
         import tf_transformer

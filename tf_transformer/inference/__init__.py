@@ -11,6 +11,7 @@ from tf_transformer.inference.attention_view import AttentionView, attention_vie
 from tf_transformer.inference.captioner import Captioner, image_for_captioner
 from tf_transformer.inference.decoding import (
     beam_search,
+    cached_decoder_step,
     greedy_decode,
     length_penalty,
     sequence_log_probability,
@@ -22,6 +23,7 @@ from tf_transformer.inference.translator import Translator
 __all__ = [
     # encoder-decoder decoding
     "greedy_decode",
+    "cached_decoder_step",
     "beam_search",
     "length_penalty",
     "sequence_log_probability",

@@ -27,8 +27,10 @@ captioner starts with a token naming the caption's language.
 
 The building blocks are public, so a lesson (or your own decoding loop) can
 use them: `check_source_ids`, `decode_length` and `start_column` (inputs),
-`DecoderCache` and `decoder_step` (the cached path), `full_model_step` (the
-reference path), `forbid_special_tokens` and `write_column` (one step's output).
+`DecoderCache`, `generating_parts`, `decoder_step` and `cached_decoder_step`
+(the cached path; the last is lesson 09's exercise), `full_model_step` (the
+reference path),
+`forbid_special_tokens` and `write_column` (one step's output).
 """
 
 import tensorflow as tf
@@ -74,7 +76,7 @@ class DecoderCache:
     def create_self_attention(model, batch, length):
         """Empty key/value buffers of every layer's self-attention."""
         cache = {}
-        for i, layer in enumerate(_generating_parts(model)[1].stack):
+        for i, layer in enumerate(generating_parts(model)[1].stack):
             attention = layer.self_attention
             for name, depth in (
                 ("key", getattr(attention, "key_dim", None)),
@@ -116,7 +118,7 @@ def _encode_source(model, source):
     return encoded, source_mask
 
 
-def _generating_parts(model):
+def generating_parts(model):
     """(token embedding, layer stack, output projection) of the model's
     autoregressive part: the decoder side of a `Transformer`, or all of a
     `CausalLM`."""
@@ -130,9 +132,10 @@ def _generating_parts(model):
 def decoder_step(model, token_ids, index, cache):
     """Logits for position `index` given its input token; updates the cache.
 
-    Mirrors `DecoderLayer.call` (post- or pre-LN, inference mode) for a
-    single query position; without cross-attention entries in the cache
-    (a `CausalLM`), mirrors `EncoderLayer.call` under a causal mask.
+    The one-token step of every decoding loop. A `ModernCausalLM` (rotary
+    positions, its attention writes its own keys/values) steps through its
+    stack's `call_with_cache`; every other model through
+    `cached_decoder_step`.
 
     Args:
         token_ids: (B,) the token at position `index` of the decoder input.
@@ -141,22 +144,56 @@ def decoder_step(model, token_ids, index, cache):
     Returns:
         `(logits (B, vocab) float32, new_cache)`.
     """
-    cache = dict(cache)
-    embedding, stack, output_projection = _generating_parts(model)
+    embedding, stack, output_projection = generating_parts(model)
     if hasattr(stack, "call_with_cache"):
-        # A `ModernCausalLM`: no position table, the attention rotates by
-        # position and writes its own keys/values.
         x, cache = stack.call_with_cache(
-            embedding(token_ids[:, tf.newaxis]), index, cache
+            embedding(token_ids[:, tf.newaxis]), index, dict(cache)
         )
         return output_projection(x)[:, 0, :], cache
+    return cached_decoder_step(model, token_ids, index, cache)
+
+
+def cached_decoder_step(model, token_ids, index, cache):
+    """One decoding step with the key/value cache: the logits that predict
+    position `index + 1`, and the cache with position `index` written in.
+
+    It computes, for the single query position `index`, what
+    `DecoderLayer.call` computes for every position (post- or pre-LN,
+    inference mode): the token is embedded at position `index`; in each
+    layer i its key and value go into slot `index` of the buffers
+    `self_key_i`/`self_value_i`, and its query attends to slots 0..index
+    (the later slots are not filled yet); cross-attention reads the
+    encoder's keys/values, computed once by `DecoderCache.create`, under the
+    source's padding mask. A `CausalLM`, whose cache has no `cross_*`
+    entries, gets the same step without cross-attention.
+
+    Args:
+        model: a `Transformer` (also an `ImageCaptioner` or a `CausalLM`).
+        token_ids: int (B,), the token at position `index` of the decoder
+            input (`[START]` at index 0).
+        index: the position, a Python int or a scalar int32 tensor.
+        cache: the dict of `DecoderCache.create`: `self_key_i`,
+            `self_value_i` (B, heads, L, depth) hold positions 0..index - 1
+            (zeros after); `cross_key_i`, `cross_value_i`
+            (B, heads, S, depth); `source_mask` (B, 1, 1, S).
+
+    Returns:
+        `(logits, new_cache)`: float32 logits (B, vocab), and a new dict with
+        the same keys and shapes whose `self_*` buffers hold this token's
+        keys/values at slot `index` (the other slots and entries as given).
+    """
+    validation.check_rank("token_ids", token_ids, {1})
+    check_cache(cache)
+    cache = dict(cache)  # the caller's dict is left as it was
+    embedding, stack, output_projection = generating_parts(model)
     x = embedding(token_ids[:, tf.newaxis], start_index=index)  # (B, 1, d)
     length = cache["self_key_0"].shape[2] or tf.shape(cache["self_key_0"])[2]
     positions = tf.range(length)
     is_current = tf.reshape(positions == index, (1, 1, -1, 1))  # (1, 1, L, 1)
     seen = tf.reshape(positions <= index, (1, 1, 1, -1))  # (1, 1, 1, L) causal
     for i, layer in enumerate(stack.stack):
-        # Masked self-attention against the cached keys/values.
+        # Masked self-attention: write this token's key/value, then attend
+        # to the filled slots 0..index.
         attention = layer.self_attention
         y = layer.self_attention_layer_norm(x) if layer.norm_first else x
         query = attention.split_heads(attention.query_dense(y), attention.key_dim)
@@ -197,6 +234,18 @@ def decoder_step(model, token_ids, index, cache):
     if stack.norm_first:
         x = stack.final_layer_norm(x)
     return output_projection(x)[:, 0, :], cache
+
+
+def check_cache(cache):
+    """Raise a `TypeError` unless `cache` is a dict with the self-attention
+    buffers of `DecoderCache` (`self_key_0` at least)."""
+    if not isinstance(cache, dict) or "self_key_0" not in cache:
+        keys = sorted(cache) if isinstance(cache, dict) else None
+        raise TypeError(
+            "`cache` must be the dict of `DecoderCache.create` (keys "
+            "'self_key_0', 'self_value_0', ...). Received: cache of type "
+            f"{type(cache).__name__}" + (f" with keys {keys}" if keys else "")
+        )
 
 
 def full_model_step(model, source_ids, tokens, index):

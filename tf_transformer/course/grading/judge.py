@@ -66,15 +66,19 @@ def _code_names(code) -> set[str]:
     return names
 
 
-def _uses(user: Any, used: Any) -> bool:
+def _uses(user: Any, used: Any, seen: set[int] | None = None) -> bool:
     """Whether the library code of `user` (a function, or a class and its
-    library bases) refers to `used` by name, or holds it as a class attribute."""
+    library bases) refers to `used` by name, or holds it as a class attribute,
+    directly or through the library functions it calls (`greedy_decode` calls
+    `decoder_step`, which calls `cached_decoder_step`)."""
+    seen = set() if seen is None else seen
+    if id(user) in seen:
+        return False
+    seen.add(id(user))
     owners = getattr(user, "__mro__", (user,))
     for owner in owners:
         module = sys.modules.get(getattr(owner, "__module__", ""))
         if module is None or not module.__name__.startswith("tf_transformer"):
-            continue
-        if getattr(module, used.__name__, None) is not used:
             continue
         members = vars(owner).values() if isinstance(owner, type) else [owner]
         for member in members:
@@ -83,8 +87,19 @@ def _uses(user: Any, used: Any) -> bool:
             member = getattr(member, "fget", None) or member
             member = getattr(member, "__func__", member)
             code = getattr(member, "__code__", None)
-            if code is not None and used.__name__ in _code_names(code):
+            if code is None:
+                continue
+            names = _code_names(code)
+            if used.__name__ in names and getattr(module, used.__name__, None) is used:
                 return True
+            for name in names:
+                called = getattr(module, name, None)
+                if (
+                    inspect.isfunction(called)
+                    and called.__module__.startswith("tf_transformer")
+                    and _uses(called, used, seen)
+                ):
+                    return True
     return False
 
 
