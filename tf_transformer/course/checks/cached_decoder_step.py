@@ -124,11 +124,11 @@ def step_variant(
             own = i if layer_cache == "own" else 0
             attention = layer.self_attention
             y = layer.self_attention_layer_norm(x) if first else x
-            query = attention.split_heads(attention.query_dense(y), attention._key_dim)
+            query = attention.split_heads(attention.query_dense(y), attention.key_dim)
             keys, values = cache[f"self_key_{own}"], cache[f"self_value_{own}"]
-            new_key = attention.split_heads(attention.key_dense(y), attention._key_dim)
+            new_key = attention.split_heads(attention.key_dense(y), attention.key_dim)
             new_value = attention.split_heads(
-                attention.value_dense(y), attention._value_dim
+                attention.value_dense(y), attention.value_dim
             )
             if write == "append":
                 written = (
@@ -153,7 +153,7 @@ def step_variant(
 
             cross = layer.cross_attention
             y = layer.cross_attention_layer_norm(x) if first else x
-            query = cross.split_heads(cross.query_dense(y), cross._key_dim)
+            query = cross.split_heads(cross.query_dense(y), cross.key_dim)
             attended, _ = scaled_dot_product_attention(
                 query,
                 cache[f"cross_key_{i}"],
@@ -556,11 +556,11 @@ def step_scatter_update():
             )
             for which, (attention, norm) in enumerate(parts):
                 y = norm(x) if layer.norm_first else x
-                query = heads(attention, attention.query_dense, y, attention._key_dim)
+                query = heads(attention, attention.query_dense, y, attention.key_dim)
                 if which == 0:
                     for name, dense, depth in (
-                        ("key", attention.key_dense, attention._key_dim),
-                        ("value", attention.value_dense, attention._value_dim),
+                        ("key", attention.key_dense, attention.key_dim),
+                        ("value", attention.value_dense, attention.value_dim),
                     ):
                         old = cache[f"self_{name}_{i}"]
                         new = heads(attention, dense, y, depth)
