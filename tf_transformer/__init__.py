@@ -15,6 +15,7 @@ from tf_transformer.inference import (
     beam_search,
     generate,
     greedy_decode,
+    sample_next_token,
     top_k_filter,
     top_p_filter,
 )
@@ -116,6 +117,7 @@ __all__ = [
     "generate",
     "top_k_filter",
     "top_p_filter",
+    "sample_next_token",
     # the Vision Transformer (lesson 12)
     "extract_patches",
     "PatchEmbedding",
