@@ -22,6 +22,7 @@ from tf_transformer.course.checks._core import (
     expect_shape,
     to_numpy,
 )
+from tf_transformer.course.checks._seeds import check_seeds
 
 _Z = 5.0
 _DRAWS = 20_000
@@ -240,37 +241,11 @@ def _tokens(ctx, student, logits, what, **kwargs):
 
 def _check_seeds(ctx, student):
     logits = np.tile(np.log([0.3, 0.3, 0.2, 0.2]).astype(np.float32), (256, 1))
-    first = _tokens(ctx, student, logits, "sample_next_token(…, seed=7)", seed=7)
-    again = _tokens(ctx, student, logits, "sample_next_token(…, seed=7)", seed=7)
-    if not np.array_equal(first, again):
-        raise Failure(
-            "two calls with seed=7 gave different tokens — the same seed must give "
-            "the same tokens: use stateless random ops "
-            "(tf.random.stateless_categorical(logits, 1, seed))"
-        )
-    other = _tokens(ctx, student, logits, "sample_next_token(…, seed=8)", seed=8)
-    if np.array_equal(first, other):
-        raise Failure("seed=7 and seed=8 gave the same tokens — is `seed` used?")
-    pair = tf.constant([7, 9], tf.int64)
-    what = "sample_next_token(…, seed=tf.constant([7, 9]))"
-    if not np.array_equal(
-        _tokens(ctx, student, logits, what, seed=pair),
-        _tokens(ctx, student, logits, what, seed=pair),
-    ):
-        raise Failure(
-            "a shape-(2,) seed tensor gave different tokens twice — use it as the "
-            "seed of a stateless random op"
-        )
-    fresh = [
-        _tokens(ctx, student, logits, "sample_next_token(…, seed=None)")
-        for _ in range(2)
-    ]
-    if np.array_equal(*fresh):
-        raise Failure(
-            "two calls with seed=None gave the same tokens — seed=None means fresh "
-            "randomness at every call (draw a new seed, e.g. with tf.random.uniform)"
-        )
-    ctx.ok("same seed → same tokens; seed=None → fresh randomness")
+    check_seeds(
+        ctx,
+        lambda seed, what: _tokens(ctx, student, logits, what, seed=seed),
+        "sample_next_token",
+    )
 
 
 def _check_graph(ctx, student):
@@ -368,6 +343,15 @@ def _sampler(
             return tf.numpy_function(_numpy_draw, [logits, seed], tf.int32)
         if draw == "probabilities":
             logits = tf.nn.softmax(logits)
+        if draw == "gumbel":  # a correct variant: argmax of logits + Gumbel noise
+            if seed is None:
+                seed = tf.random.uniform([2], maxval=2**30, dtype=tf.int32)
+            seed = [seed, 1] if isinstance(seed, int) else tf.cast(seed, tf.int32)
+            uniform = tf.random.stateless_uniform(
+                tf.shape(logits), seed=seed, minval=1e-12, maxval=1.0
+            )
+            gumbel = -tf.math.log(-tf.math.log(uniform))
+            return tf.argmax(logits + gumbel, axis=-1, output_type=dtype)
         if seed is None or draw == "stateful":
             drawn = tf.random.categorical(logits, 1, dtype=dtype)
         else:
@@ -433,7 +417,7 @@ bugs_of(
         ),
         (
             "sample_stateful_draw",
-            "the same seed must give the same tokens",
+            "the same seed must give the same output",
             "tf.random.categorical: the seed is ignored",
             dict(draw="stateful"),
         ),
@@ -468,25 +452,4 @@ bugs_of(
 @alternative("sample_next_token")
 def sample_by_gumbel_max():
     """Gumbel-max: the argmax of the filtered logits plus Gumbel noise"""
-    from tf_transformer import top_k_filter, top_p_filter
-
-    def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, seed=None):
-        logits = tf.cast(logits, tf.float32)
-        if temperature == 0:
-            return tf.argmax(logits, axis=-1, output_type=tf.int32)
-        logits = logits / temperature
-        if top_k is not None:
-            logits = top_k_filter(logits, top_k)
-        if top_p is not None:
-            logits = top_p_filter(logits, top_p)
-        if seed is None:
-            seed = tf.random.uniform([2], maxval=2**30, dtype=tf.int32)
-        elif isinstance(seed, int):
-            seed = [seed, 1]
-        uniform = tf.random.stateless_uniform(
-            tf.shape(logits), seed=seed, minval=1e-12, maxval=1.0
-        )
-        gumbel = -tf.math.log(-tf.math.log(uniform))
-        return tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32)
-
-    return sample_next_token
+    return _sampler(draw="gumbel")
