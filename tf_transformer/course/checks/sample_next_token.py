@@ -8,6 +8,8 @@ multiplied or applied after the filters, top-p before top-k, …) gives a
 distribution or a set of drawn tokens of its own, which the hint names.
 """
 
+import inspect
+
 import numpy as np
 import tensorflow as tf
 
@@ -248,11 +250,19 @@ def _check_seeds(ctx, student):
     )
 
 
+def _is_local(function):
+    """False in the grader, where the answer is a handle on the answers'
+    process, traced there by `tf.function`: XLA cannot compile a call into
+    another process, so the XLA sub-check runs in the learner's self-check
+    (and the tests) only."""
+    return inspect.isfunction(inspect.unwrap(function)) or inspect.ismethod(function)
+
+
 def _check_graph(ctx, student):
     logits = np.tile(_LOGITS.astype(np.float32), (64, 1))
     kept = _expected(_LOGITS, 1.5, top_k=3, top_p=0.9) > 0
     arguments = dict(temperature=1.5, top_k=3, top_p=0.9)
-    for jit_compile in (False, True):
+    for jit_compile in (False, True) if _is_local(student) else (False,):
         what = (
             "sample_next_token inside tf.function(jit_compile=True) (XLA)"
             if jit_compile
