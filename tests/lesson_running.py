@@ -58,6 +58,7 @@ SHORTER_TRAINING["11_language_models"] = [
     ("[0.0, 1.0, 1.5, 2.0, 2.5, 3.0]", "[0.0, 3.0]"),
     ("[1, 2, 3, 5, 10]", "[1, 10]"),
     ("[0.3, 0.6, 0.8, 0.95, 1.0]", "[0.3, 1.0]"),
+    ("epochs=5, steps_per_epoch=50,", "epochs=1, steps_per_epoch=5,"),
 ]
 SHORTER_TRAINING["13_image_captioning"] = [("STEPS = 2400", "STEPS = 8")]
 SHORTER_TRAINING["14_modern_decoder"] = [

@@ -130,6 +130,19 @@ def test_typical_mistake_fails_with_a_hint_naming_it(bug):
     assert bug.hint in result.hint(), result.report()
 
 
+@pytest.mark.parametrize("exercise", ["mask_tokens", "sample_next_token"])
+def test_each_mistake_gets_its_own_hint(exercise):
+    # The checks run in an order where no mistake is caught first by the
+    # check of another: each message names its own mistake and no other.
+    mistakes = [b for b in BUGS if b.exercise == exercise]
+    hints = [b.hint for b in mistakes]
+    assert len(set(hints)) == len(hints)
+    for mistake in mistakes:
+        message = run_check(exercise, mistake.make()).hint()
+        named = [hint for hint in hints if hint in message]
+        assert named == [mistake.hint], (mistake.make.__name__, message)
+
+
 @pytest.mark.parametrize(
     "alt", ALTERNATIVES, ids=lambda b: f"{b.exercise}-{b.make.__name__}"
 )

@@ -182,8 +182,8 @@ def test_mask_tokens_works_in_dataset_map_with_fresh_masks_per_batch():
         ({"mask_token_rate": 0.9, "random_token_rate": 0.2}, ValueError, "<= 1"),
         ({"unselectable_ids": ("a",)}, TypeError, "unselectable_ids"),
         ({"unselectable_ids": 0}, TypeError, "unselectable_ids"),
-        ({"seed": "seven"}, TypeError, "seed"),
-        ({"seed": tf.constant([1, 2, 3])}, TypeError, "seed"),
+        ({"seed": "seven"}, ValueError, "seed"),
+        ({"seed": tf.constant([1, 2, 3])}, ValueError, "seed"),
         ({"vocabulary_size": 7}, ValueError, "no id is left"),
     ],
 )

@@ -7,7 +7,6 @@ import tensorflow as tf
 from keras_hub.samplers import TopKSampler, TopPSampler
 
 import tf_transformer as tt
-from tf_transformer.inference import next_token_logits
 
 INF = np.inf
 
@@ -163,11 +162,60 @@ def test_nucleus_frequencies_are_the_renormalised_probabilities():
     assert (np.abs(ours - expected) <= tolerance).all(), (ours, expected)
 
 
-def test_next_token_logits_tempers_filters_and_never_proposes_padding():
-    logits = tf.math.log(tf.constant([[0.5, 0.2, 0.1, 0.15, 0.05]]))
-    result = next_token_logits(logits, temperature=0.5, top_k=3).numpy()[0]
-    assert np.isneginf(result[0])  # [PAD]
-    np.testing.assert_allclose(result[[1, 3]], np.log([0.2, 0.15]) / 0.5, rtol=1e-6)
-    assert np.isfinite(result).sum() == 3
-    with pytest.raises(ValueError, match="greedy"):
-        next_token_logits(logits, temperature=0)
+def test_sample_next_token_at_temperature_zero_is_the_argmax():
+    logits = tf.constant([[0.1, 2.0, -1.0], [3.0, -2.0, 2.5]])
+    tokens = tt.sample_next_token(logits, temperature=0)
+    assert tokens.dtype == tf.int32
+    np.testing.assert_array_equal(tokens.numpy(), [1, 0])
+
+
+def test_sample_next_token_draws_from_the_tempered_and_filtered_distribution():
+    # tempered by 0.5: [0.5, 0.2, 0.15, 0.15] ** 2, renormalised; top-k = 3
+    # removes one of the two 0.15s (a tie: both kept), top-p = 0.8 of the
+    # tempered distribution [0.76, 0.12, 0.07, 0.07] keeps the first two.
+    logits = np.log(np.tile([[0.5, 0.2, 0.15, 0.15]], (DRAWS, 1))).astype("float32")
+    tokens = tt.sample_next_token(logits, 0.5, top_k=3, top_p=0.8, seed=1).numpy()
+    frequencies = np.bincount(tokens, minlength=4) / DRAWS
+    expected = np.array([0.25, 0.04, 0.0, 0.0]) / 0.29
+    tolerance = 4.5 * np.sqrt(expected * (1 - expected) / DRAWS) + 1e-12
+    assert (np.abs(frequencies - expected) <= tolerance).all(), frequencies
+
+
+def test_sample_next_token_is_reproducible_with_a_seed_and_fresh_without():
+    logits = tf.zeros((512, 5))
+    first = tt.sample_next_token(logits, seed=3).numpy()
+    np.testing.assert_array_equal(first, tt.sample_next_token(logits, seed=3))
+    pair = tf.constant([3, 4])
+    np.testing.assert_array_equal(
+        tt.sample_next_token(logits, seed=pair), tt.sample_next_token(logits, seed=pair)
+    )
+    assert not np.array_equal(first, tt.sample_next_token(logits, seed=4))
+    assert not np.array_equal(
+        tt.sample_next_token(logits).numpy(), tt.sample_next_token(logits).numpy()
+    )
+
+
+def test_sample_next_token_compiles_with_xla():
+    sample = tf.function(
+        lambda x, s: tt.sample_next_token(x, 1.5, top_k=2, seed=s), jit_compile=True
+    )
+    logits = tf.math.log(tf.constant([[0.5, 0.3, 0.15, 0.05]] * 64))
+    tokens = sample(logits, tf.constant([1, 2])).numpy()
+    assert set(tokens.tolist()) <= {0, 1}
+    np.testing.assert_array_equal(tokens, sample(logits, tf.constant([1, 2])))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(temperature=-1.0), "temperature=-1.0"),
+        (dict(top_k=0), "top_k=0"),
+        (dict(top_p=1.5), "top_p=1.5"),
+        (dict(seed="a"), "seed='a'"),
+    ],
+)
+def test_bad_sampling_arguments_raise_errors_naming_them(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tt.sample_next_token(tf.zeros((2, 4)), **kwargs)
+    with pytest.raises(ValueError, match="logits"):
+        tt.sample_next_token(tf.zeros((4,)))

@@ -42,7 +42,7 @@ def keras_hub_logits(classifier, ids, pooling):
         layer.set_weights(standalone.get_weights())
         x = block(x, padding_mask=mask, training=False)
     x = np.asarray(x)
-    if pooling == "cls":
+    if pooling == "class_token":
         pooled = x[:, 0]
     else:
         weights = mask[..., None].astype("float32")
@@ -51,7 +51,7 @@ def keras_hub_logits(classifier, ids, pooling):
     return pooled @ kernel + bias
 
 
-@pytest.mark.parametrize("pooling", ["cls", "mean"])
+@pytest.mark.parametrize("pooling", ["class_token", "mean"])
 def test_classifier_matches_keras_hub_transformer_encoder(pooling):
     classifier = tt.SequenceClassifier(encoder(), num_classes=3, pooling=pooling)
     classifier(IDS)
@@ -60,7 +60,7 @@ def test_classifier_matches_keras_hub_transformer_encoder(pooling):
     assert np.abs(ours - theirs).max() <= 1e-5
 
 
-@pytest.mark.parametrize("pooling", ["cls", "mean"])
+@pytest.mark.parametrize("pooling", ["class_token", "mean"])
 def test_padding_appended_leaves_the_logits_unchanged(pooling):
     classifier = tt.SequenceClassifier(encoder(), num_classes=3, pooling=pooling)
     logits = classifier(IDS, training=False).numpy()
@@ -207,3 +207,10 @@ def test_saved_models_reload_in_a_fresh_process(tmp_path):
 def test_models_reject_bad_arguments_by_name(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+def test_cls_is_an_alias_of_the_class_token_spelling():
+    encoder = tt.Encoder(num_layers=1, d_model=8, num_heads=2, dff=16, vocab_size=20)
+    classifier = tt.SequenceClassifier(encoder, 3, pooling="cls")
+    assert classifier.pooling == "class_token"
+    assert classifier.get_config()["pooling"] == "class_token"

@@ -16,6 +16,7 @@ from tf_transformer.inference import (
     cached_decoder_step,
     generate,
     greedy_decode,
+    sample_next_token,
     top_k_filter,
     top_p_filter,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "generate",
     "top_k_filter",
     "top_p_filter",
+    "sample_next_token",
     # the Vision Transformer (lesson 12)
     "extract_patches",
     "PatchEmbedding",

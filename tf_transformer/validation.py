@@ -15,6 +15,8 @@ a compiled graph and never depend on data.
 import numbers
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 
 def check_int(name, value, minimum=1):
@@ -158,3 +160,23 @@ def check_integer_ids(name, ids):
         raise TypeError(
             f"`{name}` must hold integer token ids. Received: {name} with dtype {dtype}"
         )
+
+
+def check_seed(name, seed, dtype="int64"):
+    """A random seed: None, an int, or a shape-(2,) integer tensor/array.
+
+    Returns None, or the seed as a shape-(2,) tensor of `dtype` (an int `s`
+    becomes `[s, 0]`), ready for stateless random ops.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return tf.constant([int(seed), 0], dtype)
+    if tf.is_tensor(seed) or isinstance(seed, (np.ndarray, list, tuple)):
+        tensor = tf.convert_to_tensor(seed)
+        if tensor.dtype.is_integer and tensor.shape.as_list() == [2]:
+            return tf.cast(tensor, dtype)
+    raise ValueError(
+        f"`{name}` must be None, an int, or a shape-(2,) integer tensor. "
+        f"Received: {name}={seed!r}"
+    )

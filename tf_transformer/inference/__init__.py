@@ -16,8 +16,12 @@ from tf_transformer.inference.decoding import (
     length_penalty,
     sequence_log_probability,
 )
-from tf_transformer.inference.generation import generate, next_token_logits
-from tf_transformer.inference.sampling import top_k_filter, top_p_filter
+from tf_transformer.inference.generation import generate
+from tf_transformer.inference.sampling import (
+    sample_next_token,
+    top_k_filter,
+    top_p_filter,
+)
 from tf_transformer.inference.translator import Translator
 
 __all__ = [
@@ -29,7 +33,7 @@ __all__ = [
     "sequence_log_probability",
     # decoder-only generation and sampling
     "generate",
-    "next_token_logits",
+    "sample_next_token",
     "top_k_filter",
     "top_p_filter",
     # exportable modules: text or pictures in, text out

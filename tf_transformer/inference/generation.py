@@ -27,37 +27,10 @@ from tf_transformer.inference.decoding import (
     decoder_step,
     write_column,
 )
-from tf_transformer.inference.sampling import top_k_filter, top_p_filter
-
-
-def next_token_logits(logits, temperature=1.0, top_k=None, top_p=None):
-    """The logits `generate` samples from: divided by `temperature`, then
-    filtered by `top_k_filter` and `top_p_filter` (when given). `[PAD]` is
-    never chosen (a generated `[PAD]` would read as padding).
-
-    Args:
-        logits: float (..., vocabulary_size).
-        temperature: number > 0; below 1 sharpens, above 1 flattens.
-        top_k: int >= 1 or None (no top-k filter).
-        top_p: number in (0, 1] or None (no top-p filter).
-
-    Returns:
-        float32 logits of the same shape.
-    """
-    _check_sampling(temperature, top_k, top_p)
-    if temperature == 0:
-        raise ValueError(
-            "`temperature` must be > 0 here; temperature=0 means greedy "
-            "(argmax), which has no distribution to sample from."
-        )
-    logits = tf.cast(logits, tf.float32) / temperature
-    vocabulary = tf.range(tf.shape(logits)[-1])
-    logits = tf.where(vocabulary == PAD_ID, -float("inf"), logits)
-    if top_k is not None:
-        logits = top_k_filter(logits, top_k)
-    if top_p is not None:
-        logits = top_p_filter(logits, top_p)
-    return logits
+from tf_transformer.inference.sampling import (
+    check_sampling_arguments,
+    sample_next_token,
+)
 
 
 def generate(
@@ -74,10 +47,11 @@ def generate(
 ):
     """Continue each prompt with up to `max_new_tokens` tokens.
 
-    At each step the next token is drawn from
-    softmax(next_token_logits(logits, temperature, top_k, top_p)), or, with
-    `temperature=0`, is the most probable one (greedy; `top_k`, `top_p` and
-    `seed` are then unused). A row stops after a token of `stop_token_ids`.
+    At each step `sample_next_token(logits, temperature, top_k, top_p)`
+    chooses the next token, `[PAD]` excluded (a generated `[PAD]` would read
+    as padding); with `temperature=0` it is the most probable one (greedy;
+    `top_k`, `top_p` and `seed` are then unused). A row stops after a token
+    of `stop_token_ids`.
 
     Args:
         model: a `tf_transformer.CausalLM` or `ModernCausalLM` (with
@@ -110,7 +84,7 @@ def generate(
     """
     prompt_ids, prompt_lengths = _check_prompt(model, prompt_ids, use_cache)
     max_new_tokens = validation.check_int("max_new_tokens", max_new_tokens)
-    _check_sampling(temperature, top_k, top_p)
+    seed = check_sampling_arguments(tf.zeros((1, 1)), temperature, top_k, top_p, seed)
     stop_token_ids = _check_stop_tokens(stop_token_ids)
     width = prompt_ids.shape[1] or tf.shape(prompt_ids)[1]
     length = width + max_new_tokens
@@ -120,7 +94,9 @@ def generate(
             f"max_length={model.max_length}. Received: max_new_tokens="
             f"{max_new_tokens}"
         )
-    seed = _check_seed(seed) if temperature else None
+    if temperature and seed is None:
+        # Fresh randomness, drawn when the function runs (also in a graph).
+        seed = tf.random.uniform((2,), maxval=tf.int32.max, dtype=tf.int32)
     batch = tf.shape(prompt_ids)[0]
     tokens = tf.pad(prompt_ids, [[0, 0], [0, max_new_tokens]])  # (B, L)
     last_position = prompt_lengths - 1 + max_new_tokens  # (B,)
@@ -137,14 +113,16 @@ def generate(
             logits, cache = decoder_step(model, tokens[:, index], index, cache)
         else:
             logits = tf.gather(model(tokens, training=False), index, axis=1)
-        if temperature == 0:
-            next_ids = _greedy(logits)
-        else:
-            logits = next_token_logits(logits, temperature, top_k, top_p)
-            step_seed = tf.random.experimental.stateless_fold_in(seed, index)
-            next_ids = tf.random.stateless_categorical(
-                logits, 1, step_seed, dtype=tf.int32
-            )[:, 0]
+        vocabulary = tf.range(tf.shape(logits)[-1])
+        logits = tf.where(  # never [PAD]
+            vocabulary == PAD_ID, -float("inf"), tf.cast(logits, tf.float32)
+        )
+        step_seed = (
+            tf.random.experimental.stateless_fold_in(seed, index)
+            if temperature
+            else None
+        )
+        next_ids = sample_next_token(logits, temperature, top_k, top_p, step_seed)
         position = index + 1
         in_prompt = position < prompt_lengths  # (B,) copy the prompt's token
         next_ids = tf.where(in_prompt, tf.gather(tokens, position, axis=1), next_ids)
@@ -165,12 +143,6 @@ def generate(
     # Row r's new tokens sit at positions prompt_len[r] ... + max_new_tokens.
     positions = prompt_lengths[:, tf.newaxis] + tf.range(max_new_tokens)
     return tf.gather(tokens, positions, axis=1, batch_dims=1)
-
-
-def _greedy(logits):
-    vocabulary = tf.range(tf.shape(logits)[-1])
-    logits = tf.where(vocabulary == PAD_ID, -float("inf"), tf.cast(logits, tf.float32))
-    return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
 def _check_prompt(model, prompt_ids, use_cache):
@@ -207,25 +179,6 @@ def _check_prompt(model, prompt_ids, use_cache):
     return prompt_ids, tf.reduce_sum(tf.cast(is_real, tf.int32), axis=1)
 
 
-def _check_sampling(temperature, top_k, top_p):
-    def is_number(value, kind=numbers.Real):
-        return isinstance(value, kind) and not isinstance(value, bool)
-
-    if not (is_number(temperature) and temperature >= 0):
-        raise ValueError(
-            "`temperature` must be a number >= 0. "
-            f"Received: temperature={temperature!r}"
-        )
-    if top_k is not None and not (is_number(top_k, numbers.Integral) and top_k >= 1):
-        raise ValueError(
-            f"`top_k` must be None or an int >= 1. Received: top_k={top_k!r}"
-        )
-    if top_p is not None and not (is_number(top_p) and 0 < top_p <= 1):
-        raise ValueError(
-            f"`top_p` must be None or a number in (0, 1]. Received: top_p={top_p!r}"
-        )
-
-
 def _check_stop_tokens(stop_token_ids):
     ids = tuple(stop_token_ids) if isinstance(stop_token_ids, (list, tuple)) else None
     if ids is None or not all(
@@ -238,17 +191,3 @@ def _check_stop_tokens(stop_token_ids):
         )
     # (1, n); an empty tuple never stops: -1 is no token.
     return tf.constant([list(ids) or [-1]], tf.int32)
-
-
-def _check_seed(seed):
-    if seed is None:
-        # Fresh randomness, drawn when the function runs (also in a graph).
-        return tf.random.uniform((2,), maxval=tf.int32.max, dtype=tf.int32)
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        return tf.constant([int(seed), 0], tf.int32)
-    if tf.is_tensor(seed) and seed.dtype.is_integer and seed.shape == (2,):
-        return tf.cast(seed, tf.int32)
-    raise ValueError(
-        "`seed` must be None, an int, or a shape-(2,) integer tensor. "
-        f"Received: seed={seed!r}"
-    )

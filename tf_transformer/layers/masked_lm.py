@@ -16,27 +16,10 @@ with the token embedding's matrix as output projection (the weight sharing of
 import numbers
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tf_transformer import validation
 from tf_transformer.layers.initializers import clone_initializer
-
-
-def _check_seed(seed):
-    """None, an int, or a shape-(2,) integer tensor/array; else a clear error."""
-    if seed is None:
-        return None
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        return tf.constant([int(seed), 0], tf.int64)
-    if tf.is_tensor(seed) or isinstance(seed, (np.ndarray, list, tuple)):
-        tensor = tf.convert_to_tensor(seed)
-        if tensor.dtype.is_integer and tensor.shape.as_list() == [2]:
-            return tf.cast(tensor, tf.int64)
-    raise TypeError(
-        "`seed` must be None, an int, or a shape-(2,) integer tensor. "
-        f"Received: seed={seed!r}"
-    )
 
 
 def _check_ids(name, values, vocabulary_size):
@@ -103,7 +86,7 @@ def check_masking_arguments(
             f"vocabulary_size={vocabulary_size}, unselectable_ids={unselectable_ids}, "
             f"mask_token_id={mask_token_id}"
         )
-    return _check_seed(seed)
+    return validation.check_seed("seed", seed)
 
 
 def mask_tokens(

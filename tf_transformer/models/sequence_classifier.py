@@ -15,9 +15,10 @@ class SequenceClassifier(EncoderModel):
     The encoder turns (batch, length) ids into (batch, length, d_model)
     vectors. Pooling makes one vector of them:
 
-    - `"cls"` (BERT): the vector at position 0. The inputs start with a
-      `[CLS]` token; through self-attention its vector gathers what the
-      classifier needs from every other position.
+    - `"class_token"` (BERT's `[CLS]`): the vector at position 0. The inputs
+      start with a `[CLS]` token; through self-attention its vector gathers
+      what the classifier needs from every other position. The spelling is
+      `VisionTransformer`'s; `"cls"` is accepted as an alias.
     - `"mean"`: `masked_mean` of the vectors at the real (non-padding)
       positions.
 
@@ -26,13 +27,13 @@ class SequenceClassifier(EncoderModel):
     Args:
         encoder: an `Encoder` with `vocab_size` set (it reads token ids).
         num_classes: number of classes.
-        pooling: `"cls"` or `"mean"`. Defaults to `"cls"`.
+        pooling: `"class_token"` or `"mean"`. Defaults to `"class_token"`.
         dropout: dropout before the dense layer. Defaults to 0.1.
         **kwargs: base model arguments such as `name` and `dtype`.
 
     Call arguments:
-        token_ids: integer (batch, length); 0 is padding. With `"cls"`
-            pooling every row starts with the `[CLS]` id.
+        token_ids: integer (batch, length); 0 is padding. With
+            `"class_token"` pooling every row starts with the `[CLS]` id.
         padding_mask: optional boolean (batch, length), True at real tokens.
             Defaults to `token_ids != 0` (the mask the encoder's embedding
             implies).
@@ -53,10 +54,15 @@ class SequenceClassifier(EncoderModel):
         Devlin et al., "BERT", arXiv:1810.04805, section 3.
     """
 
-    def __init__(self, encoder, num_classes, pooling="cls", dropout=0.1, **kwargs):
+    def __init__(
+        self, encoder, num_classes, pooling="class_token", dropout=0.1, **kwargs
+    ):
         super().__init__(encoder, **kwargs)
         self.num_classes = validation.check_int("num_classes", num_classes)
-        self.pooling = validation.check_choice("pooling", pooling, ("cls", "mean"))
+        pooling = "class_token" if pooling == "cls" else pooling  # the old spelling
+        self.pooling = validation.check_choice(
+            "pooling", pooling, ("class_token", "mean")
+        )
         self.dropout = validation.check_rate("dropout", dropout)
         self.pooled_dropout = Dropout(
             self.dropout, dtype=self.dtype_policy, name="pooled_dropout"
@@ -77,7 +83,7 @@ class SequenceClassifier(EncoderModel):
         hidden, mask, weights = self.encode(
             token_ids, padding_mask, training, return_attention_scores
         )
-        if self.pooling == "cls":
+        if self.pooling == "class_token":
             pooled = hidden[:, 0, :]  # (batch, d_model): the [CLS] position
         else:
             pooled = masked_mean(hidden, mask)  # (batch, d_model)

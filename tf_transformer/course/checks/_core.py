@@ -500,6 +500,25 @@ def bug(exercise: str, hint: str, description: str | None = None):
     return register
 
 
+def bugs_of(exercise: str, make: Callable[..., object], table) -> None:
+    """Register several typical mistakes of `exercise` made by one factory.
+
+    A check module often writes its mistakes as one wrong answer with a knob
+    per mistake; each row `(name, hint, description, knobs)` of `table`
+    registers `make(**knobs)` as the mistake `name` that the check names with
+    `hint`.
+    """
+    for name, hint, description, knobs in table:
+
+        def factory(knobs=knobs):
+            return make(**knobs)
+
+        factory.__name__ = factory.__qualname__ = name
+        factory.__doc__ = description
+        factory.__module__ = make.__module__  # the catalogue sits beside its check
+        BUGS.append(Bug(exercise, description, factory, hint))
+
+
 def alternative(exercise: str):
     """Register `make` as a correct variant of `exercise` the check must pass."""
 

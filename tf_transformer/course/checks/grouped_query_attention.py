@@ -17,6 +17,7 @@ from tf_transformer.course.checks._core import (
     Failure,
     alternative,
     bug,
+    bugs_of,
     close,
     difference,
     exercise,
@@ -246,34 +247,52 @@ def _tf_gqa(
     return output, weights
 
 
-@bug("grouped_query_attention", "grouped by stride")
-def gqa_grouped_by_stride():
-    """tf.tile instead of tf.repeat: query head h reads key/value head h % g"""
-    return lambda q, k, v, mask=None: _tf_gqa(q, k, v, mask, stride=True)
+def _gqa_with(**mistake):
+    return lambda q, k, v, mask=None: _tf_gqa(q, k, v, mask, **mistake)
 
 
-@bug("grouped_query_attention", "not divided by √head_dim")
-def gqa_no_scale():
-    """forgets the 1/√head_dim scale"""
-    return lambda q, k, v, mask=None: _tf_gqa(q, k, v, mask, scale=False)
-
-
-@bug("grouped_query_attention", "the mask is ignored")
-def gqa_ignores_mask():
-    """never applies the mask"""
-    return lambda q, k, v, mask=None: _tf_gqa(q, k, v, mask, use_mask=False)
-
-
-@bug("grouped_query_attention", "inverted")
-def gqa_inverted_mask():
-    """reads the mask as 1 = blocked (the 2019 tutorial's convention)"""
-    return lambda q, k, v, mask=None: _tf_gqa(q, k, v, mask, invert=True)
-
-
-@bug("grouped_query_attention", "heads before positions")
-def gqa_heads_first_output():
-    """returns the output as (batch, heads, q_len, head_dim)"""
-    return lambda q, k, v, mask=None: _tf_gqa(q, k, v, mask, heads_first=True)
+bugs_of(
+    "grouped_query_attention",
+    _gqa_with,
+    [
+        (
+            "gqa_grouped_by_stride",
+            "grouped by stride",
+            "tf.tile instead of tf.repeat: query head h reads key/value head h % g",
+            dict(stride=True),
+        ),
+        (
+            "gqa_no_scale",
+            "not divided by √head_dim",
+            "forgets the 1/√head_dim scale",
+            dict(scale=False),
+        ),
+        (
+            "gqa_ignores_mask",
+            "the mask is ignored",
+            "never applies the mask",
+            dict(use_mask=False),
+        ),
+        (
+            "gqa_inverted_mask",
+            "inverted",
+            "reads the mask as 1 = blocked (the 2019 tutorial's convention)",
+            dict(invert=True),
+        ),
+        (
+            "gqa_heads_first_output",
+            "heads before positions",
+            "returns the output as (batch, heads, q_len, head_dim)",
+            dict(heads_first=True),
+        ),
+        (
+            "gqa_uniform_masked_rows",
+            "set the weights of masked keys to 0",
+            "a fully masked row keeps the softmax's uniform weights",
+            dict(zero_masked=False),
+        ),
+    ],
+)
 
 
 @bug("grouped_query_attention", "return value's dtype")
@@ -285,12 +304,6 @@ def gqa_returns_float32():
         return _tf_gqa(*as32, mask)
 
     return grouped_query_attention
-
-
-@bug("grouped_query_attention", "set the weights of masked keys to 0")
-def gqa_uniform_masked_rows():
-    """a fully masked row keeps the softmax's uniform weights"""
-    return lambda q, k, v, mask=None: _tf_gqa(q, k, v, mask, zero_masked=False)
 
 
 @alternative("grouped_query_attention")

@@ -12,12 +12,13 @@ import tensorflow as tf
 from tf_transformer.course.checks._core import (
     Failure,
     alternative,
-    bug,
+    bugs_of,
     exercise,
     expect_dtype,
     expect_shape,
     to_numpy,
 )
+from tf_transformer.course.checks._seeds import check_seeds
 
 _Z = 5.0
 _VOCABULARY = 200
@@ -172,12 +173,6 @@ def _check_shares(ctx, student, rate, mask_rate, random_rate, seed):
             "random replacements fall outside [0, vocabulary_size) — draw ids "
             "below `vocabulary_size`"
         )
-    if mask_rate < 1 and to_mask.sum() == n_selected:
-        raise Failure(
-            "every selected token became [MASK] — only `mask_token_rate` of them "
-            "(80 %); `random_token_rate` get a random id and the rest stay "
-            "unchanged (80/10/10)"
-        )
     allowed = _VOCABULARY - len(_SPECIAL) - 1
     same = random_rate / allowed  # a random id equal to the original one
     _share(
@@ -196,6 +191,27 @@ def _check_shares(ctx, student, rate, mask_rate, random_rate, seed):
         "mask_token_rate, random below mask_token_rate + random_token_rate",
     )
     return ids, masked, selected, to_random
+
+
+def _check_kept(ctx, student):
+    """`selected` marks every selected token, the ones kept unchanged too."""
+    ids = _corpus(100, 200, seed=12)
+    masked, selected = _call(ctx, student, ids, "mask_tokens(ids, …)", seed=12)
+    n_selected = max(int(selected.sum()), 1)
+    if (selected & (masked == _MASK_ID)).sum() == n_selected:
+        raise Failure(
+            "every selected token became [MASK] — only `mask_token_rate` of them "
+            "(80 %); `random_token_rate` get a random id and the rest stay "
+            "unchanged (80/10/10)"
+        )
+    kept = (selected & (masked == ids)).sum() / n_selected
+    if kept < 0.05:  # 10 % expected; a random id equals the original rarely
+        raise Failure(
+            f"only {kept:.1%} of the selected tokens kept their id, expected about "
+            "10 % — `selected` must also mark the selected tokens left unchanged "
+            "(the model is asked to predict them too): the kept tokens are left "
+            "out of `selected`"
+        )
 
 
 def _check_independence(ctx, student, rate=0.15):
@@ -237,8 +253,10 @@ def _check_independence(ctx, student, rate=0.15):
     reference="mask_tokens",
 )
 def check_mask_tokens(ctx, student, reference):
+    # Each check comes before the ones its mistake would also fail, so each
+    # mistake gets its own hint (the catalogue below proves it).
     _check_structure(ctx, student)
-
+    _check_kept(ctx, student)
     _check_independence(ctx, student)
     _check_shares(ctx, student, 0.15, 0.8, 0.1, seed=5)
     _check_shares(ctx, student, 0.4, 0.5, 0.3, seed=6)
@@ -289,46 +307,11 @@ def _uniform_case(ctx, student):
 
 def _check_seeds(ctx, student):
     ids = _corpus(16, 64, seed=9)
-    first = _call(ctx, student, ids, "mask_tokens(ids, …, seed=3)", seed=3)
-    again = _call(ctx, student, ids, "mask_tokens(ids, …, seed=3) again", seed=3)
-    if not all(np.array_equal(a, b) for a, b in zip(first, again, strict=True)):
-        raise Failure(
-            "two calls with seed=3 gave different results — the same seed must "
-            "give the same output (stateless random ops such as "
-            "tf.random.stateless_uniform take the seed)"
-        )
-    other = _call(ctx, student, ids, "mask_tokens(ids, …, seed=4)", seed=4)
-    if np.array_equal(first[1], other[1]):
-        raise Failure("seed=3 and seed=4 gave the same selection — is `seed` used?")
-    pair = _call(
-        ctx,
-        student,
-        ids,
-        "mask_tokens(ids, …, seed=tf.constant([3, 5]))",
-        seed=tf.constant([3, 5], tf.int64),
-    )
-    pair_again = _call(
-        ctx,
-        student,
-        ids,
-        "mask_tokens(…, seed=tf.constant([3, 5])) again",
-        seed=tf.constant([3, 5], tf.int64),
-    )
-    if not np.array_equal(pair[1], pair_again[1]):
-        raise Failure(
-            "a shape-(2,) seed tensor gave different results twice — use it as "
-            "the seed of stateless random ops"
-        )
-    fresh = [
-        _call(ctx, student, ids, "mask_tokens(ids, …, seed=None)", seed=None)[1]
-        for _ in range(2)
-    ]
-    if np.array_equal(*fresh):
-        raise Failure(
-            "two calls with seed=None gave the same selection — seed=None means "
-            "fresh randomness at every call (no fixed default seed)"
-        )
-    ctx.ok("same seed → same output; seed=None → fresh randomness")
+
+    def run(seed, what):
+        return np.concatenate(_call(ctx, student, ids, what, seed=seed))
+
+    check_seeds(ctx, run, "mask_tokens")
 
 
 def _check_graph(ctx, student):
@@ -388,6 +371,7 @@ def _masking(
     use_seed=True,
     output_dtype=None,
     static_shape=False,
+    selected_output="selected",
 ):
     """`mask_tokens` with one mistake switched on by each argument."""
 
@@ -451,81 +435,97 @@ def _masking(
         masked = tf.where(to_mask, tf.cast(mask_token_id, ids.dtype), masked)
         if output_dtype is not None:
             masked = tf.cast(masked, output_dtype)
+        if selected_output == "changed":
+            selected = masked != ids
         return masked, selected
 
     return mask_tokens
 
 
-@bug("mask_tokens", "select only tokens not in `unselectable_ids`")
-def mask_selects_padding():
-    """padding and special tokens can be selected"""
-    return _masking(select_special=True)
-
-
-@bug("mask_tokens", "only `mask_token_rate` of them")
-def mask_every_selected_token():
-    """every selected token becomes [MASK] (no 80/10/10)"""
-    return _masking(decide="all_mask")
-
-
-@bug("mask_tokens", "without `unselectable_ids` and `mask_token_id`")
-def mask_random_from_whole_vocabulary():
-    """random replacements drawn from the whole vocabulary, specials included"""
-    return _masking(pool="vocabulary")
-
-
-@bug("mask_tokens", "is `rate` used")
-def mask_fixed_rate():
-    """15 % hard-coded instead of `rate`"""
-    return _masking(fixed_rate=0.15)
-
-
-@bug("mask_tokens", "is `mask_token_rate` used")
-def mask_fixed_split():
-    """80/10/10 hard-coded instead of the rate arguments"""
-    return _masking(fixed_split=(0.8, 0.1))
-
-
-@bug("mask_tokens", "ONE draw per token")
-def mask_two_draws():
-    """random replacement decided by a second, independent draw"""
-    return _masking(decide="two_draws")
-
-
-@bug("mask_tokens", "selected all at once")
-def mask_whole_rows():
-    """one selection draw per row: whole sequences selected or not"""
-    return _masking(selection_shape="row")
-
-
-@bug("mask_tokens", "not (length,)")
-def mask_same_for_every_row():
-    """one selection draw per position, shared by every row"""
-    return _masking(selection_shape="column")
-
-
-@bug("mask_tokens", "fresh randomness at every call")
-def mask_fixed_seed_when_none():
-    """seed=None replaced by a fixed seed 0"""
-    return _masking(none_seed=0)
-
-
-@bug("mask_tokens", "the same seed must give the same output")
-def mask_ignores_seed():
-    """stateful random ops: the seed is ignored"""
-    return _masking(use_seed=False)
-
-
-@bug("mask_tokens", "keep the dtype of token_ids")
-def mask_casts_to_int32():
-    """masked_ids always int32"""
-    return _masking(output_dtype=tf.int32)
-
-
-@bug("mask_tokens", "💥")
-def mask_static_shape():
-    """draws with the static shape (None inside tf.function)"""
-    return _masking(static_shape=True)
+bugs_of(
+    "mask_tokens",
+    _masking,
+    [
+        (
+            "mask_selects_padding",
+            "select only tokens not in `unselectable_ids`",
+            "padding and special tokens can be selected",
+            dict(select_special=True),
+        ),
+        (
+            "mask_every_selected_token",
+            "only `mask_token_rate` of them",
+            "every selected token becomes [MASK] (no 80/10/10)",
+            dict(decide="all_mask"),
+        ),
+        (
+            "mask_random_from_whole_vocabulary",
+            "without `unselectable_ids` and `mask_token_id`",
+            "random replacements drawn from the whole vocabulary, specials included",
+            dict(pool="vocabulary"),
+        ),
+        (
+            "mask_fixed_rate",
+            "is `rate` used",
+            "15 % hard-coded instead of `rate`",
+            dict(fixed_rate=0.15),
+        ),
+        (
+            "mask_fixed_split",
+            "is `mask_token_rate` used",
+            "80/10/10 hard-coded instead of the rate arguments",
+            dict(fixed_split=(0.8, 0.1)),
+        ),
+        (
+            "mask_two_draws",
+            "ONE draw per token",
+            "random replacement decided by a second, independent draw",
+            dict(decide="two_draws"),
+        ),
+        (
+            "mask_whole_rows",
+            "selected all at once",
+            "one selection draw per row: whole sequences selected or not",
+            dict(selection_shape="row"),
+        ),
+        (
+            "mask_same_for_every_row",
+            "not (length,)",
+            "one selection draw per position, shared by every row",
+            dict(selection_shape="column"),
+        ),
+        (
+            "mask_fixed_seed_when_none",
+            "fresh randomness at every call",
+            "seed=None replaced by a fixed seed 0",
+            dict(none_seed=0),
+        ),
+        (
+            "mask_ignores_seed",
+            "the same seed must give the same output",
+            "stateful random ops: the seed is ignored",
+            dict(use_seed=False),
+        ),
+        (
+            "mask_casts_to_int32",
+            "keep the dtype of token_ids",
+            "masked_ids always int32",
+            dict(output_dtype=tf.int32),
+        ),
+        (
+            "mask_static_shape",
+            "💥",
+            "draws with the static shape (None inside tf.function)",
+            dict(static_shape=True),
+        ),
+        (
+            "mask_selected_means_changed",
+            "the kept tokens are left out of `selected`",
+            "`selected` marks only the tokens that changed ([MASK] or random)",
+            dict(selected_output="changed"),
+        ),
+    ],
+)
 
 
 @alternative("mask_tokens")
