@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from tests.grade_submissions import library_answer, write_class
-from tf_transformer import EncoderLayer, FeedForward
+from tf_transformer import EncoderLayer, FeedForward, LoRADense
 from tf_transformer.course.checks import run_check
 from tf_transformer.course.checks._core import Failure
 from tf_transformer.course.checks._layers import compare_gradients, gradients_of
@@ -58,6 +58,20 @@ def cut_encoder_layer():
     )
 
 
+def numpy_lora_dense():
+    """LoRA's update computed from NumPy copies of A and B: right outputs,
+    no gradient for A and B."""
+    return [
+        "import numpy as np",
+        *answer(
+            LoRADense,
+            "update = ops.matmul(ops.matmul(inputs, self.lora_a), self.lora_b)",
+            "update = ops.matmul(inputs, np.asarray(self.lora_a) @ "
+            "np.asarray(self.lora_b))",
+        ),
+    ]
+
+
 def self_check_message(exercise, cells, name):
     """What the learner's self-check says of the class the cells define
     (the registry of serializable classes put back afterwards)."""
@@ -80,6 +94,8 @@ def graded(tmp_path_factory):
     submissions = {
         "correct": [*library_answer(FeedForward), *encoder_layer_answer()],
         "cut": [*cut_feed_forward(), *cut_encoder_layer()],
+        "lora_correct": library_answer(LoRADense),
+        "lora_numpy": numpy_lora_dense(),
     }
     folder = write_class(tmp_path_factory.mktemp("gradients"), submissions)
     rows = grade.grade([folder], jobs=2, timeout=120, execute=False)
@@ -91,6 +107,8 @@ def test_a_correct_class_keeps_full_marks(graded):
     for exercise in ("feed_forward", "encoder_layer"):
         row = graded[("correct", exercise)]
         assert (row.status, row.points) == ("passed", row.max_points), row
+    row = graded[("lora_correct", "lora_dense")]
+    assert (row.status, row.points) == ("passed", row.max_points), row
 
 
 @pytest.mark.slow
@@ -99,12 +117,13 @@ def test_a_correct_class_keeps_full_marks(graded):
     [
         ("feed_forward", "FeedForward", cut_feed_forward),
         ("encoder_layer", "EncoderLayer", cut_encoder_layer),
+        ("lora_dense", "LoRADense", numpy_lora_dense),
     ],
 )
 def test_a_cut_gradient_fails_with_the_self_checks_message(
     graded, exercise, name, cells
 ):
-    row = graded[("cut", exercise)]
+    row = graded[("lora_numpy" if exercise == "lora_dense" else "cut", exercise)]
     assert (row.status, row.points) == ("failed", 0), row
     assert "gradient" in row.message, row
     expected = self_check_message(exercise, cells(), name)
