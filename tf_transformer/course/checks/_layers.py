@@ -14,6 +14,7 @@ from tf_transformer.course.checks._core import (
     library_object,
     to_numpy,
 )
+from tf_transformer.course.grading.wire import Slot
 
 
 def twins(ctx, student_cls, reference_cls, build, *args, **kwargs):
@@ -122,68 +123,126 @@ NOT_TRAINABLE = (
 )
 
 
-def _gradients(layer, run, inputs):
-    """Gradients of a fixed random projection of `run(layer, *inputs)` with
-    respect to the float inputs and every trainable weight of `layer`."""
+def gradients_of(layer, call, inputs):
+    """Gradients of a fixed random projection of the layer's output, as plain
+    data: `(input_gradients, weights)`, a list with an array (or None) per
+    input, and `[path, trainable, gradient]` per weight of `layer`, in the
+    order of `layer.weights` (None for a weight that is not trainable or
+    that no gradient reaches).
+
+    `call` is `(args, kwargs)` describing the call, where `wire.Slot(i)`
+    stands for `inputs[i]` (the float tensors the gradient is taken for).
+    The grader's answers' process runs this on the student's layer (the
+    judge's ``gradient`` request), so the call is data, not a closure.
+    """
+    args, kwargs = call
     with tf.GradientTape() as tape:
         tape.watch(inputs)
-        output = run(layer, *inputs)
+        filled = tf.nest.map_structure(
+            lambda x: inputs[x.index] if isinstance(x, Slot) else x, (args, kwargs)
+        )
+        output = layer(*filled[0], **filled[1])
         output = output[0] if isinstance(output, tuple | list) else output
         output = tf.cast(output, tf.float32)
         # A sum alone would hide a LayerNorm's input gradient (always 0).
         probe = tf.random.stateless_normal(tf.shape(output), seed=(7, 11))
         loss = tf.reduce_sum(output * probe)
-    weights = [w for w in layer.weights if w.trainable]
-    found = tape.gradient(loss, [*inputs, *weights])
+    weights = list(layer.weights)
+    trainable = [w for w in weights if w.trainable]
+    found = tape.gradient(loss, [*inputs, *trainable])
     as_array = [
         None if g is None else np.asarray(tf.convert_to_tensor(g)) for g in found
     ]
-    return as_array[: len(inputs)], dict(
-        zip([w.path for w in weights], as_array[len(inputs) :], strict=True)
-    )
+    by_weight = dict(zip(map(id, trainable), as_array[len(inputs) :], strict=True))
+    described = [
+        [str(w.path), bool(w.trainable), by_weight.get(id(w))] for w in weights
+    ]
+    return as_array[: len(inputs)], described
 
 
 def is_local(layer) -> bool:
     """False in the grader, where the layer is a handle on the answers'
-    process: a gradient tape cannot reach into it, so the gradient checks run
-    in the learner's own self-check only."""
+    process: a gradient tape cannot reach into it, so its gradients are
+    computed there (`student_gradients`)."""
     return isinstance(layer, keras.layers.Layer)
 
 
-def gradients_match(ctx, student, reference, run, inputs, what):
+def student_gradients(ctx, layer, call, inputs, what):
+    """`gradients_of` the student's layer: here in the self-check, in the
+    answers' process in the grader (its ``gradient`` request)."""
+    what = f"the gradient of {what}"
+    if is_local(layer):
+        return ctx.call(gradients_of, layer, call, inputs, what=what)
+    return ctx.call(layer._remote_gradients, call, inputs, what=what)
+
+
+def _read_gradients(found, inputs, weights, what):
+    """The student's `gradients_of` result, checked for its shape as data
+    (in the grader it comes from the answers' process)."""
+    ok = (
+        isinstance(found, tuple | list)
+        and len(found) == 2
+        and isinstance(found[0], list)
+        and len(found[0]) == inputs
+        and isinstance(found[1], list)
+        and len(found[1]) == weights
+        and all(
+            isinstance(item, list)
+            and len(item) == 3
+            and isinstance(item[0], str)
+            and isinstance(item[1], bool)
+            for item in found[1]
+        )
+    )
+    if not ok:
+        raise Failure(f"{what}: its gradients could not be read")
+    return found
+
+
+def compare_gradients(found, expected, what):
+    """The one comparison of a student's gradients (`gradients_of`, here or
+    from the answers' process) with the reference's: the self-check and the
+    grader give the same verdict and the same message."""
+    expected_inputs, expected_weights = expected
+    input_gradients, weight_gradients = _read_gradients(
+        found, len(expected_inputs), len(expected_weights), what
+    )
+    for ours, theirs in zip(weight_gradients, expected_weights, strict=True):
+        if theirs[1] and not ours[1]:
+            raise Failure(
+                f"{what}: the weight {ours[0]} is not trainable — {NOT_TRAINABLE}"
+            )
+    for index, (got, want) in enumerate(
+        zip(input_gradients, expected_inputs, strict=True)
+    ):
+        name = f"input {index + 1}" if len(expected_inputs) > 1 else "the input"
+        if got is None or (not np.any(got) and np.any(want)):
+            raise Failure(f"{what}: no gradient reaches {name}, so {STOP_GRADIENT}")
+        compare(got, want, f"{what}: the gradient of {name}", GRADIENT_MISMATCH)
+    for (path, _, got), (_, _, want) in zip(
+        weight_gradients, expected_weights, strict=True
+    ):
+        if want is None:
+            continue
+        if got is None or (not np.any(got) and np.any(want)):
+            weight = f"the weight {path}"
+            raise Failure(f"{what}: no gradient reaches {weight}, so {STOP_GRADIENT}")
+        compare(got, want, f"{what}: the gradient of {path}", GRADIENT_MISMATCH)
+
+
+def gradients_match(ctx, student, reference, call, inputs, what):
     """Training changes the student's layer as it changes the reference: the
     gradients with respect to the inputs and to each weight are equal (the
     two layers hold the same weights, see `twins`).
 
-    `run(layer, *inputs)` calls a layer (in inference mode); `inputs` are its
-    float tensors (none for token ids).
+    `call` is `(args, kwargs)` for calling a layer (in inference mode), with
+    `wire.Slot(i)` standing for `inputs[i]`, its float tensors (none for
+    token ids). It is data, not a closure, so the grader can send it to the
+    answers' process: there too the gradients are checked.
     """
-    if not is_local(student):
-        return
-    pairs = list(zip(student.weights, reference.weights, strict=True))
-    for ours, theirs in pairs:
-        if theirs.trainable and not ours.trainable:
-            raise Failure(
-                f"{what}: the weight {ours.path} is not trainable — {NOT_TRAINABLE}"
-            )
-    input_gradients, weight_gradients = _gradients(student, run, inputs)
-    expected_inputs, expected_weights = _gradients(reference, run, inputs)
-    for index, (got, want) in enumerate(
-        zip(input_gradients, expected_inputs, strict=True)
-    ):
-        name = f"input {index + 1}" if len(inputs) > 1 else "the input"
-        if got is None or (not np.any(got) and np.any(want)):
-            raise Failure(f"{what}: no gradient reaches {name}, so {STOP_GRADIENT}")
-        compare(got, want, f"{what}: the gradient of {name}", GRADIENT_MISMATCH)
-    for ours, theirs in pairs:
-        want = expected_weights.get(theirs.path)
-        if want is None:
-            continue
-        got = weight_gradients.get(ours.path)
-        if got is None or (not np.any(got) and np.any(want)):
-            weight = f"the weight {ours.path}"
-            raise Failure(f"{what}: no gradient reaches {weight}, so {STOP_GRADIENT}")
-        compare(got, want, f"{what}: the gradient of {ours.path}", GRADIENT_MISMATCH)
+    expected = gradients_of(reference, call, inputs)
+    found = student_gradients(ctx, student, call, inputs, what)
+    compare_gradients(found, expected, what)
     ctx.ok("input and weight gradients equal the reference's (it trains the same)")
 
 

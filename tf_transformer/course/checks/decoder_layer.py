@@ -23,6 +23,7 @@ from tf_transformer.course.checks._layers import (
     safe_hint,
     twins,
 )
+from tf_transformer.course.grading.wire import Slot
 
 
 def _x(seed, shape):
@@ -244,7 +245,7 @@ def check_decoder_layer(ctx, student_cls, reference_cls):
         ctx,
         layer,
         reference,
-        lambda lay, inputs, encoded: lay(inputs, encoded, training=False),
+        ((Slot(0), Slot(1)), {"training": False}),
         [x, memory],
         f"{what} on inputs and encoder_outputs",
     )

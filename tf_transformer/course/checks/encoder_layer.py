@@ -23,6 +23,7 @@ from tf_transformer.course.checks._layers import (
     safe_hint,
     twins,
 )
+from tf_transformer.course.grading.wire import Slot
 
 
 def _x(seed, shape):
@@ -211,7 +212,7 @@ def check_encoder_layer(ctx, student_cls, reference_cls):
         ctx,
         layer,
         reference,
-        lambda lay, inputs: lay(inputs, padding_mask=pad, training=False),
+        ((Slot(0),), {"padding_mask": pad, "training": False}),
         [x],
         f"{what} on x (2, 5, 8) with padding_mask",
     )

@@ -22,6 +22,7 @@ from tf_transformer.course.checks._layers import (
     round_trip,
     twins,
 )
+from tf_transformer.course.grading.wire import Slot
 
 
 def _inputs(seed, shape):
@@ -105,7 +106,7 @@ def check_feed_forward(ctx, student_cls, reference_cls):
         ctx,
         layer,
         reference,
-        lambda lay, inputs: lay(inputs, training=False),
+        ((Slot(0),), {"training": False}),
         [x],
         f"{what} on x (2, 5, 8)",
     )

@@ -14,7 +14,12 @@ from tf_transformer.course.checks._core import (
     library_object,
     to_numpy,
 )
-from tf_transformer.course.checks._layers import compare, is_local, round_trip
+from tf_transformer.course.checks._layers import (
+    compare,
+    round_trip,
+    student_gradients,
+)
+from tf_transformer.course.grading.wire import Slot
 
 INPUT_DIM, UNITS, RANK, ALPHA = 8, 6, 2, 6.0  # scale alpha / rank = 3
 
@@ -175,11 +180,13 @@ def _adapted(ctx, layer, dense, what):
 
 
 def _gradients(ctx, layer, x, what):
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.square(ctx.call(layer, x, what=what)))
-    weights = [layer.lora_a, layer.lora_b]
-    for weight, grad in zip(weights, tape.gradient(loss, weights), strict=True):
-        if grad is None or float(tf.norm(grad)) == 0:
+    """A and B receive gradients, computed where the layer lives (in the
+    grader, the answers' process: `student_gradients`)."""
+    _, weights = student_gradients(ctx, layer, ((Slot(0),), {}), [x], what)
+    by_path = {path: grad for path, _, grad in weights if isinstance(path, str)}
+    for weight in (layer.lora_a, layer.lora_b):
+        grad = by_path.get(weight.path)
+        if grad is None or not np.any(np.asarray(grad)):
             raise Failure(
                 f"{what}: `{weight.path}` gets no gradient — compute the update "
                 "from self.lora_a and self.lora_b inside call (with TensorFlow ops)"
@@ -273,8 +280,7 @@ def check_lora_dense(ctx, student_cls, reference_cls):
         "y = activation(x W + b + x A B · alpha / rank), with and without "
         "activation and bias"
     )
-    if is_local(layer):
-        _gradients(ctx, layer, x, what)
+    _gradients(ctx, layer, x, what)
     _graph(ctx, layer, x, what)
 
     # A square layer first: there a transposed A B still fits the kernel, and

@@ -21,6 +21,7 @@ from tf_transformer.course.checks._layers import (
     safe_hint,
     twins,
 )
+from tf_transformer.course.grading.wire import Slot
 
 
 def _x(seed, shape):
@@ -228,7 +229,7 @@ def check_multi_head_attention(ctx, student_cls, reference_cls):
         ctx,
         layer,
         reference,
-        lambda lay, query, value: lay(query, value, training=False),
+        ((Slot(0), Slot(1)), {"training": False}),
         [x, source],
         f"{what} on query (2, 5, 8), value (2, 6, 8)",
     )

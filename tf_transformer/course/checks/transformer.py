@@ -193,7 +193,7 @@ def check_transformer(ctx, student_cls, reference_cls):
         ctx,
         model,
         reference,
-        lambda lay: lay((SOURCE, TARGET), training=False),
+        (((SOURCE, TARGET),), {"training": False}),
         [],
         f"{what} on a padded batch",
     )

@@ -23,7 +23,9 @@ here, except:
 A class exercise's objects stay here too: an instance of the student's
 class, its sublayers, variables and bound methods are kept in a table and
 the judge names them by handle (``call``, ``getattr``, ``array`` on a
-target), getting back plain data or more handles.
+target), getting back plain data or more handles; ``gradient`` on a layer
+computes its gradients here (`checks._layers.gradients_of`) and sends them
+back as arrays, for the judge to compare with the reference's.
 
 `answers.py --probe`, run once before grading (`grade.resolve_sandbox`), only
 starts as the answers' process does and imports the library (`probe`).
@@ -497,6 +499,12 @@ class _Server:
             import numpy as np
 
             return self._answer(lambda: np.asarray(target), None)
+        if op == "gradient":
+            from tf_transformer.course.checks._layers import gradients_of
+
+            layer = self._resolve(request.target)
+            call, inputs = self._load(request.payload)
+            return self._answer(lambda: gradients_of(layer, call, inputs), None)
         if op == "trace":
             return self._trace(request)
         if op == "run":
@@ -590,7 +598,10 @@ def serve(inp, out, report) -> None:
             import numpy  # noqa: F401 - imported before the guard, as the checks need
             import tensorflow  # noqa: F401
 
-            from tf_transformer.course.checks import _core  # noqa: F401 - error reports
+            from tf_transformer.course.checks import (
+                _core,  # noqa: F401 - error reports
+                _layers,  # noqa: F401 - gradients
+            )
             from tf_transformer.course.grading import wire
 
         init = wire.AnswersInit.from_dict(first)

@@ -312,6 +312,16 @@ class RemoteObject(RemoteFunction):
         reply = self.submission.request("getattr", target=self._target, name=name)
         return self.submission.result(reply, handles=True)
 
+    def _remote_gradients(self, call, inputs):
+        """`checks._layers.gradients_of` this object, computed in the
+        submission's process (`call` is data: `(args, kwargs)` with
+        `wire.Slot`s for `inputs`); plain data comes back."""
+        payload = self.submission.pack((call, list(inputs)))
+        reply = self.submission.request(
+            "gradient", target=self._target, payload=payload
+        )
+        return self.submission.result(reply)
+
     def __array__(self, dtype=None, copy=None):
         reply = self.submission.request("array", target=self._target)
         array = np.asarray(self.submission.result(reply))

@@ -324,8 +324,12 @@ class Ready(Message):
 class Request(Message):
     """Judge -> answers' process: `op` is `put` (an argument object under
     `key`), `call`, `getattr` or `array` on `target` (`["d", name]` or
-    `["h", handle]`), `trace` (a function traced for `tf.function`) or `run`
-    (a traced function, by `trace`). Arguments travel in `payload` (`pack`)."""
+    `["h", handle]`), `trace` (a function traced for `tf.function`), `run`
+    (a traced function, by `trace`) or `gradient` (of a layer `target`: the
+    gradients of a scalar of its output with respect to the inputs and its
+    weights, `checks._layers.gradients_of`; `payload` holds the call as
+    `(args, kwargs)` with `Slot`s, and the inputs). Arguments travel in
+    `payload` (`pack`)."""
 
     op: str
     id: int
