@@ -133,7 +133,10 @@ def test_a_cut_gradient_fails_with_the_self_checks_message(
 def without_values(message):
     """`message` without the differing element's place and values (the
     checker's weights are random, in the grader as in the self-check)."""
-    return re.sub(r"at index \([^)]*\) got \S+, expected \S+", "at …", message)
+    message = re.sub(r"at index \([^)]*\) got \S+, expected \S+", "at …", message)
+    # Keras numbers automatic layer names per process (`dense_72_lora`):
+    # the grader's process and the self-check's count differently.
+    return re.sub(r"([a-z])_\d+(?=[_/])", r"\1", message)
 
 
 def test_the_gradients_of_a_described_call_are_plain_data():
