@@ -169,6 +169,14 @@ def main() -> None:
         action="store_true",
         help="only grade from definitions (skip the runs that execute notebooks)",
     )
+    parser.add_argument(
+        "--fork-server",
+        nargs="+",
+        choices=("on", "off"),
+        default=["on"],
+        help="answers' processes forked from a fork server (on) or started "
+        "afresh (off); both: each configuration runs with each",
+    )
     parser.add_argument("--checkout", help="grade with this clone's tf_transformer")
     parser.add_argument(
         "--skip-fixed",
@@ -205,42 +213,49 @@ def main() -> None:
             )
         print()
         print(
-            "| notebooks run | jobs | wall-clock s | notebooks/min "
+            "| notebooks run | jobs | fork server | wall-clock s | notebooks/min "
             "| CPU s per notebook | load average before |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         breakdowns = []
-        for execute in (False,) if args.no_execute_only else (False, True):
-            for jobs in args.jobs:
-                close_judges()
-                load = os.getloadavg()[0]
-                sampler = process_tree.CpuSampler(os.getpid())
-                sampler.start()
-                own = own_cpu()
-                start = time.perf_counter()
-                rows = grade.grade(
-                    [root],
-                    timeout=args.timeout,
-                    jobs=jobs,
-                    execute=execute,
-                    **options,
-                )
-                seconds = time.perf_counter() - start
-                close_judges()
-                by_role = sampler.stop()
-                by_role["grader (this process)"] = (1, own_cpu() - own)
-                cpu = sum(total for _, total in by_role.values())
-                breakdowns.append((execute, jobs, by_role))
-                graded = len({row.submission for row in rows})
-                assert graded == count, (graded, count)
-                print(
-                    f"| {'yes' if execute else 'no'} | {jobs} | {seconds:.0f} | "
-                    f"{60 * count / seconds:.1f} | {cpu / count:.1f} | {load:.1f} |",
-                    flush=True,
-                )
+        configurations = [
+            (execute, jobs, fork)
+            for execute in ((False,) if args.no_execute_only else (False, True))
+            for jobs in args.jobs
+            for fork in args.fork_server
+        ]
+        for execute, jobs, fork in configurations:
+            # Read by the judges' requests (grade.fork_server_enabled).
+            os.environ["TF_TRANSFORMER_FORK_SERVER"] = fork
+            close_judges()
+            load = os.getloadavg()[0]
+            sampler = process_tree.CpuSampler(os.getpid())
+            sampler.start()
+            own = own_cpu()
+            start = time.perf_counter()
+            rows = grade.grade(
+                [root],
+                timeout=args.timeout,
+                jobs=jobs,
+                execute=execute,
+                **options,
+            )
+            seconds = time.perf_counter() - start
+            close_judges()
+            by_role = sampler.stop()
+            by_role["grader (this process)"] = (1, own_cpu() - own)
+            cpu = sum(total for _, total in by_role.values())
+            breakdowns.append((execute, jobs, fork, by_role))
+            graded = len({row.submission for row in rows})
+            assert graded == count, (graded, count)
+            print(
+                f"| {'yes' if execute else 'no'} | {jobs} | {fork} | {seconds:.0f} | "
+                f"{60 * count / seconds:.1f} | {cpu / count:.1f} | {load:.1f} |",
+                flush=True,
+            )
         print()
         print("CPU seconds per notebook by process role (processes started):")
-        for execute, jobs, by_role in breakdowns:
+        for execute, jobs, fork, by_role in breakdowns:
             parts = ", ".join(
                 f"{name} {total / count:.2f} ({started})"
                 for name, (started, total) in sorted(
@@ -248,7 +263,8 @@ def main() -> None:
                 )
             )
             print(
-                f"- notebooks run: {'yes' if execute else 'no'}, jobs {jobs}: {parts}"
+                f"- notebooks run: {'yes' if execute else 'no'}, jobs {jobs}, "
+                f"fork server {fork}: {parts}"
             )
 
 

@@ -11,6 +11,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 ROLES = (  # (what the command line holds, role), first match wins
     ("grading.judge", "judge"),
     ("answers.py", "answers"),
+    # The fork server and the answers' processes it forks (same command line).
+    ("forkserver.py", "fork server + forked answers"),
     ("runner.py", "notebook runner"),
     ("ipykernel", "kernel"),
     ("setpriv", "setpriv"),

@@ -583,6 +583,17 @@ def _without(names):
                 del sys.modules[name]
 
 
+def startup_imports() -> None:
+    """NumPy, TensorFlow and Keras, imported before the guard (the checks
+    need them) with `SKIPPED_AT_START` kept out: what every answers'
+    process imports first, and what the fork server imports once for all
+    (`forkserver`)."""
+    with _without(SKIPPED_AT_START):
+        import keras  # noqa: F401
+        import numpy  # noqa: F401
+        import tensorflow  # noqa: F401
+
+
 def serve(inp, out, report) -> None:
     """The submission's process: the answers run here, the references never.
 
@@ -594,10 +605,8 @@ def serve(inp, out, report) -> None:
         # (the message types included): read the first message as plain JSON.
         first = json.loads(inp.readline())
         sys.meta_path.insert(0, _HiddenSource(first["hidden_modules"]))
+        startup_imports()
         with _without(SKIPPED_AT_START):
-            import numpy  # noqa: F401 - imported before the guard, as the checks need
-            import tensorflow  # noqa: F401
-
             from tf_transformer.course.checks import (
                 _core,  # noqa: F401 - error reports
                 _layers,  # noqa: F401 - gradients
@@ -684,6 +693,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["--probe"]:
         probe()
         return 0
+    run()
+
+
+def run() -> None:
+    """Serve the judge on stdin/stdout (the start's failures on stderr),
+    with the process's own descriptors 0-2 on /dev/null; never returns."""
     inp = os.fdopen(os.dup(0), "r", encoding="utf-8")
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     report = os.fdopen(os.dup(2), "w", encoding="utf-8")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -192,6 +193,13 @@ def add_grading_options(
         "it, the default), bwrap (required) or none (resource limits only)",
     )
     parser.add_argument(
+        "--no-fork-server",
+        action="store_true",
+        help="start every answers' process afresh instead of forking it from a "
+        "server that imported TensorFlow once (bubblewrap only; same isolation, "
+        "about 3 CPU s more per notebook)",
+    )
+    parser.add_argument(
         "--memory-limit",
         type=positive_float,
         default=4.0,
@@ -206,6 +214,8 @@ def confinement(args: argparse.Namespace):
     from tf_transformer.course.grading import confine, grade
 
     limits = confine.Limits(memory=int(args.memory_limit * confine.GIB))
+    if getattr(args, "no_fork_server", False):
+        os.environ[grade.FORK_SERVER_ENV] = "off"  # read by the grading threads
     try:
         # Starts Python as submission code will run: stops before any row.
         sandbox = grade.resolve_sandbox(args.sandbox, limits)

@@ -278,6 +278,40 @@ def bwrap_works() -> bool:
     return done.returncode == 0
 
 
+def unreachable_roots() -> tuple[str, ...]:
+    """The outermost folders on the way to what Python needs
+    (`needed_paths`) that the account submission code runs as cannot
+    search without `KEPT_CAPABILITY` (e.g. /root, where Python lies under
+    it), or () where it keeps none.
+
+    A fork server's child gives up that capability when it enters its own
+    user namespace; it reaches Python through these folders made empty,
+    with only what Python needs bound back (`server_layout`).
+    """
+    user = account()
+    if user is None or not keeps_capability():
+        return ()
+    roots = []
+    for path in needed_paths():
+        parts = path.strip("/").split("/")
+        for depth in range(1, len(parts) + 1):
+            folder = "/" + "/".join(parts[:depth])
+            try:
+                info = os.stat(folder)
+            except OSError:
+                break
+            if info.st_uid == user[0]:
+                bit = 0o100
+            elif info.st_gid == user[1]:
+                bit = 0o010
+            else:
+                bit = 0o001
+            if os.path.isdir(folder) and not info.st_mode & bit:
+                roots.append(folder)
+                break
+    return tuple(_outermost(list(dict.fromkeys(roots))))
+
+
 class SandboxError(RuntimeError):
     """The processes that run submission code cannot start: nothing is graded."""
 
@@ -491,41 +525,80 @@ def hidden_needs_advice() -> str:
     )
 
 
-def wrap(command: list[str], workdir: str, hide=()) -> list[str]:
-    """`command` inside bubblewrap; `hide` are files replaced by an empty one
-    and folders replaced by an empty one.
+def layout(workdir: str, hide=()) -> list[tuple[str, ...]]:
+    """The sandbox's view of the file system, as steps on top of the whole
+    file system bound read-only (with its own /dev and /proc): `("tmpfs",
+    folder)` (an empty folder of its own, read-only to the submission),
+    `("dir", folder)` (made in one, searchable by all: `server_layout`),
+    `("ro-bind", source, target)`, `("bind", source, target)` (writable).
+    `hide` are files replaced by an empty one and folders replaced by an
+    empty one. Bubblewrap builds it (`wrap`), and so does a child of the
+    fork server (`forkserver`): one description, two builders.
 
-    The file system is read-only; /tmp and the folder submissions' folders
-    are made in (`private_roots`) are empty folders of the process's own,
-    into which what Python needs that lies there (`needed_paths`) is bound
-    read-only (the folder of submissions' folders stays empty but for what
-    Python needs, even inside one of those); then `hide`; then `workdir`,
-    writable.
+    /tmp and the folder submissions' folders are made in (`private_roots`)
+    are empty folders of the process's own, into which what Python needs
+    that lies there (`needed_paths`) is bound read-only (the folder of
+    submissions' folders stays empty but for what Python needs, even inside
+    one of those); then `hide`; then `workdir`, writable.
+    """
+    steps: list[tuple[str, ...]] = [("tmpfs", root) for root in private_roots()]
+    shown = _shown_and_hidden()[0]
+    steps += [("ro-bind", path, path) for path in _outermost(shown)]
+    temp = submissions_root()
+    if any(inside(temp, path) for path in shown):
+        # Shown with a needed path: emptied again (the other submissions'
+        # folders), and what is needed in it bound back.
+        steps.append(("tmpfs", temp))
+        steps += [
+            ("ro-bind", path, path)
+            for path in _outermost([p for p in shown if inside(p, temp) and p != temp])
+        ]
+    for path in hide:
+        if os.path.isdir(path):
+            steps.append(("tmpfs", path))
+        else:
+            steps.append(("ro-bind", "/dev/null", path))
+    if workdir != "/":  # after the hidden paths: one of them may hold it
+        steps.append(("bind", workdir, workdir))
+    return steps
+
+
+def server_layout() -> list[tuple[str, ...]]:
+    """The view of the fork server (`forkserver`), which runs no submission
+    code: the private folders writable as they are (its children find
+    their submission's folder there before they build `layout`'s view),
+    and the folders the account cannot search (`unreachable_roots`) made
+    empty with what Python needs in them bound back, so that Python is
+    reached without `KEPT_CAPABILITY`, which a child loses when it enters
+    its own user namespace."""
+    steps: list[tuple[str, ...]] = [("bind", root, root) for root in private_roots()]
+    for root in unreachable_roots():
+        steps.append(("tmpfs", root))
+        for path in _outermost([p for p in needed_paths() if inside(p, root)]):
+            parts = os.path.relpath(path, root).split(os.sep)[:-1]
+            steps += [  # searchable by all, not only by root
+                ("dir", os.path.join(root, *parts[: depth + 1]))
+                for depth in range(len(parts))
+            ]
+            steps.append(("ro-bind", path, path))
+    return list(dict.fromkeys(steps))
+
+
+def wrap(command: list[str], workdir: str, hide=(), steps=None) -> list[str]:
+    """`command` inside bubblewrap, in the view `steps` (by default
+    `layout(workdir, hide)`), started in `workdir`.
 
     A command that drops root's privileges itself (`unprivileged`) runs
     without a user namespace, which would map only root: bubblewrap keeps
     the capabilities `setpriv` needs, and `setpriv` drops them.
     """
     args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    for root in private_roots():
-        args += ["--tmpfs", root]
-    shown = _shown_and_hidden()[0]
-    for path in _outermost(shown):
-        args += ["--ro-bind", path, path]
-    temp = submissions_root()
-    if any(inside(temp, path) for path in shown):
-        # Shown with a needed path: emptied again (the other submissions'
-        # folders), and what is needed in it bound back.
-        args += ["--tmpfs", temp]
-        for path in _outermost([p for p in shown if inside(p, temp) and p != temp]):
-            args += ["--ro-bind", path, path]
-    for path in hide:
-        if os.path.isdir(path):
-            args += ["--tmpfs", path]
-        else:
-            args += ["--ro-bind", "/dev/null", path]
-    if workdir != "/":  # after the hidden paths: one of them may hold it
-        args += ["--bind", workdir, workdir, "--chdir", workdir]
+    for kind, *paths in layout(workdir, hide) if steps is None else steps:
+        if kind == "dir":
+            args += ["--perms", "0755"]
+        args += [f"--{kind}", *paths]
+    if workdir != "/":
+        args += ["--chdir", workdir]
     if command[:1] == ["setpriv"]:
         args += [
             "--unshare-pid",

@@ -225,6 +225,27 @@ def _start_failure(mode: str, limits: Limits) -> str | None:
     )
 
 
+FORK_SERVER_ENV = "TF_TRANSFORMER_FORK_SERVER"
+# How the answers' processes of this process's grading runs started.
+STARTS = {"forked": 0, "fresh": 0, "fork_failure": ""}
+_STARTS_LOCK = threading.Lock()
+
+
+def fork_server_enabled() -> bool:
+    """Whether answers' processes in bubblewrap are forked from a fork
+    server (`forks`; the default) rather than started afresh:
+    `TF_TRANSFORMER_FORK_SERVER=off` (the command's `--no-fork-server`)
+    turns it off."""
+    return os.environ.get(FORK_SERVER_ENV, "on").lower() not in ("off", "0", "no")
+
+
+def _count_starts(done: wire.Done) -> None:
+    with _STARTS_LOCK:
+        STARTS["forked"] += done.forked
+        STARTS["fresh"] += done.fresh
+        STARTS["fork_failure"] = done.fork_failure or STARTS["fork_failure"]
+
+
 def private_paths(paths: Iterable[Path | str]) -> tuple[str, ...]:
     """What submission code must not read, where bubblewrap can hide it: the
     submissions being graded (each notebook is copied into its own folder
@@ -288,7 +309,11 @@ def run_checks(
     while remaining:
         nonce = secrets.token_hex(16)
         groups = answer_groups(remaining)
-        commands = [where.command(ANSWERS, hide=_answer_files(g)) for g in groups]
+        hides = [[*where.private, *_answer_files(g)] for g in groups]
+        commands = [where.command(ANSWERS, hide=h) for h in hides]
+        layouts = None
+        if where.mode == "bwrap" and fork_server_enabled():
+            layouts = [confine.layout(where.workdir, hide=h) for h in hides]
         request = wire.JudgeRequest(
             nonce=nonce,
             cells=cells,
@@ -297,6 +322,7 @@ def run_checks(
             commands=commands,
             env=env,
             cwd=where.workdir,
+            layouts=layouts,
         )
         judge = _JUDGES.acquire()
         # The judge enforces each exercise's timeout; this is its backstop.
@@ -310,7 +336,8 @@ def run_checks(
                 if not line.startswith(nonce):
                     continue
                 payload = json.loads(line[len(nonce) :])
-                if payload == wire.Done().as_dict():
+                if "done" in payload:
+                    _count_starts(wire.Done.from_dict(payload))
                     finished = True
                     break
                 verdict = wire.Verdict.from_dict(payload)

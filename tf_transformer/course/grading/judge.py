@@ -30,6 +30,7 @@ from typing import Any
 
 from tf_transformer.course.grading import wire
 from tf_transformer.course.grading.remote import (
+    STARTS,
     STARTUP_ALLOWANCE,
     Abort,
     AnswersProcess,
@@ -139,14 +140,19 @@ def judge(request: wire.JudgeRequest, emit) -> None:
 
     registry = dict(checks.EXERCISES)
     submissions = []
-    for names, command in zip(request.groups, request.commands, strict=True):
+    server = _fork_server() if request.layouts is not None else None
+    layouts = request.layouts or [None] * len(request.groups)
+    for names, command, steps in zip(
+        request.groups, request.commands, layouts, strict=True
+    ):
         exercises = [registry[name] for name in names]
         init = wire.AnswersInit(
             cells=request.cells,
             objects={ex.object_name: ex.name for ex in exercises},
             hidden_modules=hidden_modules(exercises),
         )
-        submission = AnswersProcess(command, request.env, request.cwd, init)
+        fork = (server, steps) if server is not None else None
+        submission = AnswersProcess(command, request.env, request.cwd, init, fork)
         try:
             submission.launch()  # all groups start TensorFlow at once
         except Abort:
@@ -156,6 +162,21 @@ def judge(request: wire.JudgeRequest, emit) -> None:
         for ex in exercises:
             emit(_judge_one(ex, submission, float(request.timeout)))
         submission.stop()
+    STARTS["fork_failure"] = server.broken if server is not None else ""
+
+
+def _fork_server():
+    """This judge's fork server; its environment is a submission's, with
+    the server's own folder as home and temporary folder."""
+    from tf_transformer.course.grading import confine, forks
+    from tf_transformer.course.grading.grade import _submission_env
+
+    def environment(folder: str) -> dict[str, str]:
+        env = _submission_env(folder, confine.Limits(), 0.0)
+        env.pop(confine.LIMITS_ENV, None)
+        return env
+
+    return forks.server(environment)
 
 
 def _failure(ex, submission: AnswersProcess, timeout: float) -> wire.Verdict:
@@ -225,8 +246,9 @@ def main() -> int:
             out.write(nonce + message.dumps())
             out.flush()
 
+        STARTS.update(forked=0, fresh=0, fork_failure="")
         judge(request, emit)
-        emit(wire.Done())
+        emit(wire.Done(**STARTS))
     return 0
 
 

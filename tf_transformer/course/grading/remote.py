@@ -30,6 +30,9 @@ import numpy as np
 from tf_transformer.course.grading import confine, wire
 
 STARTUP_ALLOWANCE = 180.0  # seconds for the submission's process to import TF
+# How the answers' processes of the judge's current request started
+# (`wire.Done`): forked from the fork server, or afresh (and why).
+STARTS = {"forked": 0, "fresh": 0, "fork_failure": ""}
 MAX_LINE = 512 << 20
 
 
@@ -66,8 +69,11 @@ class AnswersProcess:
     """The answers' process of one group of exercises, started on demand,
     restarted after a failure."""
 
-    def __init__(self, command, env, cwd, init: wire.AnswersInit):
+    def __init__(self, command, env, cwd, init: wire.AnswersInit, fork=None):
+        """`fork`: (fork server, view) to fork the process from
+        (`forks.ForkServer`); `command` starts it where the server cannot."""
         self.command, self.env, self.cwd, self.init = command, env, cwd, init
+        self.fork = fork
         self.process: subprocess.Popen | None = None
         self.ready: dict[str, wire.Definition] | None = None
         self.failure: tuple[str, str, str] | None = None
@@ -85,14 +91,27 @@ class AnswersProcess:
     def launch(self) -> None:
         """Start the process and send it the cells (it then imports TensorFlow
         and defines the answers while the judge goes on)."""
-        self.process, self.tail = confine.start_with_tail(
-            self.command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            cwd=self.cwd,
-            env=self.env,
-            start_new_session=True,
-        )
+        self.process = None
+        if self.fork is not None:
+            from tf_transformer.course.grading import forks
+
+            server, steps = self.fork
+            try:
+                self.process = server.fork(self.env, self.cwd, steps)
+                self.tail = self.process.tail
+                STARTS["forked"] += 1
+            except forks.ForkFailed:
+                self.fork = None  # and from now on afresh
+        if self.process is None:
+            self.process, self.tail = confine.start_with_tail(
+                self.command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                cwd=self.cwd,
+                env=self.env,
+                start_new_session=True,
+            )
+            STARTS["fresh"] += 1
         self.lines: queue.Queue = queue.Queue()
 
         def pump(stream=self.process.stdout, sink=self.lines) -> None:
@@ -116,12 +135,33 @@ class AnswersProcess:
     def stop(self) -> None:
         if self.process is None:
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if hasattr(self.process, "kill_tree"):  # forked: its PID namespace
+            self.process.kill_tree()
+        else:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         self.process.wait()
         self.process = None
+
+    def _fork_setup_failed(self) -> bool:
+        """A forked process that could not be set up (no submission code
+        ran): say so on its server and start this one afresh."""
+        from tf_transformer.course.grading import forkserver
+
+        if self.fork is None or self.process.returncode != forkserver.SETUP_FAILED:
+            return False
+        server, _ = self.fork
+        server.broken = server.broken or (
+            "a forked process could not be set up ("
+            + confine.ended(self.process.returncode, self.tail.text())
+            + ")"
+        )
+        self.fork = None
+        STARTS["forked"] -= 1
+        self.launch()
+        return True
 
     def _fail(self, status: str, what: str) -> Abort:
         """Stop the process; `what` is "took", "died" or a message."""
@@ -155,6 +195,8 @@ class AnswersProcess:
                 raise self._fail("timeout", "took") from None
             if line is None:
                 self.process.wait()
+                if request_id is None and self._fork_setup_failed():
+                    continue  # started afresh: its Ready comes on the new lines
                 raise self._fail("error", "died")
             try:
                 reply = json.loads(line)

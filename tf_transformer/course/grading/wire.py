@@ -268,6 +268,9 @@ class JudgeRequest(Message):
     commands: list[list[str]]
     env: dict[str, str]
     cwd: str
+    # Per group, the view (`confine.layout`) of an answers' process forked
+    # from the judge's fork server (`forks`); None: `commands` start them.
+    layouts: list[list[list[str]]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,9 +284,14 @@ class Verdict(Message):
 
 @dataclasses.dataclass(frozen=True)
 class Done(Message):
-    """Judge -> grader: every exercise of the request has its verdict."""
+    """Judge -> grader: every exercise of the request has its verdict;
+    how many answers' processes were forked (`forks`) and started afresh,
+    and why the fork server could not serve (if it could not)."""
 
     done: bool = True
+    forked: int = 0
+    fresh: int = 0
+    fork_failure: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
