@@ -18,8 +18,12 @@ importing TensorFlow (what each process that runs submission code pays),
 and a blank notebook graded alone (`--skip-fixed` skips both).
 
     python bench/grade_throughput.py [--lessons 2 5 8] [--students 2]
-        [--jobs 1 2] [--sandbox auto] [--no-execute-only] [--skip-fixed]
-        [--checkout DIR]
+        [--jobs 1 2] [--sandbox auto] [--fork-server on off]
+        [--no-execute-only] [--skip-fixed] [--checkout DIR]
+
+`--fork-server on off` runs each configuration with the answers' processes
+forked from the judges' fork servers and started afresh, one after the
+other (see docs/grading.md, "The fork server").
 
 `--checkout DIR` grades with the `tf_transformer` of another clone (an
 older grader, for a before/after comparison on the same class); a grader

@@ -8,8 +8,8 @@ holds (their /proc shows no other process, /tmp holds nothing of another
 submission, no capability is left, nothing outside their folder is
 writable), and of two notebooks graded one after the other by the same
 judge, the first of which changes NumPy, TensorFlow and `sys.modules`
-from inside its answer: the second finds them untouched (each child is a copy of a server
-that no submission ever touched).
+from inside its answer: the second finds them untouched (each child is a
+copy of a server that no submission ever touched).
 """
 
 import shutil
@@ -109,9 +109,10 @@ def forked_run():
         pytest.skip(f"{grade.FORK_SERVER_ENV} turns the fork server off")
     folder = Path("/var/tmp") / f"tf-transformer-forks-{uuid.uuid4().hex}"
     try:
-        write_class(folder / "isolation", {
-            "a": [ISOLATED, CORRECT_CAUSAL], "b": [ISOLATED, CORRECT_CAUSAL]
-        })
+        write_class(
+            folder / "isolation",
+            {"a": [ISOLATED, CORRECT_CAUSAL], "b": [ISOLATED, CORRECT_CAUSAL]},
+        )
         isolation = _grade(folder / "isolation", jobs=2)
         write_class(folder / "state", {"1_tampering": [TAMPERING, CORRECT_CAUSAL]})
         first = _grade(folder / "state", jobs=1)
@@ -208,6 +209,7 @@ class _Refusing:
         pass
 
 
+@pytest.mark.slow
 def test_a_fork_happens_only_while_one_thread_runs():
     script = (
         "import sys, threading, time\n"
@@ -217,7 +219,9 @@ def test_a_fork_happens_only_while_one_thread_runs():
         "threading.Thread(target=time.sleep, args=(2,), daemon=True).start()\n"
         "print(alone, forkserver.single_threaded())\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True
+    )
     assert done.stdout.split() == ["True", "False"], done.stderr
 
 
@@ -234,7 +238,9 @@ def test_the_server_view_binds_the_private_folders_and_reaches_python():
         assert ("bind", root, root) in steps
     for root in confine.unreachable_roots():
         assert ("tmpfs", root) in steps
-        bound = [s[1] for s in steps if s[0] == "ro-bind" and confine.inside(s[1], root)]
+        bound = [
+            s[1] for s in steps if s[0] == "ro-bind" and confine.inside(s[1], root)
+        ]
         assert bound, f"nothing of what Python needs is bound back into {root}"
     args = confine.wrap(["true"], "/", steps=steps)
     for kind, *paths in steps:
@@ -255,3 +261,27 @@ def test_the_layout_is_what_bubblewrap_is_given(tmp_path):
     assert args[start : start + len(flat)] == flat
     assert ("ro-bind", "/dev/null", hidden) in steps
     assert steps[-1] == ("bind", work, work)
+
+
+def test_the_command_says_when_processes_were_started_afresh(monkeypatch, capsys):
+    from tf_transformer.course.grading import commands
+
+    monkeypatch.setitem(grade.STARTS, "fork_failure", "the fork server stopped")
+    monkeypatch.setitem(grade.STARTS, "fresh", 3)
+    commands.report_starts()
+    err = capsys.readouterr().err
+    assert "the fork server stopped" in err and "3 answers' process(es)" in err
+    monkeypatch.setitem(grade.STARTS, "fork_failure", "")
+    commands.report_starts()
+    assert capsys.readouterr().err == ""
+
+
+def test_the_grade_and_check_commands_take_no_fork_server():
+    from tf_transformer.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["grade", "class/", "--out", "g.csv", "--no-fork-server"])
+    assert args.no_fork_server
+    args = parser.parse_args(["check", "05_masking.ipynb", "--no-fork-server"])
+    assert args.no_fork_server
+    assert not parser.parse_args(["check", "05_masking.ipynb"]).no_fork_server

@@ -148,6 +148,7 @@ def run_grade(args: argparse.Namespace) -> int:
             done=done,
             on_submission=append,
         )
+    commands.report_starts()
     reports.write_csv(rows, args.out)  # in submission order
     for path in commands.write_outputs(rows, args):
         print(f"wrote {path}")

@@ -226,6 +226,21 @@ def confinement(args: argparse.Namespace):
     return sandbox, limits
 
 
+def report_starts() -> None:
+    """On stderr, where the fork server could not serve: why, and how many
+    answers' processes were started afresh instead (same isolation,
+    slower)."""
+    from tf_transformer.course.grading import grade
+
+    if grade.STARTS["fork_failure"]:
+        print(
+            f"note: {grade.STARTS['fork_failure']}; {grade.STARTS['fresh']} "
+            "answers' process(es) were started afresh instead (the same "
+            "isolation, about 3 CPU s more each)",
+            file=sys.stderr,
+        )
+
+
 def add_check_command(commands) -> None:
     parser = commands.add_parser(
         "check",
@@ -281,6 +296,7 @@ def run_check(args: argparse.Namespace) -> int:
         sandbox=mode,
         limits=limits,
     )
+    report_starts()
     if not rows:
         print(f"{args.notebook.name}: this lesson has no graded exercises")
         return 0

@@ -74,6 +74,38 @@ class Limits:
         return {LIMITS_ENV: json.dumps(limits)}
 
 
+def child_env() -> dict[str, str]:
+    """The environment of the grader's child processes: the library on
+    `PYTHONPATH`, TensorFlow's log quiet, hashing seeded."""
+    env = dict(os.environ)
+    root = str(package_root())
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.pop("TF_TRANSFORMER_GRADING", None)
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+def submission_env(workdir: str, limits: Limits, wall_seconds: float) -> dict:
+    """Environment of a process that runs submission code: its home, Jupyter
+    and matplotlib folders inside its own folder, and its resource limits."""
+    env = child_env()
+    home = os.path.join(workdir, "home")
+    os.makedirs(home, exist_ok=True)
+    hand_over(home)
+    env.update(
+        HOME=home,
+        JUPYTER_RUNTIME_DIR=os.path.join(home, "jupyter"),
+        IPYTHONDIR=os.path.join(home, "ipython"),
+        MPLCONFIGDIR=os.path.join(home, "matplotlib"),
+        TMPDIR=workdir,
+        # A submission never writes to (or reads from) a learner's workbook.
+        TF_TRANSFORMER_WORKBOOK="off",
+    )
+    env.update(limits.environment(wall_seconds))
+    return env
+
+
 def apply_limits() -> None:
     """In a child process: set the resource limits the grader asks for (JSON
     in `LIMITS_ENV`) on it and everything it starts, before any submission

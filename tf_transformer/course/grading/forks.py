@@ -106,9 +106,11 @@ class ForkServer:
         if not isinstance(first, dict) or not first.get("ready"):
             self.close()
             code = self.process.poll()
-            self.broken = "the fork server did not start (" + confine.ended(
-                code, self.tail.text()
-            ) + ")"
+            self.broken = (
+                "the fork server did not start ("
+                + confine.ended(code, self.tail.text())
+                + ")"
+            )
             return
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -169,7 +171,10 @@ class ForkServer:
             reply = self.replies.pop(number, None)
             if reply is not None and "pid" in reply:
                 child = Forked(
-                    self, reply["pid"], os.fdopen(mine[0], "wb"), os.fdopen(mine[1], "rb")
+                    self,
+                    reply["pid"],
+                    os.fdopen(mine[0], "wb"),
+                    os.fdopen(mine[1], "rb"),
                 )
                 if reply["pid"] in self.ended_early:
                     child.returncode = self.ended_early.pop(reply["pid"])

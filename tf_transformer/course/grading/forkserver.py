@@ -72,7 +72,17 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 # images), imported once here too: a forked answers' process then imports
 # only the library itself (measured: 0.18 instead of 0.64 CPU s). Never
 # the library: its graded answers are hidden per process.
-ALSO_IMPORTED = ("tensorflow_datasets", "tensorflow_text", "PIL.Image", "statistics", "tqdm")
+ALSO_IMPORTED = (
+    "tensorflow_datasets",
+    "tensorflow_text",
+    "PIL.Image",
+    "statistics",
+    "tqdm",
+)
+# What every lesson's notebook imports in its cells, which the answers'
+# process runs (measured: about 0.5 CPU s each time); imported after Keras,
+# which leaves its plotting features off (`answers.SKIPPED_AT_START`).
+IMPORTED_BY_NOTEBOOKS = ("matplotlib.pyplot",)
 # What a process sees in /proc besides itself: the machine's description.
 PROC_FILES = ("cpuinfo", "meminfo", "stat", "uptime", "loadavg", "version")
 
@@ -155,7 +165,9 @@ def _build_view(steps: list) -> None:
         for step in steps
         if step[0] in ("ro-bind", "bind")
     }
-    proc = {name: os.open(f"/proc/{name}", os.O_PATH | os.O_CLOEXEC) for name in PROC_FILES}
+    proc = {
+        name: os.open(f"/proc/{name}", os.O_PATH | os.O_CLOEXEC) for name in PROC_FILES
+    }
     proc["self"] = os.open(f"/proc/{me}", os.O_PATH | os.O_CLOEXEC)
     fd_path = f"/proc/{me}/fd/{{}}"  # /proc/self would name the reader
     made: list[str] = []  # our empty folders: read-only once filled
@@ -170,7 +182,12 @@ def _build_view(steps: list) -> None:
         _make_target(target, os.path.isdir(fd_path.format(handle)))
         _mount(fd_path.format(handle), target, None, MS_BIND | MS_REC)
         if kind == "ro-bind":
-            _mount(None, target, None, _kept_flags(target) | MS_REMOUNT | MS_BIND | MS_RDONLY)
+            _mount(
+                None,
+                target,
+                None,
+                _kept_flags(target) | MS_REMOUNT | MS_BIND | MS_RDONLY,
+            )
     # /proc: only this process and the machine's description. Built in a
     # folder of our own, then moved over the server's /proc.
     stage = os.path.join(made[0], f".proc-{me}") if made else None
@@ -207,7 +224,9 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_uint32) for name in ("effective", "permitted", "inheritable")]
+    _fields_ = [
+        (name, ctypes.c_uint32) for name in ("effective", "permitted", "inheritable")
+    ]
 
 
 def _drop_capabilities() -> None:
@@ -282,9 +301,9 @@ def _answers(request: dict, stdio: list[int]) -> None:
 # -- the server --------------------------------------------------------------
 def _prepare(here: str) -> None:
     """What every answers' process imports first, imported once, as the
-    answers' process imports it (`answers.startup_imports`), and
-    `ALSO_IMPORTED`; then the grading folder leaves the path, as for
-    answers.py run as a script."""
+    answers' process imports it (`answers.startup_imports`),
+    `ALSO_IMPORTED` and `IMPORTED_BY_NOTEBOOKS`; then the grading folder
+    leaves the path, as for answers.py run as a script."""
     import importlib
 
     import answers
@@ -296,6 +315,11 @@ def _prepare(here: str) -> None:
                 importlib.import_module(name)
             except ImportError:
                 pass  # the answers' process meets the same error itself
+    for name in IMPORTED_BY_NOTEBOOKS:  # as a notebook's own import does
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
 
 

@@ -127,36 +127,8 @@ def identify_lesson(cells: list[str], filename: str = "") -> int | None:
     return None
 
 
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    package_root = str(confine.package_root())
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [package_root, env.get("PYTHONPATH")])
-    )
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    env.pop("TF_TRANSFORMER_GRADING", None)
-    env["PYTHONHASHSEED"] = "0"
-    return env
-
-
-def _submission_env(workdir: str, limits: Limits, wall_seconds: float) -> dict:
-    """Environment of a process that runs submission code: its home, Jupyter
-    and matplotlib folders inside its own folder, and its resource limits."""
-    env = _child_env()
-    home = os.path.join(workdir, "home")
-    os.makedirs(home, exist_ok=True)
-    confine.hand_over(home)
-    env.update(
-        HOME=home,
-        JUPYTER_RUNTIME_DIR=os.path.join(home, "jupyter"),
-        IPYTHONDIR=os.path.join(home, "ipython"),
-        MPLCONFIGDIR=os.path.join(home, "matplotlib"),
-        TMPDIR=workdir,
-        # A submission never writes to (or reads from) a learner's workbook.
-        TF_TRANSFORMER_WORKBOOK="off",
-    )
-    env.update(limits.environment(wall_seconds))
-    return env
+_child_env = confine.child_env
+_submission_env = confine.submission_env
 
 
 RUNNER = Path(__file__).with_name("runner.py")

@@ -169,10 +169,9 @@ def _fork_server():
     """This judge's fork server; its environment is a submission's, with
     the server's own folder as home and temporary folder."""
     from tf_transformer.course.grading import confine, forks
-    from tf_transformer.course.grading.grade import _submission_env
 
     def environment(folder: str) -> dict[str, str]:
-        env = _submission_env(folder, confine.Limits(), 0.0)
+        env = confine.submission_env(folder, confine.Limits(), 0.0)
         env.pop(confine.LIMITS_ENV, None)
         return env
 
