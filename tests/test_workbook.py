@@ -245,10 +245,10 @@ def test_a_notebook_cell_is_found_in_the_kernel_history(folder, tmp_path):
 
 
 def test_graded_submissions_run_with_the_workbook_off(tmp_path, monkeypatch):
-    from tf_transformer.course.grading import grade
+    from tf_transformer.course.grading import confine
 
     monkeypatch.setenv(workbook.WORKBOOK_ENV, str(tmp_path / "instructor"))
-    env = grade._submission_env(str(tmp_path), grade.Limits(), 10.0)
+    env = confine.submission_env(str(tmp_path), confine.Limits(), 10.0)
     assert env[workbook.WORKBOOK_ENV] == "off"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +33,7 @@ class ForkFailed(RuntimeError):
 class Forked:
     """An answers' process from the server, with the part of
     `subprocess.Popen` that `AnswersProcess` uses: `stdin`, `stdout`,
-    `wait`, `poll`, `returncode`, and `kill_tree` (the process and all it
+    `wait`, `returncode`, and `kill_tree` (the process and all it
     started: its PID namespace ends with it)."""
 
     def __init__(self, server: ForkServer, pid: int, stdin, stdout):
@@ -40,9 +41,6 @@ class Forked:
         self.stdin, self.stdout = stdin, stdout
         self.returncode: int | None = None
         self.ended = threading.Event()
-
-    def poll(self) -> int | None:
-        return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         if not self.ended.wait(timeout):
@@ -200,7 +198,7 @@ class ForkServer:
         self.channel.close()
         if self.process is not None:
             try:
-                os.killpg(self.process.pid, 9)
+                os.killpg(self.process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
             self.process.wait()

@@ -127,10 +127,6 @@ def identify_lesson(cells: list[str], filename: str = "") -> int | None:
     return None
 
 
-_child_env = confine.child_env
-_submission_env = confine.submission_env
-
-
 RUNNER = Path(__file__).with_name("runner.py")
 ANSWERS = Path(__file__).with_name("answers.py")
 STARTUP_ALLOWANCE = 180.0  # seconds for a process to import TensorFlow
@@ -177,7 +173,7 @@ def _start_failure(mode: str, limits: Limits) -> str | None:
     with tempfile.TemporaryDirectory(prefix="tf-transformer-grade-") as workdir:
         confine.hand_over(workdir)
         where = Confinement(mode, limits, os.path.realpath(workdir))
-        env = _submission_env(where.workdir, limits, STARTUP_ALLOWANCE)
+        env = confine.submission_env(where.workdir, limits, STARTUP_ALLOWANCE)
         process = _spawn(where.command(ANSWERS, ["--probe"]), where.workdir, env)
         try:
             process.communicate("", timeout=STARTUP_ALLOWANCE)
@@ -277,7 +273,7 @@ def run_checks(
 
     results: dict[str, wire.Verdict] = {}
     remaining = list(exercises)
-    env = _submission_env(where.workdir, where.limits, timeout * len(exercises))
+    env = confine.submission_env(where.workdir, where.limits, timeout * len(exercises))
     while remaining:
         nonce = secrets.token_hex(16)
         groups = answer_groups(remaining)
@@ -341,7 +337,7 @@ class _Judge:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             cwd=os.getcwd(),
-            env=_child_env(),
+            env=confine.child_env(),
             start_new_session=True,
             text=True,
         )
@@ -502,7 +498,9 @@ def _execute(path: Path, timeout: float, where: Confinement) -> wire.NotebookRun
     process = _spawn(
         where.command(RUNNER, [copy, str(timeout)]),
         where.workdir,
-        _submission_env(where.workdir, where.limits, timeout + STARTUP_ALLOWANCE),
+        confine.submission_env(
+            where.workdir, where.limits, timeout + STARTUP_ALLOWANCE
+        ),
     )
     try:
         stdout, _ = process.communicate("", timeout=timeout)
